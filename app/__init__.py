@@ -1,0 +1,1 @@
+"""mlpatron: an ML experiment crowdfunding platform."""

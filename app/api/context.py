@@ -1,0 +1,90 @@
+"""The GraphQL context: who is calling (session cookie or API key), per-request loaders, trace id."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.types import Info as _Info
+
+from app.accounts import services as accounts
+from app.accounts.models import ApiKey, User
+from app.api.errors import Forbidden, Unauthenticated
+from app.api.loaders import Loaders
+
+SESSION_COOKIE = "mlp_session"
+
+
+@dataclass
+class Context:
+    request: Request | WebSocket | None
+    response: Response | None
+    user: User | None = None
+    api_key: ApiKey | None = None
+    trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    loaders: Loaders = field(default_factory=Loaders)
+    connection_params: dict[str, Any] | None = None
+    # A credential was presented but is wrong: anything needing a user reports this instead.
+    auth_error: Unauthenticated | None = None
+
+    @property
+    def is_human(self) -> bool:
+        return self.user is not None and self.api_key is None
+
+    def require_user(self) -> User:
+        if self.auth_error is not None:
+            raise self.auth_error
+        if self.user is None:
+            raise Unauthenticated()
+        return self.user
+
+    def require_human(self) -> User:
+        """Deposits and API key creation: a browser session only, never an agent's key."""
+        user = self.require_user()
+        if self.api_key is not None:
+            raise Forbidden("This operation is for humans in the web UI; API keys cannot perform it.")
+        return user
+
+    def require_admin(self) -> User:
+        user = self.require_user()
+        if not user.is_admin:
+            raise Forbidden("Administrators only.")
+        return user
+
+
+async def authenticate(authorization: str | None, session_token: str | None) -> tuple[User | None, ApiKey | None]:
+    """Resolve the caller; a presented but wrong API key raises (expired sessions are anonymous)."""
+    if authorization:
+        scheme, _, secret = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise Unauthenticated("Authorization header must be 'Bearer mlp_sk_…'.")
+        found = await accounts.authenticate_api_key(secret.strip())
+        if found is None:
+            raise Unauthenticated("Invalid or revoked API key.")
+        return found
+    if session_token:
+        user = await accounts.user_for_session(session_token)
+        if user is not None:
+            return user, None
+    return None, None
+
+
+async def build_context(
+    request: Request | WebSocket | None,
+    response: Response | None,
+    authorization: str | None,
+    session_token: str | None,
+) -> Context:
+    ctx = Context(request=request, response=response)
+    try:
+        ctx.user, ctx.api_key = await authenticate(authorization, session_token)
+    except Unauthenticated as exc:
+        ctx.auth_error = exc
+    return ctx
+
+
+Info = _Info[Context, None]

@@ -1,0 +1,164 @@
+"""Error conventions.
+
+Expected failures of a mutation are *typed results* (union members implementing `Error`);
+the service layer raises `DomainError` subclasses and the GraphQL layer turns them into those
+types with `error_payload`. Failures of access or addressing (unauthenticated, forbidden, not
+found, rate limited, bad arguments) are GraphQL errors carrying `extensions.code` and `traceId`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+
+@strawberry.enum
+class ErrorCode(enum.Enum):
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    RUN_NOT_FUNDABLE = "RUN_NOT_FUNDABLE"
+    INVALID_STATE = "INVALID_STATE"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    EDIT_NOT_APPLICABLE = "EDIT_NOT_APPLICABLE"
+    MLPROJECT_ERROR = "MLPROJECT_ERROR"
+    GIT_ERROR = "GIT_ERROR"
+    PAYMENTS_NOT_CONFIGURED = "PAYMENTS_NOT_CONFIGURED"
+
+
+# ---- domain errors (raised by services) ---------------------------------------------------
+
+
+class DomainError(Exception):
+    code: ErrorCode = ErrorCode.VALIDATION_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(DomainError):
+    code = ErrorCode.VALIDATION_FAILED
+
+    def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
+        super().__init__(message or "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+class InvalidCredentials(DomainError):
+    code = ErrorCode.INVALID_CREDENTIALS
+
+
+class InvalidState(DomainError):
+    code = ErrorCode.INVALID_STATE
+
+
+# ---- GraphQL errors (access and addressing) -----------------------------------------------
+
+
+class ApiError(GraphQLError):
+    """A GraphQL error that is safe to show: never masked, always carries a code."""
+
+    def __init__(self, message: str, code: str, **extensions: Any) -> None:
+        super().__init__(message, extensions={"code": code, **extensions})
+
+
+class Unauthenticated(ApiError):
+    def __init__(self, message: str = "Authentication required.") -> None:
+        super().__init__(message, "UNAUTHENTICATED")
+
+
+class Forbidden(ApiError):
+    def __init__(self, message: str = "You are not allowed to do this.") -> None:
+        super().__init__(message, "FORBIDDEN")
+
+
+class NotFound(ApiError):
+    def __init__(self, what: str = "Object") -> None:
+        super().__init__(f"{what} not found.", "NOT_FOUND")
+
+
+class BadInput(ApiError):
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "BAD_USER_INPUT")
+
+
+class RateLimited(ApiError):
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Rate limit exceeded; retry in {retry_after} s.", "RATE_LIMITED", retryAfter=retry_after)
+        self.retry_after = retry_after
+
+
+# ---- typed error results ------------------------------------------------------------------
+
+
+@strawberry.interface
+class Error:
+    message: str
+    code: ErrorCode
+
+
+@strawberry.type
+class FieldError:
+    field: str
+    message: str
+
+
+@strawberry.type
+class ValidationFailed(Error):
+    fields: list[FieldError]
+
+
+@strawberry.type
+class InvalidCredentialsError(Error):
+    pass
+
+
+@strawberry.type
+class InvalidStateError(Error):
+    pass
+
+
+_E = TypeVar("_E", bound=DomainError)
+_converters: dict[type[DomainError], Callable[[Any], Any]] = {}
+
+
+def converts(error_cls: type[_E]) -> Callable[[Callable[[_E], Any]], Callable[[_E], Any]]:
+    """Register how a domain error becomes its GraphQL error type."""
+
+    def register(fn: Callable[[_E], Any]) -> Callable[[_E], Any]:
+        _converters[error_cls] = fn
+        return fn
+
+    return register
+
+
+def error_payload(err: DomainError) -> Any:
+    for cls in type(err).__mro__:
+        if cls in _converters:
+            return _converters[cls](err)
+    raise err
+
+
+@converts(ValidationError)
+def _validation(err: ValidationError) -> ValidationFailed:
+    return ValidationFailed(
+        message=err.message,
+        code=err.code,
+        fields=[FieldError(field=k, message=v) for k, v in err.fields.items()],
+    )
+
+
+@converts(InvalidCredentials)
+def _credentials(err: InvalidCredentials) -> InvalidCredentialsError:
+    return InvalidCredentialsError(message=err.message, code=err.code)
+
+
+@converts(InvalidState)
+def _state(err: InvalidState) -> InvalidStateError:
+    return InvalidStateError(message=err.message, code=err.code)

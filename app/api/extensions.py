@@ -1,0 +1,56 @@
+"""Schema extensions: cost limits and error hygiene (masked internals, a trace id on every error)."""
+
+from __future__ import annotations
+
+import logging
+
+from graphql import GraphQLError
+from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.relay.types import GlobalIDValueError
+
+log = logging.getLogger("mlpatron.graphql")
+
+MAX_DEPTH = 12
+MAX_TOKENS = 4000
+MAX_ALIASES = 30
+
+
+def _is_safe(error: GraphQLError) -> bool:
+    original = error.original_error
+    # No original error: a parse/validation error produced by graphql-core itself (safe to show).
+    return original is None or isinstance(original, GraphQLError)
+
+
+class TracedErrors(MaskErrors):
+    """Masks unexpected exceptions, maps bad global ids to BAD_USER_INPUT, stamps `traceId`."""
+
+    def __init__(self) -> None:
+        super().__init__(should_mask_error=lambda e: not _is_safe(e), error_message="Internal server error.")
+
+    def _process_errors(self, errors: list[GraphQLError]) -> list[GraphQLError]:
+        trace_id = getattr(self.execution_context.context, "trace_id", None)
+        out: list[GraphQLError] = []
+        for error in errors:
+            original = error.original_error
+            if isinstance(original, GlobalIDValueError):
+                error = GraphQLError(
+                    "Malformed id.", nodes=error.nodes, path=error.path, extensions={"code": "BAD_USER_INPUT"}
+                )
+            elif not _is_safe(error):
+                log.error("unhandled error [trace %s]", trace_id, exc_info=original)
+                error = self.anonymise_error(error)
+                error.extensions = {"code": "INTERNAL_SERVER_ERROR"}
+            elif original is None and not error.extensions:
+                error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+            error.extensions = {**(error.extensions or {}), "traceId": trace_id}
+            out.append(error)
+        return out
+
+
+def schema_extensions() -> list:
+    return [
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        TracedErrors,
+    ]

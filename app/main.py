@@ -1,0 +1,119 @@
+"""The ASGI application: /graphql (HTTP + websockets), health, readiness, metrics, the SPA."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from tortoise import connections
+
+from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
+from app.api.errors import Unauthenticated
+from app.db import close_db, init_db
+from app.runtime import Runtime, set_runtime
+from app.settings import Settings, get_settings
+
+log = logging.getLogger("mlpatron")
+GRAPHQL_REQUESTS = Counter("mlpatron_graphql_requests_total", "GraphQL HTTP requests", ["method"])
+
+
+class GraphQLApp(GraphQL):
+    async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
+        if isinstance(request, Request):
+            GRAPHQL_REQUESTS.labels(request.method).inc()
+        return await build_context(
+            request, response, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
+        )
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        """`connection_init` may carry `{"authorization": "Bearer mlp_sk_…"}`; otherwise the cookie counts."""
+        params = context.connection_params if isinstance(context.connection_params, dict) else {}
+        auth = params.get("authorization") or params.get("Authorization")
+        if auth:
+            try:
+                context.user, context.api_key = await authenticate(str(auth), None)
+                context.auth_error = None
+            except Unauthenticated as exc:
+                context.auth_error = exc
+        return None
+
+
+async def start_runtime(settings: Settings) -> Runtime:
+    await init_db(settings.database_url)
+    redis = Redis.from_url(settings.redis_url, decode_responses=True)
+    runtime = Runtime(redis=redis)
+    set_runtime(runtime)
+    return runtime
+
+
+async def stop_runtime(runtime: Runtime) -> None:
+    await runtime.redis.aclose()
+    set_runtime(None)
+    await close_db()
+
+
+async def health(_: Request) -> Response:
+    return JSONResponse({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
+    """Ready only when the database and Redis answer."""
+    checks: dict[str, str] = {}
+    try:
+        await connections.get("default").execute_query("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"error: {type(exc).__name__}"
+    try:
+        await request.app.state.runtime.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"error: {type(exc).__name__}"
+    ok = all(v == "ok" for v in checks.values())
+    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+
+async def metrics(_: Request) -> Response:
+    return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    from app.schema import schema
+
+    settings = settings or get_settings()
+    graphql = GraphQLApp(
+        schema,
+        graphql_ide="graphiql",
+        subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        runtime = await start_runtime(settings)
+        app.state.runtime = runtime
+        try:
+            yield
+        finally:
+            await stop_runtime(runtime)
+
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/graphql/", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+        WebSocketRoute("/graphql/", graphql),
+        Route("/health", health),
+        Route("/ready", ready),
+        Route("/metrics", metrics),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,17 @@
+from tortoise import fields
+
+from app.models_base import Entity
+
+
+class Project(Entity):
+    owner = fields.ForeignKeyField("models.User", related_name="projects", on_delete=fields.RESTRICT)
+    title = fields.CharField(max_length=200)
+    git_url = fields.CharField(max_length=500)
+    notes = fields.TextField(default="")
+    notes_version = fields.IntField(default=1)
+    # Surplus kept by the project (`to_project` policy); moved only through the ledger.
+    balance_cents = fields.BigIntField(default=0)
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "projects"

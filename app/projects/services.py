@@ -1,0 +1,81 @@
+"""Projects: create, update (owner only), list with filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tortoise.expressions import Q
+from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
+
+from app.accounts.models import User
+from app.api.errors import Forbidden, ValidationError
+from app.execution.git import GitError, validate_git_url
+from app.projects.models import Project
+from app.revisions import services as revisions
+from app.revisions.errors import VersionConflict
+from app.settings import get_settings
+
+TITLE_MAX = 200
+NOTES_MAX = 100_000
+
+
+def _validate(title: str | None, git_url: str | None, notes: str | None) -> dict[str, Any]:
+    errors: dict[str, str] = {}
+    clean: dict[str, Any] = {}
+    if title is not None:
+        title = title.strip()
+        if not (1 <= len(title) <= TITLE_MAX):
+            errors["title"] = f"1-{TITLE_MAX} characters"
+        clean["title"] = title
+    if git_url is not None:
+        try:
+            clean["git_url"] = validate_git_url(git_url.strip(), allow_local=get_settings().allow_local_repos)
+        except GitError as exc:
+            errors["gitUrl"] = str(exc)
+    if notes is not None:
+        if len(notes) > NOTES_MAX:
+            errors["notes"] = f"at most {NOTES_MAX} characters"
+        clean["notes"] = notes
+    if errors:
+        raise ValidationError(errors)
+    return clean
+
+
+async def create_project(owner: User, *, title: str, git_url: str, notes: str = "") -> Project:
+    fields = _validate(title, git_url, notes)
+    async with in_transaction():
+        project = await Project.create(owner=owner, **fields)
+        await revisions.record("project", project.id, 1, project.notes, owner, "created")
+    return project
+
+
+async def update_project(
+    actor: User, project: Project, *, title: str | None = None, git_url: str | None = None,
+    notes: str | None = None, notes_base_version: int | None = None, edit_summary: str = "",
+) -> Project:
+    if project.owner_id != actor.id:
+        raise Forbidden("Only the project owner can update it.")
+    fields = _validate(title, git_url, notes)
+    async with in_transaction():
+        locked = await Project.select_for_update().get(id=project.id)
+        if "notes" in fields and fields["notes"] != locked.notes:
+            if notes_base_version is not None and notes_base_version != locked.notes_version:
+                raise VersionConflict(locked.notes_version, locked.notes)
+            fields["notes_version"] = locked.notes_version + 1
+            await revisions.record("project", locked.id, fields["notes_version"], fields["notes"], actor,
+                                   edit_summary)
+        else:
+            fields.pop("notes", None)
+        if fields:
+            await Project.filter(id=locked.id).update(**fields)
+        return await Project.get(id=locked.id)
+
+
+def search(*, owner_id: Any = None, text: str | None = None) -> QuerySet[Project]:
+    qs = Project.all()
+    if owner_id is not None:
+        qs = qs.filter(owner_id=owner_id)
+    if text:
+        qs = qs.filter(Q(title__icontains=text) | Q(notes__icontains=text))
+    return qs

@@ -1,0 +1,33 @@
+"""Process-wide services wired at start-up (Redis, event bus, executor, tracking).
+
+Services reach them through `get_runtime()` instead of importing the ASGI app, so that
+tests, the CLI and the server share one wiring path (`app.main.start_runtime`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+
+@dataclass
+class Runtime:
+    redis: Redis
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+_runtime: Runtime | None = None
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def get_runtime() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("runtime not started")
+    return _runtime

@@ -1,0 +1,77 @@
+"""Every setting, read once from the environment. Empty means "use the embedded default"."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(
+        default_factory=lambda: Path(os.environ.get("MLPATRON_DATA_DIR", ".mlpatron")).resolve()
+    )
+    database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL", ""))
+    redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", ""))
+    mlflow_tracking_uri: str = field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", ""))
+    # Public MLflow address shown to users; defaults to the tracking URI.
+    mlflow_public_url: str = field(default_factory=lambda: os.environ.get("MLFLOW_PUBLIC_URL", ""))
+    executor: str = field(default_factory=lambda: os.environ.get("EXECUTOR", "local"))
+    # Local paths and file:// git URLs: only for tests and the embedded default.
+    allow_local_repos: bool = field(default_factory=lambda: _bool("ALLOW_LOCAL_REPOS", False))
+    gpu_catalog_path: str = field(default_factory=lambda: os.environ.get("GPU_CATALOG_PATH", ""))
+    secure_cookies: bool = field(default_factory=lambda: _bool("SECURE_COOKIES", False))
+    session_days: int = field(default_factory=lambda: int(os.environ.get("SESSION_DAYS", "14")))
+    public_url: str = field(
+        default_factory=lambda: os.environ.get("PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+    )
+    stripe_secret_key: str = field(default_factory=lambda: os.environ.get("STRIPE_SECRET_KEY", ""))
+    stripe_webhook_secret: str = field(default_factory=lambda: os.environ.get("STRIPE_WEBHOOK_SECRET", ""))
+    stripe_api_base: str = field(default_factory=lambda: os.environ.get("STRIPE_API_BASE", ""))
+    # Seconds added to every estimate for image pull, checkout and start-up.
+    startup_overhead_seconds: int = field(
+        default_factory=lambda: int(os.environ.get("STARTUP_OVERHEAD_SECONDS", "120"))
+    )
+    dryrun_deadline_seconds: int = field(
+        default_factory=lambda: int(os.environ.get("DRYRUN_DEADLINE_SECONDS", "1800"))
+    )
+    # Python environment a local job sees (its bin dir first on PATH); default: the platform's own.
+    job_python_bin: str = field(default_factory=lambda: os.environ.get("JOB_PYTHON_BIN", ""))
+    cancel_grace_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("CANCEL_GRACE_SECONDS", "5"))
+    )
+    smtp_host: str = field(default_factory=lambda: os.environ.get("SMTP_HOST", ""))
+    smtp_port: int = field(default_factory=lambda: int(os.environ.get("SMTP_PORT", "25")))
+    email_from: str = field(default_factory=lambda: os.environ.get("EMAIL_FROM", "mlpatron@localhost"))
+    k8s_namespace: str = field(default_factory=lambda: os.environ.get("K8S_NAMESPACE", "mlpatron-jobs"))
+    # Sign-ups and logins per client IP per hour (guessing passwords, mass sign-up).
+    auth_attempts_per_hour: int = field(default_factory=lambda: int(os.environ.get("AUTH_ATTEMPTS_PER_HOUR", "60")))
+    # The embedded default runs the job watcher inside the API process; replicas pass --api-only.
+    run_watcher: bool = field(default_factory=lambda: _bool("RUN_WATCHER", True))
+
+
+_settings: Settings | None = None
+
+
+def get_settings() -> Settings:
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def override_settings(**changes: object) -> Settings:
+    """Replace the process settings (the CLI and tests resolve embedded URLs, then call this)."""
+    global _settings
+    from dataclasses import replace
+
+    _settings = replace(get_settings(), **changes)
+    return _settings
