@@ -145,6 +145,51 @@ def apikeys_create(user: str = typer.Option(..., help="User handle."), name: str
         typer.echo(secret)
 
 
+@credit_cli.command("grant")
+def credit_grant(
+    user: str = typer.Option(..., help="User handle."), cents: int = typer.Option(..., help="Amount in cents."),
+    reason: str = typer.Option(..., help="Recorded in the ledger memo."),
+) -> None:
+    """Grant promotional credit to a user's wallet (credit is spent before cash)."""
+    from app.accounts.models import User
+    from app.api.errors import DomainError
+    from app.funding import wallets
+    from app.funding.models import Wallet
+
+    with environment() as settings:
+        async def go() -> Wallet | None:
+            row = await User.get_or_none(handle=user.strip().lower())
+            if row is None:
+                return None
+            await wallets.grant_credit(row.id, cents, reason, granted_by="the command line")
+            return await Wallet.get(user_id=row.id)
+
+        try:
+            wallet = _run_db(settings, go)
+        except DomainError as err:
+            typer.echo(f"error: {err.message}", err=True)
+            raise typer.Exit(2) from err
+        if wallet is None:
+            typer.echo(f"error: no user {user!r}", err=True)
+            raise typer.Exit(2)
+        typer.echo(f"granted {cents} cents to {user}: credit {wallet.credit_cents}, cash {wallet.cash_cents}")
+
+
+@ledger_cli.command("check")
+def ledger_check() -> None:
+    """Recompute every balance from the postings; exit 1 on any mismatch (each one printed)."""
+    from app.funding.audit import check_ledger
+
+    with environment() as settings:
+        problems = _run_db(settings, check_ledger)
+    for line in problems:
+        typer.echo(f"MISMATCH {line}")
+    if problems:
+        typer.echo(f"ledger check failed: {len(problems)} problem(s)", err=True)
+        raise typer.Exit(1)
+    typer.echo("ledger check passed: every transaction sums to zero and every balance matches its postings")
+
+
 @cli.command("export-schema")
 def export_schema(output: Path = typer.Option(Path("schema.graphql"), help="Where to write the SDL.")) -> None:
     """Write the GraphQL SDL generated from the code."""

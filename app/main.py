@@ -9,6 +9,9 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from redis.asyncio import Redis
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -21,8 +24,14 @@ from tortoise import connections
 from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
 from app.api.errors import Unauthenticated
 from app.db import close_db, init_db
+from app.events.hub import Hub
+from app.execution.factory import build_executor
+from app.execution.recorder import JobRecorder
+from app.funding.webhooks import stripe_webhook
+from app.runs.lifecycle import Lifecycle
 from app.runtime import Runtime, set_runtime
 from app.settings import Settings, get_settings
+from app.tracking.mlflow import MlflowTracker
 
 log = logging.getLogger("mlpatron")
 GRAPHQL_REQUESTS = Counter("mlpatron_graphql_requests_total", "GraphQL HTTP requests", ["method"])
@@ -50,14 +59,28 @@ class GraphQLApp(GraphQL):
 
 
 async def start_runtime(settings: Settings) -> Runtime:
+    """Database, Redis, tracking, executor and lifecycle: shared by the server, CLI and tests."""
     await init_db(settings.database_url)
-    redis = Redis.from_url(settings.redis_url, decode_responses=True)
-    runtime = Runtime(redis=redis)
+    # Retries let the first command after a Redis restart reconnect instead of failing.
+    redis = Redis.from_url(settings.redis_url, decode_responses=True,
+                           retry=Retry(ExponentialBackoff(cap=2, base=0.05), 8),
+                           retry_on_error=[RedisConnectionError, TimeoutError])
+    hub = Hub(settings.redis_url)
+    hub.start()
+    runtime = Runtime(redis=redis, hub=hub)
     set_runtime(runtime)
+    recorder = JobRecorder()
+    tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
+    runtime.lifecycle = Lifecycle(build_executor(settings, recorder), recorder, tracker)
+    if settings.run_watcher:
+        await runtime.lifecycle.reconcile(startup=True)
     return runtime
 
 
 async def stop_runtime(runtime: Runtime) -> None:
+    if runtime.lifecycle is not None:
+        await runtime.lifecycle.close()
+    await runtime.hub.close()
     await runtime.redis.aclose()
     set_runtime(None)
     await close_db()
@@ -115,5 +138,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics),
+        Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -12,10 +12,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+    from app.events.hub import Hub
+    from app.runs.lifecycle import Lifecycle
+
 
 @dataclass
 class Runtime:
     redis: Redis
+    hub: Hub
+    lifecycle: Lifecycle | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 

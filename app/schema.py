@@ -9,7 +9,14 @@ from strawberry.tools import merge_types
 from app.accounts.schema import AccountsMutation, AccountsQuery
 from app.api.extensions import schema_extensions
 from app.catalog.schema import CatalogQuery
+from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
+from app.feedback.schema import FeedbackMutation, FeedbackQuery
+from app.funding.schema import FundingMutation
+from app.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.projects.schema import ProjectsMutation, ProjectsQuery
+from app.runs.fund_schema import FundRunMutation
+from app.runs.schema import RunsMutation, RunsQuery
+from app.runs.subscriptions import RunsSubscription
 
 
 @strawberry.type
@@ -17,7 +24,16 @@ class NodeQuery:
     node: relay.Node | None = relay.node(description="Any object by its global id.")
 
 
-Query = merge_types("Query", (NodeQuery, AccountsQuery, ProjectsQuery, CatalogQuery))
-Mutation = merge_types("Mutation", (AccountsMutation, ProjectsMutation))
+Query = merge_types("Query", (
+    NodeQuery, AccountsQuery, ProjectsQuery, RunsQuery, CatalogQuery, DiscussionsQuery, NotificationsQuery,
+    FeedbackQuery,
+))
+Mutation = merge_types("Mutation", (
+    AccountsMutation, ProjectsMutation, RunsMutation, FundRunMutation, FundingMutation, DiscussionsMutation,
+    NotificationsMutation, FeedbackMutation,
+))
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, extensions=schema_extensions())
+Subscription = merge_types("Subscription", (RunsSubscription,))
+
+schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
+                           extensions=schema_extensions())

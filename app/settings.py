@@ -36,6 +36,8 @@ class Settings:
     stripe_secret_key: str = field(default_factory=lambda: os.environ.get("STRIPE_SECRET_KEY", ""))
     stripe_webhook_secret: str = field(default_factory=lambda: os.environ.get("STRIPE_WEBHOOK_SECRET", ""))
     stripe_api_base: str = field(default_factory=lambda: os.environ.get("STRIPE_API_BASE", ""))
+    # Handed to the SPA with each deposit so Stripe.js can confirm the PaymentIntent.
+    stripe_publishable_key: str = field(default_factory=lambda: os.environ.get("STRIPE_PUBLISHABLE_KEY", ""))
     # Seconds added to every estimate for image pull, checkout and start-up.
     startup_overhead_seconds: int = field(
         default_factory=lambda: int(os.environ.get("STARTUP_OVERHEAD_SECONDS", "120"))
@@ -54,6 +56,16 @@ class Settings:
     k8s_namespace: str = field(default_factory=lambda: os.environ.get("K8S_NAMESPACE", "mlpatron-jobs"))
     # Sign-ups and logins per client IP per hour (guessing passwords, mass sign-up).
     auth_attempts_per_hour: int = field(default_factory=lambda: int(os.environ.get("AUTH_ATTEMPTS_PER_HOUR", "60")))
+    # Per user; an API key gets the lower ceiling (agents post faster than people read).
+    discussions_per_hour: int = field(default_factory=lambda: int(os.environ.get("DISCUSSIONS_PER_HOUR", "10")))
+    discussions_per_hour_api_key: int = field(
+        default_factory=lambda: int(os.environ.get("DISCUSSIONS_PER_HOUR_API_KEY", "5"))
+    )
+    comments_per_hour: int = field(default_factory=lambda: int(os.environ.get("COMMENTS_PER_HOUR", "30")))
+    comments_per_hour_api_key: int = field(
+        default_factory=lambda: int(os.environ.get("COMMENTS_PER_HOUR_API_KEY", "15"))
+    )
+    feedback_per_day: int = field(default_factory=lambda: int(os.environ.get("FEEDBACK_PER_DAY", "10")))
     # The embedded default runs the job watcher inside the API process; replicas pass --api-only.
     run_watcher: bool = field(default_factory=lambda: _bool("RUN_WATCHER", True))
 

@@ -60,6 +60,20 @@ def redis_server(work_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def mlflow_server(work_dir: Path) -> Iterator[str]:
+    """A real MLflow tracking server (its own virtual environment, created on first use)."""
+    url = os.environ.get("TEST_MLFLOW_TRACKING_URI")
+    if url:
+        yield url
+        return
+    from app.embedded.mlflow import MlflowServer
+
+    server = MlflowServer(work_dir / "mlflow")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 async def database_url(postgres_server: str) -> AsyncIterator[str]:
     """A fresh database for this session, migrated with the project's migrations."""
     import asyncpg
@@ -81,12 +95,15 @@ async def database_url(postgres_server: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-async def settings(database_url: str, redis_server: str, work_dir: Path):
+async def settings(database_url: str, redis_server: str, mlflow_server: str, work_dir: Path):
     from app.settings import override_settings
 
     return override_settings(
         database_url=database_url,
         redis_url=redis_server,
+        mlflow_tracking_uri=mlflow_server,
+        startup_overhead_seconds=60,
+        cancel_grace_seconds=2,
         data_dir=work_dir / "data",
         allow_local_repos=True,
         run_watcher=True,

@@ -10,9 +10,10 @@ from app.accounts.models import ApiKey, User
 from app.api.context import Info
 from app.api.errors import Forbidden
 from app.api.nodes import ModelNode
+from app.api.pagination import Connection
 
 if TYPE_CHECKING:
-    from app.funding.types import BalanceType
+    from app.funding.types import BalanceType, FundingType, LedgerEntryType
 
 
 def _require_self(info: Info, user_id: object) -> None:
@@ -80,3 +81,21 @@ class UserType(ModelNode):
 
         _require_self(info, self.id)
         return await BalanceType.for_user(self.id)
+
+    @strawberry.field(description="Private: the runs this user funded, newest first.")
+    async def fundings(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[FundingType, strawberry.lazy("app.funding.types")]]:
+        from app.funding.types import user_fundings
+
+        _require_self(info, self.id)
+        return await user_fundings(self.id, first, after)
+
+    @strawberry.field(description="Private: wallet movements (cash and credit buckets), newest first.")
+    async def transactions(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("app.funding.types")]]:
+        from app.funding.types import user_transactions
+
+        _require_self(info, self.id)
+        return await user_transactions(self.id, first, after)

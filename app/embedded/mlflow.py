@@ -13,6 +13,7 @@ does not, so 3.18.0 cannot be installed. Override with ``MLPATRON_MLFLOW_VERSION
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import os
 import signal
@@ -103,6 +104,7 @@ class MlflowServer:
         self.startup_timeout = startup_timeout
         self.log_path = self.data_dir / "mlflow.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._owner_pid = os.getpid()
 
     @property
     def url(self) -> str:
@@ -145,6 +147,10 @@ class MlflowServer:
         except BaseException:
             self.stop()
             raise
+        # Its own session means it would outlive us: stop it at exit if the caller forgot,
+        # except from a forked child (inherited atexit handlers must not kill our server).
+        self._owner_pid = os.getpid()
+        atexit.register(self._atexit_stop)
         return self.url
 
     def _wait_healthy(self, log_offset: int) -> None:
@@ -171,6 +177,7 @@ class MlflowServer:
         proc, self._proc = self._proc, None
         if proc is None:
             return
+        atexit.unregister(self._atexit_stop)
         pgid = proc.pid
         _killpg(pgid, signal.SIGTERM)
         try:
@@ -183,6 +190,10 @@ class MlflowServer:
         while _killpg(pgid, 0) and time.monotonic() < deadline:
             time.sleep(0.1)
         _killpg(pgid, signal.SIGKILL)
+
+    def _atexit_stop(self) -> None:
+        if os.getpid() == self._owner_pid:
+            self.stop()
 
     def __enter__(self) -> MlflowServer:
         self.start()

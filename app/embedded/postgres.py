@@ -59,6 +59,7 @@ class EmbeddedPostgres:
         self.log_path = self.data_dir / "postgres.log"
         self._run_as: dict[str, Any] = {}
         self._running = False
+        self._owner_pid = os.getpid()
 
     @property
     def url(self) -> str:
@@ -108,21 +109,27 @@ class EmbeddedPostgres:
         except subprocess.CalledProcessError as err:
             raise RuntimeError(f"postgres failed to start:\n{self._log_tail()}") from err
         self._running = True
-        # Stops only the server this object started, and only if the caller forgot to.
-        atexit.register(self.stop)
+        # If the caller forgets stop(): stop the server this object started -- but not from
+        # a forked child, which inherits atexit handlers and must not stop its parent's server.
+        self._owner_pid = os.getpid()
+        atexit.register(self._atexit_stop)
         return self.url
 
     def stop(self) -> None:
         if not self._running:
             return
         self._running = False
-        atexit.unregister(self.stop)
+        atexit.unregister(self._atexit_stop)
         try:
             # fast = roll back open transactions and disconnect clients, then clean shutdown.
             pg_ctl(["-w", "-t", "30", "-m", "fast", "stop"], pgdata=self.data_dir, **self._run_as, cwd="/")
         except subprocess.CalledProcessError:
             if (self.data_dir / "postmaster.pid").exists():
                 raise
+
+    def _atexit_stop(self) -> None:
+        if os.getpid() == self._owner_pid:
+            self.stop()
 
     def restart(self) -> str:
         """Stop and start again on the same data and port."""

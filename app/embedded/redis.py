@@ -9,6 +9,7 @@ for pub/sub and transient state only.
 from __future__ import annotations
 
 import atexit
+import os
 import socket
 import subprocess
 import time
@@ -28,6 +29,7 @@ class EmbeddedRedis:
         self.startup_timeout = startup_timeout
         self.log_path = self.data_dir / "valkey.log"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._owner_pid = os.getpid()
 
     @property
     def url(self) -> str:
@@ -58,7 +60,10 @@ class EmbeddedRedis:
         except BaseException:
             self.stop()
             raise
-        atexit.register(self.stop)  # our own child only, if the caller forgot stop()
+        # If the caller forgets stop(): stop our own child -- but not from a forked child
+        # process, which inherits atexit handlers and must not kill its parent's server.
+        self._owner_pid = os.getpid()
+        atexit.register(self._atexit_stop)
         return self.url
 
     def _wait_ready(self, log_offset: int) -> None:
@@ -83,13 +88,17 @@ class EmbeddedRedis:
         proc, self._proc = self._proc, None
         if proc is None:
             return
-        atexit.unregister(self.stop)
+        atexit.unregister(self._atexit_stop)
         proc.terminate()
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+    def _atexit_stop(self) -> None:
+        if os.getpid() == self._owner_pid:
+            self.stop()
 
     def restart(self) -> str:
         """Stop and start on the same port (all data is lost: no persistence)."""

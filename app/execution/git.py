@@ -8,6 +8,7 @@ neither hang a request nor run anything on the platform.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import hashlib
 import ipaddress
@@ -219,6 +220,7 @@ def _cache_root() -> Path:
     global _cache_dir
     if _cache_dir is None:
         _cache_dir = tempfile.TemporaryDirectory(prefix="mlpatron-git-")
+        atexit.register(_cache_dir.cleanup)
     return Path(_cache_dir.name)
 
 

@@ -69,16 +69,17 @@ def _group_alive(pgid: int) -> bool:
     if not os.path.isdir("/proc"):
         return True
     # kill(0) also succeeds for zombies waiting for init to reap them; those are already dead.
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            with open(os.path.join(entry.path, "stat")) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            return True
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(os.path.join(entry.path, "stat")) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                return True
     return False
 
 
@@ -158,7 +159,8 @@ class LocalExecutor(Executor):
         self.python_bin_dir = python_bin_dir or Path(sys.executable).parent
         self.grace_seconds = grace_seconds
         self.keep_workdirs = keep_workdirs  # checkouts are deleted after the job unless kept for debugging
-        self._jobs: dict[str, _Job] = {}
+        self._jobs: dict[str, _Job] = {}  # jobs until their terminal update
+        self._tasks: set[asyncio.Task[None]] = set()  # until their cleanup is done too
 
     # ------------------------------------------------------------------ contract
 
@@ -172,6 +174,8 @@ class LocalExecutor(Executor):
         job = _Job(spec=spec, workdir=workdir, pidfile=Path(handle["pidfile"]))
         self._jobs[spec.job_id] = job
         job.task = asyncio.create_task(self._run(job), name=f"local-job-{spec.job_id}")
+        self._tasks.add(job.task)
+        job.task.add_done_callback(self._tasks.discard)
         return handle
 
     async def cancel(self, job_id: str, handle: dict[str, Any]) -> None:
@@ -193,7 +197,7 @@ class LocalExecutor(Executor):
         for job in jobs:
             job.stop_reason = job.stop_reason or "shutdown"
             job.stop.set()
-        await asyncio.gather(*(j.task for j in jobs if j.task), return_exceptions=True)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     # ------------------------------------------------------------------ reporting
 

@@ -172,7 +172,8 @@ def _normalize(ptype: str, value: Any) -> str:
     if value is None:
         raise ValueError("must not be null")
     if isinstance(value, bool):  # bool is an int subclass, and str(True) helps nobody
-        raise ValueError(f"expected {'a string' if ptype in ('string', 'path', 'uri') else 'a number'}")
+        expected = {"int": "an integer", "float": "a number"}.get(ptype, "a string")
+        raise ValueError(f"expected {expected}, not a boolean")
     if ptype == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -198,6 +199,15 @@ def _normalize(ptype: str, value: Any) -> str:
     return value
 
 
+def normalize_parameter(parameter: Parameter, value: Any) -> str:
+    """One value checked against its declared type (e.g. a dryrun override value)."""
+    try:
+        return _normalize(parameter.type, value)
+    except ValueError as exc:
+        msg = f"{parameter.type}: {exc}"
+        raise MLProjectError("INVALID_PARAMETERS", f"invalid {parameter.name}: {msg}", {parameter.name: msg}) from None
+
+
 def validate_parameters(entry_point: EntryPoint, params: dict[str, Any]) -> dict[str, str]:
     """Effective parameters (given values plus defaults) as strings, or INVALID_PARAMETERS."""
     fields: dict[str, str] = {}
@@ -213,9 +223,9 @@ def validate_parameters(entry_point: EntryPoint, params: dict[str, Any]) -> dict
                 out[p.name] = p.default
             continue
         try:
-            out[p.name] = _normalize(p.type, params[p.name])
-        except ValueError as exc:
-            fields[p.name] = f"{p.type}: {exc}"
+            out[p.name] = normalize_parameter(p, params[p.name])
+        except MLProjectError as exc:
+            fields |= exc.fields or {}
     if fields:
         raise MLProjectError("INVALID_PARAMETERS", "invalid parameters: " + ", ".join(sorted(fields)), fields)
     return out

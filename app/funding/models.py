@@ -1,9 +1,41 @@
-"""Money at rest. Integer cents everywhere; every movement is a balanced ledger transaction."""
+"""Money at rest. Integer cents everywhere; every movement is a balanced ledger transaction.
+
+Enumerated columns are plain strings holding the `StrEnum` values below (like the rest of the
+schema), so migrations do not import application code.
+"""
+
+import enum
 
 from tortoise import fields
 from tortoise.models import Model
 
 from app.models_base import Entity
+
+
+class SurplusPolicy(enum.StrEnum):
+    """Where a funding's unspent share goes when its run settles."""
+
+    TO_PROJECT = "to_project"
+    REFUND = "refund"
+
+
+class LedgerKind(enum.StrEnum):
+    DEPOSIT = "deposit"
+    CREDIT_GRANT = "credit_grant"
+    FUNDING = "funding"
+    SETTLEMENT = "settlement"
+    REFUND = "refund"
+
+
+class SettlementKind(enum.StrEnum):
+    SETTLED = "settled"  # the funded job ended: actual cost charged, the rest returned
+    REFUNDED = "refunded"  # cancelled before the funded job started: everything returned
+
+
+class DepositStatus(enum.StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
 
 
 class Wallet(Model):
@@ -19,7 +51,7 @@ class Wallet(Model):
 class LedgerTransaction(Entity):
     """One business event (deposit, grant, funding, settlement, refund); its postings sum to zero."""
 
-    kind = fields.CharField(max_length=30)
+    kind = fields.CharField(max_length=30)  # LedgerKind
     memo = fields.CharField(max_length=300, default="")
     user = fields.ForeignKeyField("models.User", related_name="ledger_transactions", null=True,
                                   on_delete=fields.RESTRICT)
@@ -37,12 +69,14 @@ class LedgerPosting(Model):
     transaction = fields.ForeignKeyField("models.LedgerTransaction", related_name="postings",
                                          on_delete=fields.RESTRICT)
     # e.g. "user:<uuid>:cash", "user:<uuid>:credit", "run:<uuid>:escrow", "project:<uuid>:balance",
-    # "platform:revenue", "platform:credit_grants", "external:stripe"
-    account = fields.CharField(max_length=80, db_index=True)
+    # "platform:revenue", "platform:credit_grants", "external:stripe" (see app.funding.ledger)
+    account = fields.CharField(max_length=80)
     amount_cents = fields.BigIntField()
 
     class Meta:
         table = "ledger_postings"
+        indexes = (("transaction_id", "account"),)
+        # Account history pages look postings up by account, then join their transactions.
 
 
 class Funding(Entity):
@@ -53,22 +87,41 @@ class Funding(Entity):
     cash_cents = fields.BigIntField(default=0)
     # Funded from the project balance by its owner (then credit/cash are 0).
     project_balance_cents = fields.BigIntField(default=0)
-    surplus_policy = fields.CharField(max_length=20, default="to_project")
+    surplus_policy = fields.CharField(max_length=20, default=SurplusPolicy.TO_PROJECT.value)  # SurplusPolicy
+    # Set at settlement: back to where the money came from, and surplus kept by the project.
     refunded_cents = fields.BigIntField(default=0)
+    to_project_cents = fields.BigIntField(default=0)
 
     class Meta:
         table = "fundings"
+        indexes = (("run_id", "created_at"), ("funder_id", "created_at"))
+
+
+class Settlement(Entity):
+    """A run's escrow closed, once: the actual cost to revenue and the rest back (or all refunded)."""
+
+    run = fields.OneToOneField("models.Run", related_name="settlement", on_delete=fields.RESTRICT)
+    kind = fields.CharField(max_length=20)  # SettlementKind
+    escrow_cents = fields.BigIntField()
+    cost_cents = fields.BigIntField()
+    refunded_cents = fields.BigIntField()
+    to_project_cents = fields.BigIntField()
+    detail = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "settlements"
 
 
 class Deposit(Entity):
     user = fields.ForeignKeyField("models.User", related_name="deposits", on_delete=fields.RESTRICT)
     amount_cents = fields.BigIntField()
     payment_intent_id = fields.CharField(max_length=100, unique=True)
-    status = fields.CharField(max_length=20, default="pending")
+    status = fields.CharField(max_length=20, default=DepositStatus.PENDING.value)  # DepositStatus
     completed_at = fields.DatetimeField(null=True)
 
     class Meta:
         table = "deposits"
+        indexes = (("user_id", "created_at"),)
 
 
 class StripeEvent(Model):

@@ -1,8 +1,37 @@
+"""GraphQL types for money: balance, fundings, deposits, ledger entries, and their connections."""
+
 from __future__ import annotations
 
-import strawberry
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime
 
-from app.funding.models import Wallet
+import strawberry
+from strawberry import relay
+from tortoise.expressions import Subquery
+
+from app.accounts.models import User
+from app.accounts.types import UserType
+from app.api.context import Info
+from app.api.ids import encode_id
+from app.api.nodes import ModelNode
+from app.api.pagination import Connection, Edge, paginate
+from app.funding import ledger
+from app.funding.models import (
+    Deposit,
+    DepositStatus,
+    Funding,
+    LedgerKind,
+    LedgerPosting,
+    LedgerTransaction,
+    SurplusPolicy,
+    Wallet,
+)
+
+strawberry.enum(SurplusPolicy, description="Where a funding's unspent share goes when its run settles.")
+strawberry.enum(LedgerKind, name="LedgerKind")
+strawberry.enum(DepositStatus, name="DepositStatus")
 
 
 @strawberry.type(name="Balance")
@@ -18,3 +47,124 @@ class BalanceType:
     async def for_user(cls, user_id: object) -> BalanceType:
         wallet = await Wallet.get_or_none(user_id=user_id)
         return cls(cash_cents=wallet.cash_cents if wallet else 0, credit_cents=wallet.credit_cents if wallet else 0)
+
+
+@strawberry.type(name="Funding")
+class FundingType(ModelNode):
+    model = Funding
+    id: relay.NodeID[str]
+    amount_cents: int = strawberry.field(description="What was taken: credit + cash + project balance.")
+    credit_cents: int
+    cash_cents: int
+    project_balance_cents: int = strawberry.field(description="Taken from the project balance by its owner.")
+    surplus_policy: SurplusPolicy
+    refunded_cents: int = strawberry.field(description="Returned to where it came from when the run settled.")
+    to_project_cents: int = strawberry.field(description="Surplus kept by the project when the run settled.")
+    created_at: datetime
+    run_id: strawberry.ID
+    funder_id: strawberry.Private[str]
+
+    @classmethod
+    def from_model(cls, row: Funding) -> FundingType:
+        return cls(
+            id=str(row.id), amount_cents=row.amount_cents, credit_cents=row.credit_cents, cash_cents=row.cash_cents,
+            project_balance_cents=row.project_balance_cents, surplus_policy=SurplusPolicy(row.surplus_policy),
+            refunded_cents=row.refunded_cents, to_project_cents=row.to_project_cents, created_at=row.created_at,
+            run_id=encode_id("Run", row.run_id), funder_id=str(row.funder_id),
+        )
+
+    @strawberry.field
+    async def funder(self, info: Info) -> UserType:
+        user = await info.context.loaders.get(User, self.funder_id)
+        assert user is not None  # RESTRICT foreign key
+        return UserType.from_model(user)
+
+
+@strawberry.type(name="Deposit")
+class DepositType(ModelNode):
+    model = Deposit
+    id: relay.NodeID[str]
+    amount_cents: int
+    status: DepositStatus = strawberry.field(description="SUCCEEDED once Stripe's signed webhook credited the cash.")
+    created_at: datetime
+    completed_at: datetime | None
+    user_id: strawberry.Private[str]
+
+    @classmethod
+    def from_model(cls, row: Deposit) -> DepositType:
+        return cls(id=str(row.id), amount_cents=row.amount_cents, status=DepositStatus(row.status),
+                   created_at=row.created_at, completed_at=row.completed_at, user_id=str(row.user_id))
+
+    @classmethod
+    def visible(cls, info: Info, row: Deposit) -> bool:
+        viewer = info.context.user
+        return viewer is not None and (str(viewer.id) == str(row.user_id) or viewer.is_admin)
+
+
+@strawberry.type(name="LedgerPosting")
+class LedgerPostingType:
+    account: str
+    amount_cents: int
+
+
+@strawberry.type(name="LedgerEntry", description="A ledger transaction as seen from some accounts.")
+class LedgerEntryType:
+    id: strawberry.ID
+    kind: LedgerKind
+    memo: str
+    amount_cents: int = strawberry.field(description="Net change of the accounts in question (negative: out).")
+    postings: list[LedgerPostingType] = strawberry.field(description="The lines on the accounts in question.")
+    created_at: datetime
+
+
+async def ledger_connection(
+    accounts: Sequence[str], *, first: int | None = None, after: str | None = None, last: int | None = None,
+    before: str | None = None,
+) -> Connection[LedgerEntryType]:
+    """Transactions touching `accounts` (see `app.funding.ledger` for names), newest first, keyset-paged.
+
+    Two queries per page whatever its size: the page of transactions, then their postings.
+    """
+    touching = LedgerPosting.filter(account__in=list(accounts)).values("transaction_id")
+    page = await paginate(LedgerTransaction.filter(id__in=Subquery(touching)), lambda row: row, first=first,
+                          after=after, last=last, before=before)
+    lines: dict[uuid.UUID, list[LedgerPostingType]] = defaultdict(list)
+    for p in await LedgerPosting.filter(transaction_id__in=[e.node.id for e in page.edges],
+                                        account__in=list(accounts)).order_by("id"):
+        lines[p.transaction_id].append(LedgerPostingType(account=p.account, amount_cents=p.amount_cents))
+
+    def entry(row: LedgerTransaction) -> LedgerEntryType:
+        mine = lines[row.id]
+        return LedgerEntryType(id=encode_id("LedgerTransaction", row.id), kind=LedgerKind(row.kind), memo=row.memo,
+                               amount_cents=sum(p.amount_cents for p in mine), postings=mine,
+                               created_at=row.created_at)
+
+    return Connection(edges=[Edge(cursor=e.cursor, node=entry(e.node)) for e in page.edges], page_info=page.page_info)
+
+
+async def run_fundings(info: Info, run_id: object, first: int | None = None,
+                       after: str | None = None) -> Connection[FundingType]:
+    """`Run.fundings` (public): newest first."""
+    return await paginate(Funding.filter(run_id=run_id), FundingType.from_model, first=first, after=after)
+
+
+async def user_fundings(user_id: object, first: int | None = None, after: str | None = None) -> Connection[FundingType]:
+    return await paginate(Funding.filter(funder_id=user_id), FundingType.from_model, first=first, after=after)
+
+
+async def run_transactions(run_id: object, first: int | None = None,
+                           after: str | None = None) -> Connection[LedgerEntryType]:
+    """`Run.transactions`: the movements of the run's escrow."""
+    return await ledger_connection([ledger.run_escrow(run_id)], first=first, after=after)
+
+
+async def user_transactions(user_id: object, first: int | None = None,
+                            after: str | None = None) -> Connection[LedgerEntryType]:
+    """`User.transactions`: movements of the wallet's cash and credit buckets."""
+    return await ledger_connection(ledger.user_accounts(user_id), first=first, after=after)
+
+
+async def project_transactions(project_id: object, first: int | None = None,
+                               after: str | None = None) -> Connection[LedgerEntryType]:
+    """`Project.transactions` (public): movements of the project balance."""
+    return await ledger_connection([ledger.project_balance(project_id)], first=first, after=after)

@@ -7,14 +7,18 @@ from typing import Annotated
 
 import strawberry
 
+from app.accounts.models import User
 from app.api.context import Info
-from app.api.errors import DomainError, NotFound, ValidationFailed, error_payload
+from app.api.errors import DomainError, Forbidden, NotFound, ValidationFailed, error_payload
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
 from app.projects import services
 from app.projects.models import Project
 from app.projects.types import ProjectType
-from app.revisions.errors import VersionConflictError
+from app.revisions.errors import EditNotApplicableError, VersionConflictError
+from app.revisions.types import PatchTextInput, VersionedBody, patch_body
+
+PROJECT_NOTES = VersionedBody(Project, "Project", "project", "notes", "notes_version", max_length=services.NOTES_MAX)
 
 
 @strawberry.enum
@@ -77,6 +81,15 @@ CreateProjectPayload = Annotated[ProjectSuccess | ValidationFailed, strawberry.u
 UpdateProjectPayload = Annotated[
     ProjectSuccess | ValidationFailed | VersionConflictError, strawberry.union("UpdateProjectPayload")
 ]
+PatchProjectNotesPayload = Annotated[
+    ProjectSuccess | VersionConflictError | EditNotApplicableError | ValidationFailed,
+    strawberry.union("PatchProjectNotesPayload"),
+]
+
+
+def _owner_only(user: User, project: Project) -> None:
+    if project.owner_id != user.id:
+        raise Forbidden("Only the project owner can edit its notes.")
 
 
 @strawberry.type
@@ -103,3 +116,8 @@ class ProjectsMutation:
         except DomainError as err:
             return error_payload(err)
         return ProjectSuccess(project=ProjectType.from_model(project))
+
+    @strawberry.mutation(description="Owner only. Search/replace edits on the notes at `baseVersion`.")
+    async def patch_project_notes(self, info: Info, input: PatchTextInput) -> PatchProjectNotesPayload:
+        return await patch_body(info, input, PROJECT_NOTES, authorize=_owner_only,
+                                success=lambda p: ProjectSuccess(project=ProjectType.from_model(p)))

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -9,8 +10,17 @@ from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
+from app.api.pagination import Connection, paginate
+from app.discussions import services as discussions
+from app.discussions.types import DiscussionType
 from app.projects.models import Project
 from app.revisions.markdown import render_markdown
+from app.revisions.types import RevisionType, revision_history
+
+if TYPE_CHECKING:
+    from app.funding.types import LedgerEntryType
+    from app.runs.schema import RunOrder
+    from app.runs.types import RunStatus, RunType
 
 
 @strawberry.type(name="Project")
@@ -43,3 +53,34 @@ class ProjectType(ModelNode):
         user = await info.context.loaders.get(User, self.owner_id)
         assert user is not None  # RESTRICT foreign key
         return UserType.from_model(user)
+
+    @strawberry.field(description="The project's runs, newest first by default.")
+    async def runs(
+        self,
+        status: Annotated[RunStatus, strawberry.lazy("app.runs.types")] | None = None,
+        first: int | None = None,
+        after: str | None = None,
+        order_by: Annotated[RunOrder, strawberry.lazy("app.runs.schema")] | None = None,
+    ) -> Connection[Annotated[RunType, strawberry.lazy("app.runs.types")]]:
+        from app.runs.schema import RunOrder, project_runs
+
+        return await project_runs(self.id, status, first, after, order_by or RunOrder.NEWEST)
+
+    @strawberry.field(description="Movements of the project balance (surplus in, owner fundings out), newest first.")
+    async def transactions(
+        self, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("app.funding.types")]]:
+        from app.funding.types import project_transactions
+
+        return await project_transactions(self.id, first, after)
+
+    @strawberry.field(description="Notes revisions, newest first; page to older ones with `after`.")
+    async def notes_history(self, first: int | None = None, after: str | None = None, last: int | None = None,
+                            before: str | None = None) -> Connection[RevisionType]:
+        return await revision_history("project", self.id, first=first, after=after, last=last, before=before)
+
+    @strawberry.field(description="Pinned first, then by latest activity.")
+    async def discussions(self, first: int | None = None, after: str | None = None, last: int | None = None,
+                          before: str | None = None) -> Connection[DiscussionType]:
+        return await paginate(discussions.listing(self.id), DiscussionType.from_model, first=first, after=after,
+                              last=last, before=before, sort="-sort_key")

@@ -1,0 +1,60 @@
+"""Resumable streams for subscriptions: backlog from Postgres, then live items, never a gap or a
+duplicate. Order of operations: register for wake-ups, read after the last seq, yield, wait."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from app.events.models import Event
+from app.runtime import get_runtime
+
+T = TypeVar("T")
+BATCH = 500
+# Belt and braces: even with no wake-up at all, a stream re-reads this often.
+IDLE_REREAD_SECONDS = 5.0
+
+
+async def follow(
+    topics: Sequence[str],
+    read_after: Callable[[int, int], Awaitable[Sequence[T]]],
+    seq_of: Callable[[T], int],
+    start: int,
+    *,
+    finished: Callable[[], Awaitable[bool]] | None = None,
+    on_item: Callable[[], None] | None = None,
+) -> AsyncIterator[T]:
+    """Yield items with seq > `start` in order, forever or until `finished()` and drained.
+
+    `finished` is checked *before* each read, so the items written before the stream's end
+    (e.g. the log lines before a job's terminal status) are still read once more and sent.
+    """
+    hub = get_runtime().hub
+    async with hub.listen(*topics) as signal:
+        last = start
+        while True:
+            done = await finished() if finished is not None else False
+            items = await read_after(last, BATCH)
+            for item in items:
+                if on_item is not None:
+                    on_item()
+                yield item
+                last = seq_of(item)
+            if len(items) >= BATCH:
+                continue  # more backlog: no need to wait
+            if done:
+                return
+            await signal.wait(timeout=IDLE_REREAD_SECONDS)
+
+
+async def events_after(stream: str, after: int, limit: int) -> list[Event]:
+    return list(await Event.filter(stream=stream, seq__gt=after).order_by("seq").limit(limit))
+
+
+async def last_event_seq(stream: str) -> int:
+    row = await Event.filter(stream=stream).order_by("-seq").first()
+    return row.seq if row else 0
+
+
+def event_payload(event: Event) -> dict[str, Any]:
+    return {"seq": event.seq, "kind": event.kind, **event.payload}

@@ -1,0 +1,59 @@
+"""Jobs (the execution entity, up to two per run), their status timeline and their log lines."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app.models_base import Entity
+
+
+class Job(Entity):
+    run = fields.ForeignKeyField("models.Run", related_name="jobs", on_delete=fields.RESTRICT)
+    kind = fields.CharField(max_length=10)  # dryrun | funded
+    status = fields.CharField(max_length=20, default="pending", db_index=True)
+    executor = fields.CharField(max_length=20)
+    handle = fields.JSONField(default=dict)  # executor handle: pid/pgid/workdir or k8s name + namespace
+    spec = fields.JSONField(default=dict)
+    deadline_seconds = fields.IntField()
+    mlflow_run_id = fields.CharField(max_length=64, null=True)
+    mlflow_experiment_id = fields.CharField(max_length=64, null=True)
+    pending_info = fields.TextField(null=True)
+    error = fields.JSONField(null=True)
+    started_at = fields.DatetimeField(null=True)
+    finished_at = fields.DatetimeField(null=True)
+    actual_cost_cents = fields.BigIntField(null=True)
+    cost_detail = fields.JSONField(null=True)
+    # Last log seq handed out; lines take seqs with UPDATE … RETURNING so writers never collide.
+    log_seq = fields.BigIntField(default=0)
+    event_seq = fields.IntField(default=0)
+
+    class Meta:
+        table = "jobs"
+
+
+class JobLogLine(Model):
+    id = fields.BigIntField(primary_key=True)
+    job = fields.ForeignKeyField("models.Job", related_name="log_lines", on_delete=fields.CASCADE)
+    seq = fields.BigIntField()
+    stream = fields.CharField(max_length=10)  # stdout | stderr | event
+    line = fields.TextField()
+    created_at = fields.DatetimeField()
+
+    class Meta:
+        table = "job_log_lines"
+        unique_together = (("job", "seq"),)
+
+
+class JobTransition(Model):
+    """The job's status timeline; `seq` orders it for resumable `jobStatus` streams."""
+
+    id = fields.BigIntField(primary_key=True)
+    job = fields.ForeignKeyField("models.Job", related_name="transitions", on_delete=fields.CASCADE)
+    seq = fields.IntField()
+    status = fields.CharField(max_length=20)
+    pending_info = fields.TextField(null=True)
+    error = fields.JSONField(null=True)
+    at = fields.DatetimeField()
+
+    class Meta:
+        table = "job_transitions"
+        unique_together = (("job", "seq"),)

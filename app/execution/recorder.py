@@ -1,0 +1,84 @@
+"""The JobSink every executor reports to: persist first (monotonic, idempotent), then wake subscribers.
+
+Run-level consequences (estimates, settlement, notifications) are not known here: the run
+lifecycle registers a callback with `on_transition`, so `execution/` never imports `runs/`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from tortoise import connections
+from tortoise.transactions import in_transaction
+
+from app.events import bus
+from app.execution.executor import STATUS_RANK, JobStatus, JobUpdate
+from app.execution.models import Job, JobTransition
+
+log = logging.getLogger("mlpatron.jobs")
+
+TransitionCallback = Callable[[Job, JobStatus, JobStatus], Awaitable[None]]
+
+_LOG_INSERT = """
+WITH s AS (UPDATE jobs SET log_seq = log_seq + 1 WHERE id = $1 RETURNING log_seq)
+INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
+SELECT $1, log_seq, $2, $3, $4 FROM s
+RETURNING seq
+"""
+
+
+class JobRecorder:
+    def __init__(self) -> None:
+        self._callbacks: list[TransitionCallback] = []
+
+    def on_transition(self, callback: TransitionCallback) -> None:
+        self._callbacks.append(callback)
+
+    async def job_update(self, update: JobUpdate) -> None:
+        changed = await self._persist(update)
+        if changed is None:
+            return
+        job, old = changed
+        await bus.publish(f"job:{job.id}", {"kind": "status", "status": job.status})
+        await bus.publish("jobs", {"job": str(job.id), "status": job.status})
+        for callback in self._callbacks:
+            try:
+                await callback(job, old, JobStatus(job.status))
+            except Exception:  # one consequence failing must not lose the transition itself
+                log.exception("job %s: transition callback failed", job.id)
+
+    async def _persist(self, update: JobUpdate) -> tuple[Job, JobStatus] | None:
+        async with in_transaction():
+            job = await Job.select_for_update().get_or_none(id=update.job_id)
+            if job is None:
+                log.warning("update for unknown job %s ignored", update.job_id)
+                return None
+            old = JobStatus(job.status)
+            new = update.status
+            # Monotonic: a late or repeated event never moves a job backwards (or ends it twice).
+            if old.terminal or STATUS_RANK[new] < STATUS_RANK[old]:
+                return None
+            if new == old and update.pending_info == job.pending_info:
+                return None
+            job.status = new.value
+            job.pending_info = update.pending_info if new == JobStatus.PENDING else None
+            if new == JobStatus.RUNNING and job.started_at is None:
+                job.started_at = update.at
+            if new.terminal:
+                job.finished_at = update.at
+                job.error = update.error.to_dict() if update.error else None
+            job.event_seq += 1
+            await job.save()
+            await JobTransition.create(
+                job=job, seq=job.event_seq, status=job.status, pending_info=job.pending_info,
+                error=job.error, at=update.at,
+            )
+        return job, old
+
+    async def job_log(self, job_id: str, stream: str, line: str) -> None:
+        conn = connections.get("default")
+        rows = await conn.execute_query_dict(_LOG_INSERT, [job_id, stream, line, datetime.now(UTC)])
+        if rows:
+            await bus.publish(f"job:{job_id}", {"kind": "log", "seq": rows[0]["seq"]})

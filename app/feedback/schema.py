@@ -1,0 +1,53 @@
+"""Feedback API: anyone signed in submits (10/day); admins read."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.api import ratelimit
+from app.api.context import Info
+from app.api.errors import DomainError, ValidationFailed, error_payload
+from app.api.pagination import Connection, paginate
+from app.feedback import services
+from app.feedback.services import FeedbackKind
+from app.feedback.types import FeedbackType, FeedbackTypeEnum
+from app.settings import get_settings
+
+
+@strawberry.type
+class FeedbackQuery:
+    @strawberry.field(description="Admins only: submitted feedback, newest first.")
+    async def feedback(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[FeedbackType]:
+        info.context.require_admin()
+        return await paginate(services.everything(), FeedbackType.from_model, first=first, after=after)
+
+
+@strawberry.input
+class SubmitFeedbackInput:
+    type: FeedbackTypeEnum  # type: ignore[valid-type]
+    title: str
+    description: str
+
+
+@strawberry.type
+class SubmitFeedbackSuccess:
+    feedback: FeedbackType
+
+
+SubmitFeedbackPayload = Annotated[SubmitFeedbackSuccess | ValidationFailed, strawberry.union("SubmitFeedbackPayload")]
+
+
+@strawberry.type
+class FeedbackMutation:
+    @strawberry.mutation(description="Report a bug, request a feature or ask a question. Rate limited: 10/day.")
+    async def submit_feedback(self, info: Info, input: SubmitFeedbackInput) -> SubmitFeedbackPayload:
+        user = info.context.require_user()
+        await ratelimit.hit("feedback", str(user.id), get_settings().feedback_per_day, 86400)
+        try:
+            row = await services.submit(user, type=FeedbackKind(input.type), title=input.title,
+                                        description=input.description)
+        except DomainError as err:
+            return error_payload(err)
+        return SubmitFeedbackSuccess(feedback=FeedbackType.from_model(row))

@@ -1,0 +1,36 @@
+"""Feedback to the platform team: bug reports, feature requests, questions."""
+
+from __future__ import annotations
+
+import enum
+
+from tortoise.queryset import QuerySet
+
+from app.accounts.models import User
+from app.api.errors import ValidationError
+from app.feedback.models import Feedback
+
+TITLE_MAX = 200
+DESCRIPTION_MAX = 10_000
+
+
+class FeedbackKind(enum.StrEnum):
+    BUG = "BUG"
+    FEATURE = "FEATURE"
+    QUESTION = "QUESTION"
+
+
+async def submit(user: User, *, type: FeedbackKind, title: str, description: str) -> Feedback:
+    title, description = title.strip(), description.strip()
+    errors: dict[str, str] = {}
+    if not (1 <= len(title) <= TITLE_MAX):
+        errors["title"] = f"1-{TITLE_MAX} characters"
+    if not (1 <= len(description) <= DESCRIPTION_MAX):
+        errors["description"] = f"1-{DESCRIPTION_MAX} characters"
+    if errors:
+        raise ValidationError(errors)
+    return await Feedback.create(user=user, type=type.value, title=title, description=description)
+
+
+def everything() -> QuerySet[Feedback]:
+    return Feedback.all()

@@ -1,0 +1,73 @@
+"""Money API: admin credit grants and card deposits (fundRun lives with runs)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import strawberry
+
+from app.accounts.models import User
+from app.accounts.types import UserType
+from app.api.context import Info
+from app.api.errors import DomainError, NotFound, ValidationFailed, error_payload
+from app.api.ids import decode_id
+from app.funding import deposits, wallets
+from app.funding.errors import PaymentsNotConfiguredError
+from app.funding.types import BalanceType, DepositType
+from app.settings import get_settings
+
+
+@strawberry.input
+class GrantCreditInput:
+    user_id: strawberry.ID
+    amount_cents: int
+    reason: str = strawberry.field(description="Why (promotion, compensation…); recorded in the ledger memo.")
+
+
+@strawberry.type
+class GrantCreditSuccess:
+    user: UserType
+    balance: BalanceType
+
+
+@strawberry.input
+class CreateDepositInput:
+    amount_cents: int
+
+
+@strawberry.type
+class CreateDepositSuccess:
+    deposit: DepositType
+    client_secret: str = strawberry.field(description="Confirm the PaymentIntent with Stripe.js using this secret.")
+    publishable_key: str | None = strawberry.field(description="The Stripe publishable key for Stripe.js.")
+
+
+GrantCreditPayload = Annotated[GrantCreditSuccess | ValidationFailed, strawberry.union("GrantCreditPayload")]
+CreateDepositPayload = Annotated[
+    CreateDepositSuccess | ValidationFailed | PaymentsNotConfiguredError, strawberry.union("CreateDepositPayload")
+]
+
+
+@strawberry.type
+class FundingMutation:
+    @strawberry.mutation(description="Administrators only: add promotional credit to a user's wallet.")
+    async def grant_credit(self, info: Info, input: GrantCreditInput) -> GrantCreditPayload:
+        admin = info.context.require_admin()
+        user = await info.context.loaders.get(User, decode_id(input.user_id, "User"))
+        if user is None:
+            raise NotFound("User")
+        try:
+            await wallets.grant_credit(user.id, input.amount_cents, input.reason, granted_by=f"@{admin.handle}")
+        except DomainError as err:
+            return error_payload(err)
+        return GrantCreditSuccess(user=UserType.from_model(user), balance=await BalanceType.for_user(user.id))
+
+    @strawberry.mutation(description="Human only: start a card deposit. The cash arrives with Stripe's webhook.")
+    async def create_deposit(self, info: Info, input: CreateDepositInput) -> CreateDepositPayload:
+        user = info.context.require_human()
+        try:
+            deposit, client_secret = await deposits.create_deposit(user, input.amount_cents)
+        except DomainError as err:
+            return error_payload(err)
+        return CreateDepositSuccess(deposit=DepositType.from_model(deposit), client_secret=client_secret,
+                                    publishable_key=get_settings().stripe_publishable_key or None)

@@ -1,0 +1,61 @@
+"""Wallet rows: debits under a row lock (credit first, never below zero), atomic credits, grants."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from app.api.errors import ValidationError
+from app.funding import ledger
+from app.funding.errors import InsufficientFunds
+from app.funding.models import LedgerKind, Wallet
+from app.funding.money import validate_amount
+
+REASON_MAX = 200
+
+
+async def debit_wallet(user_id: uuid.UUID | str, amount_cents: int) -> tuple[int, int]:
+    """Take `amount_cents`, credit bucket first, then cash; returns (credit, cash) taken.
+
+    Call inside a transaction: the wallet row stays locked until it commits.
+    """
+    wallet = await Wallet.select_for_update().get(user_id=user_id)
+    available = wallet.credit_cents + wallet.cash_cents
+    if amount_cents > available:
+        raise InsufficientFunds(amount_cents, available)
+    credit = min(wallet.credit_cents, amount_cents)
+    cash = amount_cents - credit
+    await Wallet.filter(user_id=user_id).update(
+        credit_cents=wallet.credit_cents - credit, cash_cents=wallet.cash_cents - cash, updated_at=datetime.now(UTC)
+    )
+    return credit, cash
+
+
+async def credit_wallet(user_id: uuid.UUID | str, *, cash_cents: int = 0, credit_cents: int = 0) -> None:
+    """Add money (deltas ≥ 0): one atomic UPDATE, which also holds the row lock until commit."""
+    if cash_cents < 0 or credit_cents < 0:
+        raise ValueError("credit_wallet only adds; use debit_wallet to take money")
+    updated = await Wallet.filter(user_id=user_id).update(
+        cash_cents=F("cash_cents") + cash_cents, credit_cents=F("credit_cents") + credit_cents,
+        updated_at=datetime.now(UTC),
+    )
+    if updated != 1:
+        raise LookupError(f"no wallet for user {user_id}")
+
+
+async def grant_credit(user_id: uuid.UUID | str, amount_cents: int, reason: str, *, granted_by: str) -> None:
+    """Admin credit (promotions, compensation): platform:credit_grants → the user's credit bucket."""
+    validate_amount(amount_cents)
+    reason = reason.strip()
+    if not 1 <= len(reason) <= REASON_MAX:
+        raise ValidationError({"reason": f"1-{REASON_MAX} characters"})
+    async with in_transaction():
+        await credit_wallet(user_id, credit_cents=amount_cents)
+        await ledger.post(
+            LedgerKind.CREDIT_GRANT, f"{reason} (granted by {granted_by})",
+            [(ledger.CREDIT_GRANTS, -amount_cents), (ledger.user_credit(user_id), amount_cents)],
+            user_id=user_id,
+        )

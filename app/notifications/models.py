@@ -1,0 +1,65 @@
+"""In-app notifications, project follows, per-kind preferences and email unsubscribe tokens."""
+
+import enum
+
+from tortoise import fields
+from tortoise.models import Model
+
+from app.models_base import Entity
+
+
+class NotificationKind(enum.StrEnum):
+    RUN_STATUS_CHANGED = "RUN_STATUS_CHANGED"
+    NEW_DISCUSSION = "NEW_DISCUSSION"
+    NEW_COMMENT = "NEW_COMMENT"
+
+
+class Notification(Entity):
+    user = fields.ForeignKeyField("models.User", related_name="notifications", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=40)
+    project = fields.ForeignKeyField("models.Project", related_name="notifications", null=True,
+                                     on_delete=fields.CASCADE)
+    message = fields.CharField(max_length=500)
+    payload = fields.JSONField(default=dict)
+    read_at = fields.DatetimeField(null=True)
+
+    class Meta:
+        table = "notifications"
+        indexes = (("user_id", "created_at"),)  # column names: migrations do not map FK names
+
+
+class ProjectSubscription(Entity):
+    """A user following a project (run status changes, new discussions)."""
+
+    user = fields.ForeignKeyField("models.User", related_name="project_subscriptions", on_delete=fields.CASCADE)
+    project = fields.ForeignKeyField("models.Project", related_name="subscriptions", on_delete=fields.CASCADE)
+
+    class Meta:
+        table = "project_subscriptions"
+        unique_together = (("user", "project"),)
+
+
+class NotificationPreference(Model):
+    """Only kinds a user changed have a row; the rest use the defaults in `services`."""
+
+    id = fields.BigIntField(primary_key=True)
+    user = fields.ForeignKeyField("models.User", related_name="notification_preferences",
+                                  on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=40)
+    in_app = fields.BooleanField()
+    email = fields.BooleanField()
+
+    class Meta:
+        table = "notification_preferences"
+        unique_together = (("user", "kind"),)
+
+
+class UnsubscribeToken(Entity):
+    """One per email sent; only the SHA-256 of the token in the link is stored."""
+
+    user = fields.ForeignKeyField("models.User", related_name="unsubscribe_tokens", on_delete=fields.CASCADE)
+    kind = fields.CharField(max_length=40)
+    token_hash = fields.CharField(max_length=64, unique=True)
+
+    class Meta:
+        table = "unsubscribe_tokens"

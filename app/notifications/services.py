@@ -1,0 +1,246 @@
+"""Notifications: who hears about what, in-app rows, email with one-click unsubscribe, preferences.
+
+`notify` is the one entry point producers call, after their own transaction has committed:
+it writes in-app rows, then appends a `user:<id>` event per row (the realtime wake-up) and
+sends the emails. Preferences are per kind with merge semantics; missing rows mean the default.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise import connections
+from tortoise.exceptions import IntegrityError
+from tortoise.queryset import QuerySet
+
+from app.accounts.models import User
+from app.api.errors import ValidationError
+from app.api.ids import encode_id
+from app.events import services as events
+from app.funding.models import Funding
+from app.notifications import email
+from app.notifications.models import (
+    Notification,
+    NotificationKind,
+    NotificationPreference,
+    ProjectSubscription,
+    UnsubscribeToken,
+)
+from app.runs.models import Run
+from app.settings import get_settings
+
+
+@dataclass(frozen=True)
+class Preference:
+    kind: NotificationKind
+    in_app: bool
+    email: bool
+
+
+@dataclass(frozen=True)
+class PreferenceChange:
+    """None leaves the current value unchanged (merge semantics)."""
+
+    kind: NotificationKind
+    in_app: bool | None = None
+    email: bool | None = None
+
+
+DEFAULT_IN_APP = True
+DEFAULT_EMAIL = True
+
+_MESSAGES = {
+    NotificationKind.RUN_STATUS_CHANGED: 'Run "{runTitle}" in {projectTitle} is now {newStatus} (was {oldStatus}).',
+    NotificationKind.NEW_DISCUSSION: '{authorHandle} started a discussion in {projectTitle}: "{discussionTitle}".',
+    NotificationKind.NEW_COMMENT: '{authorHandle} replied in "{discussionTitle}".',
+}
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def render_message(kind: NotificationKind, payload: dict[str, Any]) -> str:
+    return _MESSAGES[kind].format_map(_Blank(payload))[:500]
+
+
+def _link(kind: NotificationKind, payload: dict[str, Any]) -> str:
+    base = get_settings().public_url
+    if kind is NotificationKind.RUN_STATUS_CHANGED:
+        return f"{base}/runs/{payload.get('runId', '')}"
+    return f"{base}/discussions/{payload.get('discussionId', '')}"
+
+
+def _sha256(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+# ---- preferences ---------------------------------------------------------------------------
+
+
+async def _effective(user_ids: Sequence[str], kind: NotificationKind) -> dict[str, Preference]:
+    rows = await NotificationPreference.filter(user_id__in=list(user_ids), kind=kind.value)
+    stored = {str(r.user_id): Preference(kind, r.in_app, r.email) for r in rows}
+    return {uid: stored.get(uid, Preference(kind, DEFAULT_IN_APP, DEFAULT_EMAIL)) for uid in user_ids}
+
+
+async def preferences(user_id: Any) -> list[Preference]:
+    """The effective preference for every kind."""
+    rows = {r.kind: r for r in await NotificationPreference.filter(user_id=user_id)}
+    return [
+        Preference(k, rows[k].in_app, rows[k].email) if k in rows else Preference(k, DEFAULT_IN_APP, DEFAULT_EMAIL)
+        for k in NotificationKind
+    ]
+
+
+# One statement per kind, so concurrent updates of different fields never overwrite each other.
+_UPSERT = """
+INSERT INTO notification_preferences (user_id, kind, in_app, email)
+VALUES ($1, $2, COALESCE($3::boolean, $5::boolean), COALESCE($4::boolean, $6::boolean))
+ON CONFLICT (user_id, kind) DO UPDATE SET
+  in_app = COALESCE($3::boolean, notification_preferences.in_app),
+  email = COALESCE($4::boolean, notification_preferences.email)
+"""
+
+
+async def update_preferences(user_id: Any, changes: Sequence[PreferenceChange]) -> list[Preference]:
+    kinds = [c.kind for c in changes]
+    if len(set(kinds)) != len(kinds):
+        raise ValidationError({"preferences": "each kind at most once"})
+    conn = connections.get("default")
+    for change in changes:
+        await conn.execute_query(_UPSERT, [str(user_id), change.kind.value, change.in_app, change.email,
+                                           DEFAULT_IN_APP, DEFAULT_EMAIL])
+    return await preferences(user_id)
+
+
+async def unsubscribe(token: str, *, all_kinds: bool = False) -> NotificationKind | None:
+    """Turn email off for the token's kind (or every kind). Raises ValidationError for an unknown token.
+
+    Returns the kind that was turned off, or None when all kinds were."""
+    row = await UnsubscribeToken.get_or_none(token_hash=_sha256(token.strip())) if token.strip() else None
+    if row is None:
+        raise ValidationError({"token": "unknown unsubscribe token"})
+    kinds = list(NotificationKind) if all_kinds else [NotificationKind(row.kind)]
+    await update_preferences(row.user_id, [PreferenceChange(k, email=False) for k in kinds])
+    return None if all_kinds else kinds[0]
+
+
+# ---- follows -------------------------------------------------------------------------------
+
+
+async def follow(user_id: Any, project_id: Any) -> None:
+    """Idempotent: following twice keeps one subscription."""
+    if await ProjectSubscription.filter(user_id=user_id, project_id=project_id).exists():
+        return
+    try:
+        await ProjectSubscription.create(user_id=user_id, project_id=project_id)
+    except IntegrityError:
+        pass  # a concurrent follow won
+
+
+async def unfollow(user_id: Any, project_id: Any) -> None:
+    await ProjectSubscription.filter(user_id=user_id, project_id=project_id).delete()
+
+
+async def is_following(user_id: Any, project_id: Any) -> bool:
+    return await ProjectSubscription.filter(user_id=user_id, project_id=project_id).exists()
+
+
+async def followers(project_id: Any) -> list[str]:
+    ids = await ProjectSubscription.filter(project_id=project_id).order_by("created_at").values_list(
+        "user_id", flat=True)
+    return [str(i) for i in ids]
+
+
+# ---- delivery ------------------------------------------------------------------------------
+
+
+async def notify(kind: NotificationKind | str, recipients: Iterable[Any], payload: dict[str, Any],
+                 project_id: Any = None) -> list[Notification]:
+    """Notify each distinct recipient once, by their preferences for `kind`.
+
+    Call outside any transaction: it commits the rows before publishing `user:<id>` events.
+    Returns the in-app notifications written.
+    """
+    kind = NotificationKind(kind)
+    user_ids = list(dict.fromkeys(str(r) for r in recipients if r is not None))
+    if not user_ids:
+        return []
+    prefs = await _effective(user_ids, kind)
+    message = render_message(kind, payload)
+    rows = [Notification(user_id=uid, kind=kind.value, project_id=project_id, message=message, payload=payload)
+            for uid in user_ids if prefs[uid].in_app]
+    if rows:
+        await Notification.bulk_create(rows)
+    for row in rows:
+        await events.append(f"user:{row.user_id}", "notification",
+                            {"id": encode_id("Notification", row.id), "kind": kind.value})
+    await _email(kind, [uid for uid in user_ids if prefs[uid].email], message, payload)
+    return rows
+
+
+async def _email(kind: NotificationKind, user_ids: list[str], message: str, payload: dict[str, Any]) -> int:
+    if not user_ids or not email.email_enabled():
+        return 0
+    users = await User.filter(id__in=user_ids)
+    tokens = {str(u.id): secrets.token_urlsafe(24) for u in users}
+    await UnsubscribeToken.bulk_create(
+        [UnsubscribeToken(user_id=uid, kind=kind.value, token_hash=_sha256(t)) for uid, t in tokens.items()])
+    base, link = get_settings().public_url, _link(kind, payload)
+    mails = [
+        email.OutgoingEmail(to=u.email, subject=message, text=f"{message}\n\n{link}",
+                            unsubscribe_url=f"{base}/unsubscribe?token={tokens[str(u.id)]}")
+        for u in users
+    ]
+    return await email.send(mails)
+
+
+async def notify_run_status(run_id: Any, old_status: str, new_status: str) -> list[Notification]:
+    """After a run status change: the run's creator, its funders and the project's followers, once each."""
+    run = await Run.get_or_none(id=run_id).prefetch_related("project")
+    if run is None:
+        return []
+    funders = await Funding.filter(run_id=run.id).values_list("funder_id", flat=True)
+    recipients = [run.creator_id, *funders, *await followers(run.project_id)]
+    payload = {
+        "runId": encode_id("Run", run.id), "runTitle": run.title,
+        "projectId": encode_id("Project", run.project_id), "projectTitle": run.project.title,
+        "oldStatus": old_status, "newStatus": new_status,
+    }
+    return await notify(NotificationKind.RUN_STATUS_CHANGED, recipients, payload, project_id=run.project_id)
+
+
+# ---- reading -------------------------------------------------------------------------------
+
+
+def for_user(user_id: Any, *, is_read: bool | None = None, project_id: Any = None) -> QuerySet[Notification]:
+    qs = Notification.filter(user_id=user_id)
+    if is_read is not None:
+        qs = qs.filter(read_at__isnull=not is_read)
+    if project_id is not None:
+        qs = qs.filter(project_id=project_id)
+    return qs
+
+
+async def unread_count(user_id: Any) -> int:
+    return await for_user(user_id, is_read=False).count()
+
+
+async def mark_read(user_id: Any, notification_id: Any) -> Notification | None:
+    """None when the notification is not the user's (indistinguishable from missing)."""
+    row = await Notification.get_or_none(id=notification_id, user_id=user_id)
+    if row is not None and row.read_at is None:
+        row.read_at = datetime.now(UTC)
+        await Notification.filter(id=row.id, read_at__isnull=True).update(read_at=row.read_at)
+    return row
+
+
+async def mark_all_read(user_id: Any, project_id: Any = None) -> int:
+    return await for_user(user_id, is_read=False, project_id=project_id).update(read_at=datetime.now(UTC))

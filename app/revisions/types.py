@@ -1,0 +1,102 @@
+"""GraphQL pieces shared by every versioned body: edit inputs, revision history, the generic patch."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import strawberry
+from tortoise.models import Model
+
+from app.accounts.models import User
+from app.accounts.types import UserType
+from app.api.context import Info
+from app.api.errors import DomainError, NotFound, error_payload
+from app.api.ids import decode_id
+from app.api.pagination import Connection, paginate
+from app.revisions import services
+from app.revisions.models import Revision
+
+M = TypeVar("M", bound=Model)
+
+
+@strawberry.input
+class TextEditInput:
+    old_text: str = strawberry.field(description="Exact text to replace; must occur exactly once.")
+    new_text: str
+
+
+@strawberry.input(description="Search/replace edits on a versioned body, applied in order, all or nothing.")
+class PatchTextInput:
+    id: strawberry.ID
+    base_version: int = strawberry.field(description="The version the edits were written against.")
+    edits: list[TextEditInput]
+    edit_summary: str = ""
+
+
+@strawberry.type(name="Revision")
+class RevisionType:
+    version: int
+    body: str
+    edit_summary: str
+    created_at: datetime
+    editor_id: strawberry.Private[str | None]
+
+    @classmethod
+    def from_model(cls, row: Revision) -> RevisionType:
+        return cls(version=row.version, body=row.body, edit_summary=row.edit_summary, created_at=row.created_at,
+                   editor_id=str(row.editor_id) if row.editor_id else None)
+
+    @strawberry.field(description="Null when the editor's account no longer exists.")
+    async def editor(self, info: Info) -> UserType | None:
+        user = await info.context.loaders.get(User, self.editor_id) if self.editor_id else None
+        return UserType.from_model(user) if user else None
+
+
+async def revision_history(
+    entity_type: str, entity_id: Any, *, first: int | None = None, after: str | None = None,
+    last: int | None = None, before: str | None = None,
+) -> Connection[RevisionType]:
+    """Newest first; page to older revisions with `after: pageInfo.endCursor`."""
+    return await paginate(services.history(entity_type, entity_id), RevisionType.from_model, first=first,
+                          after=after, last=last, before=before, sort="-version")
+
+
+@dataclass(frozen=True)
+class VersionedBody:
+    """Where a versioned Markdown body lives, so one code path serves every `patch…` mutation."""
+
+    model: type[Model]
+    type_name: str  # GraphQL type of the global id, e.g. "Project"
+    entity_type: str  # Revision.entity_type, e.g. "project"
+    body_field: str = "body"
+    version_field: str = "body_version"
+    max_length: int = services.BODY_MAX
+    required: bool = False
+
+
+async def patch_body(
+    info: Info, input: PatchTextInput, spec: VersionedBody, *,
+    authorize: Callable[[User, M], Awaitable[None] | None], success: Callable[[M], Any],
+) -> Any:
+    """Load the entity, let `authorize` raise (Forbidden, or a DomainError for a typed result), patch.
+
+    Returns `success(updated)` or the typed error; access errors propagate as GraphQL errors.
+    """
+    user = info.context.require_user()
+    entity = await info.context.loaders.get(spec.model, decode_id(input.id, spec.type_name))
+    if entity is None:
+        raise NotFound(spec.type_name)
+    try:
+        checked = authorize(user, entity)
+        if checked is not None:
+            await checked
+        updated = await services.apply_patch(
+            entity, spec.body_field, spec.version_field, spec.entity_type, input.base_version, input.edits,
+            user, input.edit_summary, max_length=spec.max_length, required=spec.required,
+        )
+    except DomainError as err:
+        return error_payload(err)
+    return success(updated)

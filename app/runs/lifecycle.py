@@ -1,0 +1,276 @@
+"""The run lifecycle: the one orchestrator that knows both execution and funding.
+
+    dryrun ──ok──▶ awaiting_funding ──gap 0──▶ funded ──ok──▶ completed
+       └─failed─▶ dryrun_failed   cancel ▶ cancelled ◀┘ └─failed─▶ funded_failed
+
+Jobs are created in the database first, then launched (MLflow run, executor submit). A crash
+between the two leaves a job with no handle, which `reconcile` launches; a funded run with no
+funded job is started by `reconcile` too, so the funded job starts exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from tortoise.transactions import in_transaction
+
+from app.catalog.catalog import resolve_machine
+from app.events import services as events
+from app.execution import mlproject
+from app.execution.executor import Executor, JobError, JobSpec, JobStatus, JobUpdate
+from app.execution.models import Job
+from app.execution.recorder import JobRecorder
+from app.projects.models import Project
+from app.runs import estimates
+from app.runs.models import Run
+from app.runtime import get_runtime
+from app.settings import get_settings
+from app.tracking.mlflow import MlflowTracker, TrackingError
+
+log = logging.getLogger("mlpatron.lifecycle")
+
+ACTIVE_RUN_STATUSES = ("dryrun", "awaiting_funding", "funded")
+TERMINAL_RUN_STATUSES = ("dryrun_failed", "funded_failed", "completed", "cancelled")
+# This process, so that a restarted platform fails only the local jobs whose owner is gone.
+INSTANCE = {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Lifecycle:
+    def __init__(self, executor: Executor, recorder: JobRecorder, tracker: MlflowTracker | None) -> None:
+        self.executor = executor
+        self.recorder = recorder
+        self.tracker = tracker
+        recorder.on_transition(self._job_transition)
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    async def create_job(self, run: Run, kind: str) -> Job:
+        """The job row (inside the caller's transaction); `launch` submits it after commit."""
+        settings = get_settings()
+        _, machine = resolve_machine(run.gpu_type, run.gpu_count, run.machine_type)
+        params = dict(run.parameters)
+        if kind == "dryrun":
+            params[run.dryrun_override_param] = run.dryrun_override_value
+            deadline = settings.dryrun_deadline_seconds
+        else:
+            deadline = estimates.deadline_seconds(funded_cents=run.funded_cents,
+                                                  hourly_cents=machine.hourly_cents(run.spot))
+        return await Job.create(
+            id=uuid.uuid4(), run=run, kind=kind, status="pending", executor=self.executor.name,
+            deadline_seconds=deadline, spec={"parameters": params},
+        )
+
+    async def launch(self, job_id: uuid.UUID) -> None:
+        """MLflow run + executor submit. Any failure ends the job with a platform error."""
+        job = await Job.get(id=job_id).prefetch_related("run")
+        if job.handle or JobStatus(job.status).terminal:
+            return
+        run: Run = job.run
+        try:
+            project = await Project.get(id=run.project_id)
+            project_mlp = await mlproject.load_mlproject(run.uri, run.commit_sha)
+            entry = project_mlp.entry_point(run.entry_point)
+            command = mlproject.render_command(entry, job.spec["parameters"])
+            env = {"MLPATRON_JOB_ID": str(job.id), "MLPATRON_RUN_ID": str(run.id), "MLPATRON_JOB_KIND": job.kind}
+            if self.tracker is not None:
+                experiment_id = await self.tracker.ensure_experiment(f"mlpatron-project-{project.id}")
+                mlflow_run_id = await self.tracker.create_run(
+                    experiment_id, f"{run.title} [{job.kind}]",
+                    {"mlpatron.run_id": str(run.id), "mlpatron.job_id": str(job.id), "mlpatron.kind": job.kind},
+                )
+                job.mlflow_experiment_id, job.mlflow_run_id = experiment_id, mlflow_run_id
+                env |= {"MLFLOW_TRACKING_URI": self.tracker.tracking_uri, "MLFLOW_EXPERIMENT_ID": experiment_id,
+                        "MLFLOW_RUN_ID": mlflow_run_id}
+            spec = JobSpec(
+                job_id=str(job.id), run_id=str(run.id), kind=job.kind, repo_url=run.uri, commit_sha=run.commit_sha,
+                command=command, env=env, deadline_seconds=job.deadline_seconds, image=run.image,
+                gpu_type=run.gpu_type, gpu_count=run.gpu_count, machine_type=run.machine_type, spot=run.spot,
+            )
+            job.spec = {**job.spec, "command": command, "image": run.image}
+            await job.save(update_fields=["mlflow_experiment_id", "mlflow_run_id", "spec"])
+            fresh = await Job.get(id=job.id)
+            if JobStatus(fresh.status).terminal:  # cancelled while we prepared it
+                return
+            handle = await self.executor.submit(spec)
+            await Job.filter(id=job.id).update(handle={**handle, "owner": INSTANCE})
+        except Exception as exc:  # tracking down, MLproject gone, executor refused: all end the job
+            log.exception("job %s: launch failed", job.id)
+            await self.recorder.job_update(JobUpdate(
+                job_id=str(job.id), status=JobStatus.FAILED, at=_now(),
+                error=JobError(platform=f"launch failed: {exc}"),
+            ))
+
+    def launch_soon(self, job_id: uuid.UUID) -> None:
+        task = asyncio.create_task(self.launch(job_id), name=f"launch-{job_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start_funded_job(self, run_id: uuid.UUID) -> Job | None:
+        """Idempotent: creates and launches the funded job only if the run is funded and has none."""
+        async with in_transaction():
+            run = await Run.select_for_update().get_or_none(id=run_id)
+            if run is None or run.status != "funded" or run.funded_job_id is not None:
+                return None
+            job = await self.create_job(run, "funded")
+            run.funded_job_id = job.id
+            await run.save(update_fields=["funded_job_id", "updated_at"])
+        await self.launch(job.id)
+        return job
+
+    async def cancel_job(self, job: Job, reason: str = "cancelled by user") -> None:
+        if JobStatus(job.status).terminal:
+            return
+        if not job.handle:  # never submitted: nothing runs, end it in the database
+            await self.recorder.job_update(JobUpdate(
+                job_id=str(job.id), status=JobStatus.CANCELLED, at=_now(), error=JobError(platform=reason)))
+            return
+        await self.executor.cancel(str(job.id), job.handle)
+        fresh = await Job.get(id=job.id)
+        if not JobStatus(fresh.status).terminal and not self._owns(fresh):
+            # Another replica's local job, or an executor that reports asynchronously: the executor
+            # has been asked; the transition arrives through the sink.
+            log.info("job %s: cancel requested", job.id)
+
+    def _owns(self, job: Job) -> bool:
+        owner = (job.handle or {}).get("owner") or {}
+        return owner == INSTANCE
+
+    # ---- run transitions ---------------------------------------------------------------------
+
+    async def _job_transition(self, job: Job, old: JobStatus, new: JobStatus) -> None:
+        run_id = job.run_id
+        if new == JobStatus.RUNNING or new == JobStatus.PENDING:
+            await events.append(f"run:{run_id}", "job_status", {"job_id": str(job.id), "status": new.value})
+            return
+        if self.tracker is not None and job.mlflow_run_id:
+            status = {JobStatus.SUCCEEDED: "FINISHED", JobStatus.FAILED: "FAILED"}.get(new, "KILLED")
+            try:
+                await self.tracker.finish_run(job.mlflow_run_id, status)
+            except TrackingError:
+                log.warning("job %s: could not close MLflow run", job.id)
+        if job.kind == "dryrun":
+            await self._dryrun_ended(job, new)
+        else:
+            await self._funded_ended(job, new)
+
+    async def _dryrun_ended(self, job: Job, new: JobStatus) -> None:
+        settings = get_settings()
+        async with in_transaction():
+            run = await Run.select_for_update().get(id=job.run_id)
+            if run.status != "dryrun":
+                return
+            old_status = run.status
+            if new == JobStatus.SUCCEEDED:
+                _, machine = resolve_machine(run.gpu_type, run.gpu_count, run.machine_type)
+                seconds = ((job.finished_at or _now()) - (job.started_at or job.created_at)).total_seconds()
+                cost, duration, detail = estimates.estimate(
+                    dryrun_seconds=seconds, dryrun_value=float(run.dryrun_override_value),
+                    full_value=float(run.parameters[run.dryrun_override_param]),
+                    startup_overhead_seconds=settings.startup_overhead_seconds, machine=machine, spot=run.spot,
+                )
+                run.estimated_cost_cents, run.estimated_duration_seconds, run.estimate_detail = cost, duration, detail
+                run.status = "awaiting_funding"
+            else:
+                run.status = "dryrun_failed" if new == JobStatus.FAILED else "cancelled"
+            await run.save()
+        await self._run_status_changed(run, old_status)
+
+    async def _funded_ended(self, job: Job, new: JobStatus) -> None:
+        from app.funding import settlement
+
+        async with in_transaction():
+            run = await Run.select_for_update().get(id=job.run_id)
+            old_status = run.status
+            if run.status == "funded":
+                run.status = {JobStatus.SUCCEEDED: "completed", JobStatus.FAILED: "funded_failed"}.get(new, "cancelled")
+                await run.save()
+        if job.started_at is None:
+            # Never ran: nothing was spent, every patron gets everything back.
+            await settlement.refund_all(run.id, "funded job ended before it started")
+        else:
+            _, machine = resolve_machine(run.gpu_type, run.gpu_count, run.machine_type)
+            seconds = ((job.finished_at or _now()) - job.started_at).total_seconds()
+            cost, detail = estimates.actual_cost(seconds=seconds, hourly_cents=machine.hourly_cents(run.spot),
+                                                 escrow_cents=run.funded_cents)
+            detail |= {"machine_type": machine.machine_type, "spot": run.spot}
+            await Job.filter(id=job.id).update(actual_cost_cents=cost, cost_detail=detail)
+            await settlement.settle_run(run.id, cost, detail)
+        if run.status != old_status:
+            await self._run_status_changed(run, old_status)
+
+    async def _run_status_changed(self, run: Run, old_status: str) -> None:
+        payload = {"run_id": str(run.id), "status": run.status, "previous": old_status}
+        await events.append(f"run:{run.id}", "status", payload)
+        await events.append(f"project:{run.project_id}", "run_status", payload)
+        try:
+            from app.notifications.services import notify_run_status
+        except ImportError:  # collaboration not installed in this build
+            return
+        await notify_run_status(run.id, old_status, run.status)
+
+    async def run_status_changed(self, run: Run, old_status: str) -> None:
+        await self._run_status_changed(run, old_status)
+
+    # ---- recovery ----------------------------------------------------------------------------
+
+    async def reconcile(self, *, startup: bool = False) -> None:
+        """Start funded runs that lack a job, launch jobs that were never submitted, and (at
+        start-up) hand the executor the active jobs whose local owner process is gone."""
+        for run in await Run.filter(status="funded", funded_job_id=None):
+            await self.start_funded_job(run.id)
+        stale = _now() - timedelta(seconds=30)
+        active = await Job.filter(status__in=["pending", "running"])
+        for job in active:
+            if not job.handle and job.created_at < stale:
+                await self.launch(job.id)
+        if startup:
+            orphans = [(str(j.id), j.handle) for j in active if j.handle and self._orphaned(j)]
+            if orphans:
+                await self.executor.reconcile(orphans)
+
+    def _orphaned(self, job: Job) -> bool:
+        if job.executor != "local":
+            return True  # the Kubernetes watcher re-attaches by label
+        owner = (job.handle or {}).get("owner") or {}
+        if owner.get("host") != INSTANCE["host"]:
+            return False
+        if owner.get("pid") == INSTANCE["pid"]:
+            return False
+        try:
+            os.kill(int(owner.get("pid", 0)), 0)
+            return False  # its process is alive: another replica owns it
+        except (ProcessLookupError, ValueError):
+            return True
+        except PermissionError:
+            return False
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.executor.close()
+        if self.tracker is not None:
+            await self.tracker.close()
+
+
+def lifecycle() -> Lifecycle:
+    current = get_runtime().lifecycle
+    if current is None:
+        raise RuntimeError("the run lifecycle is not started")
+    return current
+
+
+async def start_funded_job(run_id: uuid.UUID) -> None:
+    """Called by funding after the commit that closed the gap."""
+    await lifecycle().start_funded_job(run_id)

@@ -1,0 +1,286 @@
+"""Runs API: parse an MLproject, create/cancel/update runs, read runs and jobs (logs, metrics)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Annotated
+
+import strawberry
+from strawberry.scalars import JSON
+
+from app.api import ratelimit
+from app.api.context import Info
+from app.api.errors import (
+    DomainError,
+    Error,
+    InvalidStateError,
+    NotFound,
+    ValidationError,
+    ValidationFailed,
+    converts,
+    error_payload,
+)
+from app.api.ids import decode_id
+from app.api.pagination import Connection, paginate
+from app.execution import mlproject
+from app.execution.models import Job
+from app.projects.models import Project
+from app.revisions.errors import VersionConflictError
+from app.runs import services
+from app.runs.lifecycle import lifecycle
+from app.runs.models import Run
+from app.runs.types import JobStatusEnum, JobType, RunStatus, RunType
+
+
+async def load_run(info: Info, id: strawberry.ID) -> Run:
+    row = await info.context.loaders.get(Run, decode_id(id, "Run"))
+    if row is None:
+        raise NotFound("Run")
+    return row
+
+
+async def load_job(info: Info, id: strawberry.ID) -> Job:
+    row = await info.context.loaders.get(Job, decode_id(id, "Job"))
+    if row is None:
+        raise NotFound("Job")
+    return row
+
+
+# ---- MLproject parsing ------------------------------------------------------------------------
+
+
+@strawberry.type
+class ParameterSpec:
+    name: str
+    type: str
+    default: str | None
+    required: bool
+
+
+@strawberry.type
+class EntryPointSpec:
+    name: str
+    command: str
+    parameters: list[ParameterSpec]
+    dryrun_suggestion: DryrunSuggestion | None
+
+
+@strawberry.type
+class DryrunSuggestion:
+    param: str
+    value: str
+
+
+@strawberry.type
+class ParsedMLproject:
+    uri: str
+    version: str
+    commit_sha: str
+    name: str | None
+    image: str | None
+    entry_points: list[EntryPointSpec]
+
+
+@strawberry.type(name="MLprojectError")
+class MLprojectErrorType(Error):
+    reason: str = strawberry.field(description="MLPROJECT_MISSING, MLPROJECT_INVALID, UNKNOWN_ENTRY_POINT, …")
+
+
+@strawberry.type(name="GitError")
+class GitErrorType(Error):
+    reason: str = strawberry.field(description="UNKNOWN_REF, REPO_UNREACHABLE, …")
+
+
+@converts(services.MLProjectProblem)
+def _mlproject_error(err: services.MLProjectProblem) -> MLprojectErrorType:
+    return MLprojectErrorType(message=err.message, code=err.code, reason=err.reason)
+
+
+@converts(services.GitProblem)
+def _git_error(err: services.GitProblem) -> GitErrorType:
+    return GitErrorType(message=err.message, code=err.code, reason=err.reason)
+
+
+def _parsed(p: services.ParsedProject) -> ParsedMLproject:
+    def entry(ep: mlproject.EntryPoint) -> EntryPointSpec:
+        suggestion = mlproject.dryrun_suggestion(ep)
+        return EntryPointSpec(
+            name=ep.name, command=ep.command,
+            parameters=[ParameterSpec(name=x.name, type=x.type, default=None if x.default is None else str(x.default),
+                                      required=x.required) for x in ep.parameters],
+            dryrun_suggestion=DryrunSuggestion(param=suggestion[0], value=str(suggestion[1])) if suggestion else None,
+        )
+
+    return ParsedMLproject(uri=p.uri, version=p.version, commit_sha=p.commit_sha, name=p.project.name,
+                           image=p.project.image, entry_points=[entry(e) for e in p.project.entry_points.values()])
+
+
+ParseMLprojectPayload = Annotated[
+    ParsedMLproject | ValidationFailed | MLprojectErrorType | GitErrorType, strawberry.union("ParseMLprojectPayload")
+]
+
+
+@strawberry.type
+class RunsQuery:
+    @strawberry.field
+    async def run(self, info: Info, id: strawberry.ID) -> RunType:
+        return RunType.from_model(await load_run(info, id))
+
+    @strawberry.field
+    async def job(self, info: Info, id: strawberry.ID) -> JobType:
+        return JobType.from_model(await load_job(info, id))
+
+    @strawberry.field(description="Jobs, newest first; `status: PENDING` is the scheduling dashboard.")
+    async def jobs(
+        self, info: Info, status: JobStatusEnum | None = None, run_id: strawberry.ID | None = None,
+        first: int | None = None, after: str | None = None,
+    ) -> Connection[JobType]:
+        qs = Job.all()
+        if status is not None:
+            qs = qs.filter(status=status.value)
+        if run_id is not None:
+            qs = qs.filter(run_id=decode_id(run_id, "Run"))
+        return await paginate(qs, JobType.from_model, first=first, after=after)
+
+    @strawberry.field(description="Resolve a repository version and read its MLproject (authenticated).")
+    async def parse_mlproject(self, info: Info, uri: str, version: str) -> ParseMLprojectPayload:
+        user = info.context.require_user()
+        await ratelimit.hit("parse", str(user.id), 60, 3600)
+        try:
+            return _parsed(await services.parse(uri, version))
+        except DomainError as err:
+            return error_payload(err)
+
+
+# ---- mutations ----------------------------------------------------------------------------------
+
+
+@strawberry.input
+class ResourcesInput:
+    gpu_type: str
+    gpu_count: int = 1
+    machine_type: str | None = None
+    spot: bool = False
+
+
+@strawberry.input
+class CreateRunInput:
+    project_id: strawberry.ID
+    title: str
+    uri: str
+    version: str
+    resources: ResourcesInput
+    dryrun_override_param: str
+    dryrun_override_value: JSON
+    entry_point: str = "main"
+    parameters: JSON = strawberry.field(default_factory=dict)
+    notes: str = ""
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key returns the same run and never submits twice."
+    )
+
+
+@strawberry.type
+class RunSuccess:
+    run: RunType
+
+
+@strawberry.input
+class RunIdInput:
+    id: strawberry.ID
+
+
+@strawberry.input
+class UpdateRunInput:
+    id: strawberry.ID
+    title: str | None = None
+    notes: str | None = None
+    notes_base_version: int | None = None
+    edit_summary: str = ""
+
+
+@strawberry.type
+class JobSuccess:
+    job: JobType
+
+
+CreateRunPayload = Annotated[
+    RunSuccess | ValidationFailed | MLprojectErrorType | GitErrorType, strawberry.union("CreateRunPayload")
+]
+CancelRunPayload = Annotated[RunSuccess | InvalidStateError, strawberry.union("CancelRunPayload")]
+UpdateRunPayload = Annotated[
+    RunSuccess | ValidationFailed | VersionConflictError, strawberry.union("UpdateRunPayload")
+]
+
+
+@strawberry.type
+class RunsMutation:
+    @strawberry.mutation(description="Project owner. Creates the run in DRYRUN and submits its dryrun job at once.")
+    async def create_run(self, info: Info, input: CreateRunInput) -> CreateRunPayload:
+        user = info.context.require_user()
+        project = await info.context.loaders.get(Project, decode_id(input.project_id, "Project"))
+        if project is None:
+            raise NotFound("Project")
+        if not isinstance(input.parameters, dict):
+            return error_payload(ValidationError({"parameters": "must be an object of name → value"}))
+        request = services.RunRequest(
+            title=input.title, uri=input.uri, version=input.version, entry_point=input.entry_point,
+            parameters=input.parameters, gpu_type=input.resources.gpu_type, gpu_count=input.resources.gpu_count,
+            machine_type=input.resources.machine_type, spot=input.resources.spot,
+            dryrun_override_param=input.dryrun_override_param, dryrun_override_value=input.dryrun_override_value,
+            notes=input.notes, idempotency_key=input.idempotency_key,
+        )
+        try:
+            run = await services.create_run(user, project, request)
+        except DomainError as err:
+            return error_payload(err)
+        return RunSuccess(run=RunType.from_model(run))
+
+    @strawberry.mutation(description="Creator or project owner. Refunds patrons if the funded job has not started.")
+    async def cancel_run(self, info: Info, input: RunIdInput) -> CancelRunPayload:
+        user = info.context.require_user()
+        run = await load_run(info, input.id)
+        try:
+            run = await services.cancel_run(user, run.id)
+        except DomainError as err:
+            return error_payload(err)
+        return RunSuccess(run=RunType.from_model(run))
+
+    @strawberry.mutation(description="Stop a job; cancelling a run's active job cancels the run.")
+    async def cancel_job(self, info: Info, input: RunIdInput) -> JobSuccess:
+        user = info.context.require_user()
+        job = await load_job(info, input.id)
+        return JobSuccess(job=JobType.from_model(await services.cancel_job(user, job.id)))
+
+    @strawberry.mutation(description="Creator only. Title and notes (full replace, optional base version).")
+    async def update_run(self, info: Info, input: UpdateRunInput) -> UpdateRunPayload:
+        user = info.context.require_user()
+        run = await load_run(info, input.id)
+        try:
+            run = await services.update_run(user, run, title=input.title, notes=input.notes,
+                                            notes_base_version=input.notes_base_version,
+                                            edit_summary=input.edit_summary)
+        except DomainError as err:
+            return error_payload(err)
+        return RunSuccess(run=RunType.from_model(run))
+
+    @strawberry.mutation(description="Admin: start a funded run's job now (the reconciler does this by itself).")
+    async def start_funded_job(self, info: Info, input: RunIdInput) -> RunSuccess:
+        info.context.require_admin()
+        run = await load_run(info, input.id)
+        await lifecycle().start_funded_job(run.id)
+        return RunSuccess(run=RunType.from_model(await Run.get(id=run.id)))
+
+
+@strawberry.enum
+class RunOrder(enum.Enum):
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
+
+
+async def project_runs(project_id: str, status: RunStatus | None, first: int | None, after: str | None,
+                       order_by: RunOrder) -> Connection[RunType]:
+    qs = Run.filter(project_id=project_id)
+    if status is not None:
+        qs = qs.filter(status=status.value)
+    return await paginate(qs, RunType.from_model, first=first, after=after, sort=order_by.value)

@@ -1,0 +1,247 @@
+"""Runs: parse an MLproject, create a run (and its dryrun), cancel, update."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from tortoise.exceptions import IntegrityError
+from tortoise.transactions import in_transaction
+
+from app.accounts.models import User
+from app.api.errors import DomainError, ErrorCode, Forbidden, InvalidState, ValidationError
+from app.catalog.catalog import resolve_machine
+from app.execution import git, mlproject
+from app.execution.models import Job
+from app.funding.models import IdempotencyRecord
+from app.projects.models import Project
+from app.revisions import services as revisions
+from app.runs.lifecycle import ACTIVE_RUN_STATUSES, lifecycle
+from app.runs.models import Run
+from app.settings import get_settings
+
+TITLE_MAX = 200
+NOTES_MAX = 100_000
+
+
+class MLProjectProblem(DomainError):
+    code = ErrorCode.MLPROJECT_ERROR
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class GitProblem(DomainError):
+    code = ErrorCode.GIT_ERROR
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class ParsedProject:
+    uri: str
+    version: str
+    commit_sha: str
+    project: mlproject.MLProject
+
+
+async def parse(uri: str, version: str) -> ParsedProject:
+    """Resolve `uri@version` to a commit and read its MLproject; typed errors for every failure."""
+    try:
+        url = git.validate_git_url(uri.strip(), allow_local=get_settings().allow_local_repos)
+        sha = await git.resolve_ref(url, version.strip())
+        project = await mlproject.load_mlproject(url, sha)
+    except git.GitError as exc:
+        if exc.code == "INVALID_GIT_URL":
+            raise ValidationError({"uri": str(exc)}) from exc
+        raise GitProblem(exc.code, str(exc)) from exc
+    except mlproject.MLProjectError as exc:
+        raise MLProjectProblem(exc.code, str(exc)) from exc
+    return ParsedProject(uri=url, version=version, commit_sha=sha, project=project)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    title: str
+    uri: str
+    version: str
+    entry_point: str
+    parameters: dict[str, Any]
+    gpu_type: str
+    gpu_count: int
+    machine_type: str | None
+    spot: bool
+    dryrun_override_param: str
+    dryrun_override_value: Any
+    notes: str = ""
+    idempotency_key: str | None = None
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+async def create_run(actor: User, project: Project, req: RunRequest) -> Run:
+    """Validate everything, store the run in `dryrun` and launch the dryrun job. With an
+    idempotency key, a retry returns the first run and never submits a second dryrun."""
+    try:
+        return await _create_run(actor, project, req)
+    except _LostRace:
+        record = await IdempotencyRecord.get(user=actor, scope="createRun", key=req.idempotency_key)
+        return await Run.get(id=record.result_id)
+
+
+class _LostRace(Exception):
+    """A concurrent retry with the same idempotency key committed first."""
+
+
+async def _create_run(actor: User, project: Project, req: RunRequest) -> Run:
+    if project.owner_id != actor.id:
+        raise Forbidden("Only the project owner can create runs.")
+    if req.idempotency_key:
+        existing = await IdempotencyRecord.get_or_none(user=actor, scope="createRun", key=req.idempotency_key)
+        if existing is not None:
+            return await Run.get(id=existing.result_id)
+    errors: dict[str, str] = {}
+    title = req.title.strip()
+    if not (1 <= len(title) <= TITLE_MAX):
+        errors["title"] = f"1-{TITLE_MAX} characters"
+    if len(req.notes) > NOTES_MAX:
+        errors["notes"] = f"at most {NOTES_MAX} characters"
+    if req.idempotency_key is not None and not (1 <= len(req.idempotency_key) <= 200):
+        errors["idempotencyKey"] = "1-200 characters"
+    try:
+        _, machine = resolve_machine(req.gpu_type, req.gpu_count, req.machine_type)
+    except ValidationError as exc:
+        errors |= exc.fields
+        machine = None
+    if errors:
+        raise ValidationError(errors)
+    parsed = await parse(req.uri, req.version)
+    try:
+        entry = parsed.project.entry_point(req.entry_point)
+    except mlproject.MLProjectError as exc:
+        raise ValidationError({"entryPoint": str(exc)}) from exc
+    try:
+        params = mlproject.validate_parameters(entry, req.parameters)
+    except mlproject.MLProjectError as exc:
+        raise ValidationError({f"parameters.{k}": v for k, v in (exc.fields or {"": str(exc)}).items()}) from exc
+    effective = params  # defaults filled in
+    override = entry.parameter(req.dryrun_override_param)
+    if override is None or override.type not in ("int", "float"):
+        errors["dryrunOverrideParam"] = "must name a numeric (int or float) parameter of the entry point"
+    elif not _is_number(req.dryrun_override_value) or float(req.dryrun_override_value) <= 0:
+        errors["dryrunOverrideValue"] = "must be a positive number"
+    elif not _is_number(effective.get(req.dryrun_override_param)) or float(effective[override.name]) <= 0:
+        errors["parameters." + override.name] = "needs a positive value (the full run's value) to scale the estimate"
+    if errors:
+        raise ValidationError(errors)
+    assert override is not None and machine is not None
+    try:
+        override_value = mlproject.normalize_parameter(override, req.dryrun_override_value)
+    except mlproject.MLProjectError as exc:
+        raise ValidationError({"dryrunOverrideValue": str(exc)}) from exc
+
+    async with in_transaction():
+        run = await Run.create(
+            project=project, creator=actor, title=title, status="dryrun", uri=parsed.uri, version=req.version,
+            commit_sha=parsed.commit_sha, entry_point=entry.name, parameters=effective, gpu_type=req.gpu_type,
+            gpu_count=req.gpu_count, machine_type=machine.machine_type, spot=req.spot, image=parsed.project.image,
+            dryrun_override_param=override.name, dryrun_override_value=override_value, notes=req.notes,
+        )
+        if req.idempotency_key:
+            try:
+                async with in_transaction():
+                    await IdempotencyRecord.create(user=actor, scope="createRun", key=req.idempotency_key,
+                                                   result_id=run.id)
+            except IntegrityError:
+                raise _LostRace() from None  # rolls back our run: the winner's is the answer
+        await revisions.record("run", run.id, 1, run.notes, actor, "created")
+        job = await lifecycle().create_job(run, "dryrun")
+        run.dryrun_job_id = job.id
+        await run.save(update_fields=["dryrun_job_id"])
+    await lifecycle().launch(job.id)
+    await lifecycle().run_status_changed(run, "")
+    return run
+
+
+def can_manage(actor: User, run: Run, project: Project) -> bool:
+    return actor.is_admin or actor.id in (run.creator_id, project.owner_id)
+
+
+async def cancel_run(actor: User, run_id: uuid.UUID) -> Run:
+    """Creator or project owner. Idempotent for a cancelled run; terminal runs cannot be cancelled."""
+    from app.funding import settlement
+
+    async with in_transaction():
+        run = await Run.select_for_update().get(id=run_id)
+        project = await Project.get(id=run.project_id)
+        if not can_manage(actor, run, project):
+            raise Forbidden("Only the run's creator or the project owner can cancel it.")
+        if run.status == "cancelled":
+            return run
+        if run.status not in ACTIVE_RUN_STATUSES:
+            raise InvalidState(f"A run in status {run.status!r} cannot be cancelled.")
+        old_status = run.status
+        run.status = "cancelled"
+        await run.save(update_fields=["status", "updated_at"])
+    job_id = run.dryrun_job_id if old_status == "dryrun" else run.funded_job_id
+    job = await Job.get(id=job_id) if job_id else None
+    if old_status == "awaiting_funding" or (old_status == "funded" and (job is None or job.started_at is None)):
+        await settlement.refund_all(run.id, "run cancelled before its funded job started")
+    await lifecycle().run_status_changed(run, old_status)
+    if job is not None:
+        await lifecycle().cancel_job(job, "run cancelled")
+    return await Run.get(id=run.id)
+
+
+async def cancel_job(actor: User, job_id: uuid.UUID) -> Job:
+    job = await Job.get(id=job_id).prefetch_related("run")
+    run: Run = job.run
+    project = await Project.get(id=run.project_id)
+    if not can_manage(actor, run, project):
+        raise Forbidden("Only the run's creator or the project owner can cancel its jobs.")
+    if job.kind == "funded" or run.status == "dryrun":
+        # Cancelling the active job cancels the run, so money and status stay consistent.
+        if run.status in ACTIVE_RUN_STATUSES:
+            await cancel_run(actor, run.id)
+    else:
+        await lifecycle().cancel_job(job)
+    return await Job.get(id=job.id)
+
+
+async def update_run(actor: User, run: Run, *, title: str | None, notes: str | None,
+                     notes_base_version: int | None, edit_summary: str = "") -> Run:
+    """Creator only. Notes are versioned: pass the base version for conflict detection."""
+    from app.revisions.errors import VersionConflict
+
+    if actor.id != run.creator_id:
+        raise Forbidden("Only the run's creator can edit it.")
+    errors: dict[str, str] = {}
+    if title is not None and not (1 <= len(title.strip()) <= TITLE_MAX):
+        errors["title"] = f"1-{TITLE_MAX} characters"
+    if notes is not None and len(notes) > NOTES_MAX:
+        errors["notes"] = f"at most {NOTES_MAX} characters"
+    if errors:
+        raise ValidationError(errors)
+    async with in_transaction():
+        locked = await Run.select_for_update().get(id=run.id)
+        if title is not None:
+            locked.title = title.strip()
+        if notes is not None and notes != locked.notes:
+            if notes_base_version is not None and notes_base_version != locked.notes_version:
+                raise VersionConflict(locked.notes_version, locked.notes)
+            locked.notes, locked.notes_version = notes, locked.notes_version + 1
+            await revisions.record("run", locked.id, locked.notes_version, notes, actor, edit_summary)
+        await locked.save()
+    return locked

@@ -1,0 +1,308 @@
+"""Runs that really execute: MLproject parsing, dryrun → estimate → funded job, MLflow metrics,
+failures, deadlines, cancellation and shell-safe parameters. Real git, subprocesses and MLflow."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from app.settings import get_settings, override_settings
+from tests.helpers import eventually
+from tests.repos import Repo, git
+
+MLPROJECT = """name: demo
+docker_env:
+  image: ghcr.io/mlpatron/demo:1.0
+entry_points:
+  main:
+    parameters:
+      epochs: {type: int, default: 3}
+      lr: {type: float, default: 0.01}
+      note: {type: string, default: "plain"}
+      seconds: {type: float, default: 0.2}
+      exit_code: {type: int, default: 0}
+    command: "python train.py --epochs {epochs} --lr {lr} --note {note} --seconds {seconds} --exit-code {exit_code}"
+"""
+
+TRAIN = '''import argparse, json, os, subprocess, sys, time
+import mlflow
+
+p = argparse.ArgumentParser()
+p.add_argument("--epochs", type=int)
+p.add_argument("--lr", type=float)
+p.add_argument("--note")
+p.add_argument("--seconds", type=float)
+p.add_argument("--exit-code", type=int)
+a = p.parse_args()
+print("ARGV " + json.dumps(sys.argv[1:]), flush=True)
+if a.note == "spawn":
+    child = subprocess.Popen(["sleep", "300"])
+    print(f"CHILD {child.pid}", flush=True)
+with mlflow.start_run(run_id=os.environ.get("MLFLOW_RUN_ID")):
+    for epoch in range(a.epochs):
+        loss = 1.0 / (epoch + 1) + a.lr
+        mlflow.log_metric("loss", loss, step=epoch)
+        print(f"epoch {epoch} loss {loss:.4f}", flush=True)
+        time.sleep(a.seconds)
+print("stderr line", file=sys.stderr, flush=True)
+sys.exit(a.exit_code)
+'''
+
+RUN_FIELDS = """id status estimatedCostCents estimatedDurationSeconds estimateDetail fundingGapCents fundedCents
+  commitSha image parameters activeJobStatus resources { gpuType gpuCount machineType }
+  dryrunJob { id status error { platform containerTerminated { reason exitCode } } mlflowRunId }
+  fundedJob { id status deadlineSeconds actualCostCents costDetail error { platform } mlflowRunId }"""
+
+CREATE_RUN = """mutation($i: CreateRunInput!) { createRun(input: $i) { __typename
+  ... on RunSuccess { run { %s } }
+  ... on ValidationFailed { code message fields { field message } }
+  ... on MLprojectError { code reason message }
+  ... on GitError { code reason message } } }""" % RUN_FIELDS
+
+RUN = "query($id: ID!) { run(id: $id) { %s } }" % RUN_FIELDS
+
+
+@pytest.fixture(scope="module")
+def demo_repo(work_dir: Path) -> Repo:
+    path = work_dir / f"demo-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "main")
+    repo = Repo(path)
+    repo.commit({"MLproject": MLPROJECT, "train.py": TRAIN}, "initial")
+    repo.git("tag", "v1")
+    return repo
+
+
+@pytest.fixture
+async def researcher(make_person):
+    return await make_person("researcher")
+
+
+async def make_project(person, repo: Repo) -> str:
+    data = await person.agent.data(
+        'mutation($i: CreateProjectInput!) { createProject(input: $i) { ... on ProjectSuccess { project { id } } } }',
+        {"i": {"title": "demo", "gitUrl": str(repo.path)}})
+    return data["createProject"]["project"]["id"]
+
+
+def run_input(project_id: str, repo: Repo, **overrides) -> dict:
+    base = {"projectId": project_id, "title": "run", "uri": str(repo.path), "version": "main",
+            "parameters": {"epochs": 3, "lr": 0.5, "seconds": 0.2}, "resources": {"gpuType": "l4", "gpuCount": 1},
+            "dryrunOverrideParam": "epochs", "dryrunOverrideValue": 1}
+    return base | overrides
+
+
+async def create_run(person, project_id: str, repo: Repo, **overrides) -> dict:
+    result = (await person.agent.data(CREATE_RUN, {"i": run_input(project_id, repo, **overrides)}))["createRun"]
+    assert result["__typename"] == "RunSuccess", result
+    return result["run"]
+
+
+async def wait_run(client, run_id: str, statuses: set[str], within: float = 60) -> dict:
+    body = await eventually(lambda: client.data(RUN, {"id": run_id}), lambda d: d["run"]["status"] in statuses,
+                            within=within)
+    return body["run"]
+
+
+async def logs(client, job_id: str, **args) -> list[dict]:
+    q = "query($id: ID!, $tail: Int!, $after: Int) { job(id: $id) { logs(tail: $tail, afterSeq: $after) { seq stream line } } }"
+    return (await client.data(q, {"id": job_id, "tail": args.get("tail", 100), "after": args.get("after")}))["job"]["logs"]
+
+
+async def test_parse_mlproject(researcher, demo_repo: Repo) -> None:
+    q = """query($u: String!, $v: String!) { parseMlproject(uri: $u, version: $v) { __typename
+      ... on ParsedMLproject { commitSha image entryPoints { name parameters { name type default required }
+            dryrunSuggestion { param value } } }
+      ... on GitError { reason } ... on MLprojectError { reason } ... on ValidationFailed { fields { field } } } }"""
+    ok = (await researcher.agent.data(q, {"u": str(demo_repo.path), "v": "v1"}))["parseMlproject"]
+    assert ok["commitSha"] == demo_repo.git("rev-parse", "HEAD") and ok["image"] == "ghcr.io/mlpatron/demo:1.0"
+    [main] = ok["entryPoints"]
+    assert main["dryrunSuggestion"] == {"param": "epochs", "value": "1"}
+    assert {"name": "lr", "type": "float", "default": "0.01", "required": False} in main["parameters"]
+    missing = (await researcher.agent.data(q, {"u": str(demo_repo.path), "v": "no-such-branch"}))["parseMlproject"]
+    assert missing == {"__typename": "GitError", "reason": "UNKNOWN_REF"}
+    bad = (await researcher.agent.data(q, {"u": "ssh://git@example.com/x.git", "v": "main"}))["parseMlproject"]
+    assert bad == {"__typename": "ValidationFailed", "fields": [{"field": "uri"}]}
+
+
+async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo: Repo, make_person) -> None:
+    project_id = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project_id, demo_repo)
+    assert run["status"] == "DRYRUN" and run["image"] == "ghcr.io/mlpatron/demo:1.0"
+    assert run["parameters"]["epochs"] == "3" and run["resources"]["machineType"] == "g2-standard-4"
+
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
+    assert run["status"] == "AWAITING_FUNDING", run
+    detail = run["estimateDetail"]
+    assert detail["dryrun_value"] == 1 and detail["full_value"] == 3 and detail["scale"] == 3
+    assert run["estimatedDurationSeconds"] == math.ceil(detail["dryrun_seconds"] * 3) + 60
+    assert run["estimatedCostCents"] == math.ceil(run["estimatedDurationSeconds"] * 71 / 3600)
+    assert run["fundingGapCents"] == run["estimatedCostCents"]
+    dry_logs = await logs(researcher.agent, run["dryrunJob"]["id"])
+    assert [x["line"] for x in dry_logs if x["line"].startswith("epoch")] == ["epoch 0 loss 1.5000"]
+
+    # Funding is the money issue's path; here an admin closes the gap and starts the job.
+    from app.runs.models import Run
+
+    admin = await make_person("admin", admin=True)
+    await Run.filter(id=_pk(run["id"])).update(status="funded", funded_cents=run["estimatedCostCents"])
+    await admin.web.data("mutation($i: RunIdInput!) { startFundedJob(input: $i) { run { id } } }",
+                         {"i": {"id": run["id"]}})
+    run = await wait_run(researcher.agent, run["id"], {"COMPLETED", "FUNDED_FAILED"})
+    assert run["status"] == "COMPLETED", run
+    funded = run["fundedJob"]
+    assert funded["status"] == "SUCCEEDED" and funded["actualCostCents"] <= run["estimatedCostCents"]
+    assert funded["deadlineSeconds"] >= run["estimatedDurationSeconds"] - 1
+
+    q = """query($id: ID!) { job(id: $id) { mlflowRunId mlflowExperimentId metrics { key value }
+      metricHistory(key: "loss") { step value } timeline { status } run { id } project { id } } }"""
+    job = (await researcher.agent.data(q, {"id": funded["id"]}))["job"]
+    assert [p["step"] for p in job["metricHistory"]] == [0, 1, 2]
+    assert [round(p["value"], 4) for p in job["metricHistory"]] == [1.5, 1.0, round(1 / 3 + 0.5, 4)]
+    assert job["metrics"] == [{"key": "loss", "value": pytest.approx(1 / 3 + 0.5)}]
+    assert [t["status"] for t in job["timeline"]] == ["PENDING", "RUNNING", "SUCCEEDED"]
+    assert job["project"]["id"] == project_id and job["run"]["id"] == run["id"]
+
+    all_lines = await logs(researcher.agent, funded["id"], tail=1000)
+    seqs = [x["seq"] for x in all_lines]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert [x["line"] for x in all_lines if x["line"].startswith("epoch")] == [
+        "epoch 0 loss 1.5000", "epoch 1 loss 1.0000", "epoch 2 loss 0.8333"]
+    assert {"stream": "stderr", "line": "stderr line"}.items() <= all_lines[-1].items()
+    tail = await logs(researcher.agent, funded["id"], tail=2)
+    assert tail == all_lines[-2:]
+    after = await logs(researcher.agent, funded["id"], after=seqs[1], tail=2)
+    assert after == all_lines[2:4]
+
+
+def _pk(global_id: str) -> str:
+    import base64
+
+    return base64.b64decode(global_id).decode().split(":", 1)[1].replace("-", "")
+
+
+async def test_failing_script_is_dryrun_failed_with_exit_code(researcher, demo_repo: Repo) -> None:
+    project_id = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project_id, demo_repo,
+                           parameters={"epochs": 2, "exit_code": 3, "seconds": 0})
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
+    assert run["status"] == "DRYRUN_FAILED"
+    error = run["dryrunJob"]["error"]
+    assert error["containerTerminated"] == {"reason": "Error", "exitCode": 3} and error["platform"] is None
+    last = [x["line"] for x in await logs(researcher.agent, run["dryrunJob"]["id"], tail=4)]
+    assert "epoch 0 loss 1.0100" in last and last[-1] == "stderr line"  # MLflow prints its own lines too
+
+
+async def test_deadline_fails_with_platform_error(researcher, demo_repo: Repo) -> None:
+    project_id = await make_project(researcher, demo_repo)
+    previous = get_settings().dryrun_deadline_seconds
+    override_settings(dryrun_deadline_seconds=3)
+    try:
+        run = await create_run(researcher, project_id, demo_repo, parameters={"epochs": 3, "seconds": 60})
+    finally:
+        override_settings(dryrun_deadline_seconds=previous)
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
+    assert run["status"] == "DRYRUN_FAILED"
+    assert "deadline" in run["dryrunJob"]["error"]["platform"] and "3 s" in run["dryrunJob"]["error"]["platform"]
+
+
+async def test_cancel_kills_the_process_tree(researcher, demo_repo: Repo) -> None:
+    project_id = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project_id, demo_repo,
+                           parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
+    job_id = run["dryrunJob"]["id"]
+    lines = await eventually(lambda: logs(researcher.agent, job_id),
+                             lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
+    child = int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
+    os.kill(child, 0)  # alive while the job runs
+    done = await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename "
+                                       "... on RunSuccess { run { status } } } }", {"i": {"id": run["id"]}})
+    assert done["cancelRun"] == {"__typename": "RunSuccess", "run": {"status": "CANCELLED"}}
+    run = await eventually(lambda: researcher.agent.data(RUN, {"id": run["id"]}),
+                           lambda d: d["run"]["dryrunJob"]["status"] == "CANCELLED")
+    await eventually(lambda: _alive(child), lambda alive: not alive, within=10)
+    again = await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename } }",
+                                        {"i": {"id": run["run"]["id"]}})
+    assert again["cancelRun"]["__typename"] == "RunSuccess"  # idempotent
+
+
+async def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is gone for our purposes (only its parent can reap it).
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+async def test_hostile_parameter_values_reach_the_script_verbatim(researcher, demo_repo: Repo, tmp_path) -> None:
+    marker = tmp_path / "pwned"
+    note = f"a b 'q' \"dq\" ; touch {marker} $(touch {marker}) `touch {marker}` && echo"
+    project_id = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project_id, demo_repo, parameters={"epochs": 2, "note": note, "seconds": 0})
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
+    argv_line = next(x["line"] for x in await logs(researcher.agent, run["dryrunJob"]["id"])
+                     if x["line"].startswith("ARGV "))
+    argv = json.loads(argv_line[5:])
+    assert argv[argv.index("--note") + 1] == note
+    assert not marker.exists()
+
+
+async def test_idempotent_create_run(researcher, demo_repo: Repo) -> None:
+    from app.execution.models import Job
+
+    project_id = await make_project(researcher, demo_repo)
+    key = f"key-{uuid.uuid4()}"
+    first = await create_run(researcher, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
+    second = await create_run(researcher, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
+    assert first["id"] == second["id"]
+    assert await Job.filter(run_id=_pk(first["id"])).count() == 1
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ({"uri": "ssh://git@example.com/r.git"}, ("ValidationFailed", "uri")),
+    ({"uri": "http://192.168.1.10/r.git"}, ("ValidationFailed", "uri")),
+    ({"version": "nope"}, ("GitError", "UNKNOWN_REF")),
+    ({"resources": {"gpuType": "tpu-v9", "gpuCount": 1}}, ("ValidationFailed", "resources.gpuType")),
+    ({"resources": {"gpuType": "l4", "gpuCount": 8}}, ("ValidationFailed", "resources.gpuCount")),
+    ({"resources": {"gpuType": "l4", "gpuCount": 1, "machineType": "g2-standard-24"}},
+     ("ValidationFailed", "resources.machineType")),
+    ({"parameters": {"epochs": "many"}}, ("ValidationFailed", "parameters.epochs")),
+    ({"parameters": {"bogus": 1}}, ("ValidationFailed", "parameters.bogus")),
+    ({"dryrunOverrideParam": "note"}, ("ValidationFailed", "dryrunOverrideParam")),
+    ({"dryrunOverrideValue": "abc"}, ("ValidationFailed", "dryrunOverrideValue")),
+    ({"entryPoint": "nope"}, ("ValidationFailed", "entryPoint")),
+    ({"title": ""}, ("ValidationFailed", "title")),
+])
+async def test_bad_run_input_creates_nothing(researcher, demo_repo: Repo, overrides, expected) -> None:
+    from app.execution.models import Job
+    from app.runs.models import Run
+
+    project_id = await make_project(researcher, demo_repo)
+    runs, jobs = await Run.all().count(), await Job.all().count()
+    result = (await researcher.agent.data(CREATE_RUN, {"i": run_input(project_id, demo_repo, **overrides)}))["createRun"]
+    kind, detail = expected
+    assert result["__typename"] == kind, result
+    if kind == "ValidationFailed":
+        assert detail in [f["field"] for f in result["fields"]], result
+    else:
+        assert result["reason"] == detail
+    assert (await Run.all().count(), await Job.all().count()) == (runs, jobs)
+
+
+async def test_only_the_owner_creates_runs_and_only_managers_cancel(researcher, demo_repo: Repo, make_person) -> None:
+    stranger = await make_person("stranger")
+    project_id = await make_project(researcher, demo_repo)
+    err = await stranger.agent.error(CREATE_RUN, {"i": run_input(project_id, demo_repo)})
+    assert err["extensions"]["code"] == "FORBIDDEN"
+    run = await create_run(researcher, project_id, demo_repo, parameters={"epochs": 1, "seconds": 0})
+    err = await stranger.agent.error("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename } }",
+                                     {"i": {"id": run["id"]}})
+    assert err["extensions"]["code"] == "FORBIDDEN"
+    await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
