@@ -36,7 +36,9 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
 
 
 async def init_db(database_url: str) -> None:
-    await Tortoise.init(config=tortoise_config(database_url))
+    # Global fallback: uvicorn runs the lifespan in one task and requests in others, and
+    # tortoise 1.x keeps its context in a contextvar otherwise invisible across them.
+    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 
 async def migrate_db(database_url: str) -> None:

@@ -73,7 +73,7 @@ async def start_runtime(settings: Settings) -> Runtime:
     tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
     runtime.lifecycle = Lifecycle(build_executor(settings, recorder), recorder, tracker)
     if settings.run_watcher:
-        await runtime.lifecycle.reconcile(startup=True)
+        runtime.lifecycle.start_reconciler()
     return runtime
 
 

@@ -8,6 +8,7 @@ import random
 
 import pytest
 
+from app.funding import ledger
 from app.funding.models import Funding, LedgerTransaction, Settlement
 from app.funding.money import largest_remainder
 from app.funding.settlement import refund_all, settle_run
@@ -79,8 +80,9 @@ async def test_settlement_charges_the_cost_and_splits_the_rest_pro_rata(funded, 
         "settled", 301, 100, 134, 67)
     assert s.detail == {"seconds": 5070, "hourly_cents": 71}
     txn = await LedgerTransaction.get(run_id=run.id, kind="settlement")
-    lines = {p.account.split(":")[0] + ":" + p.account.rsplit(":", 1)[-1]: 0 for p in await txn.postings}
-    assert "platform:revenue" in lines
+    assert {p.account: p.amount_cents for p in await txn.postings} == {
+        ledger.run_escrow(run.id): -301, ledger.PLATFORM_REVENUE: 100, ledger.user_credit(a.user_id): 67,
+        ledger.user_cash(c.user_id): 41, ledger.user_credit(c.user_id): 26, ledger.project_balance(project.id): 67}
     await assert_books_balance()
 
 

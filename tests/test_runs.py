@@ -12,106 +12,19 @@ from pathlib import Path
 import pytest
 
 from app.settings import get_settings, override_settings
+from tests.experiments import CREATE_RUN, RUN, create_run, logs, make_demo_repo, make_project, pk, run_input, wait_run
 from tests.helpers import eventually
-from tests.repos import Repo, git
-
-MLPROJECT = """name: demo
-docker_env:
-  image: ghcr.io/mlpatron/demo:1.0
-entry_points:
-  main:
-    parameters:
-      epochs: {type: int, default: 3}
-      lr: {type: float, default: 0.01}
-      note: {type: string, default: "plain"}
-      seconds: {type: float, default: 0.2}
-      exit_code: {type: int, default: 0}
-    command: "python train.py --epochs {epochs} --lr {lr} --note {note} --seconds {seconds} --exit-code {exit_code}"
-"""
-
-TRAIN = '''import argparse, json, os, subprocess, sys, time
-import mlflow
-
-p = argparse.ArgumentParser()
-p.add_argument("--epochs", type=int)
-p.add_argument("--lr", type=float)
-p.add_argument("--note")
-p.add_argument("--seconds", type=float)
-p.add_argument("--exit-code", type=int)
-a = p.parse_args()
-print("ARGV " + json.dumps(sys.argv[1:]), flush=True)
-if a.note == "spawn":
-    child = subprocess.Popen(["sleep", "300"])
-    print(f"CHILD {child.pid}", flush=True)
-with mlflow.start_run(run_id=os.environ.get("MLFLOW_RUN_ID")):
-    for epoch in range(a.epochs):
-        loss = 1.0 / (epoch + 1) + a.lr
-        mlflow.log_metric("loss", loss, step=epoch)
-        print(f"epoch {epoch} loss {loss:.4f}", flush=True)
-        time.sleep(a.seconds)
-print("stderr line", file=sys.stderr, flush=True)
-sys.exit(a.exit_code)
-'''
-
-RUN_FIELDS = """id status estimatedCostCents estimatedDurationSeconds estimateDetail fundingGapCents fundedCents
-  commitSha image parameters activeJobStatus resources { gpuType gpuCount machineType }
-  dryrunJob { id status error { platform containerTerminated { reason exitCode } } mlflowRunId }
-  fundedJob { id status deadlineSeconds actualCostCents costDetail error { platform } mlflowRunId }"""
-
-CREATE_RUN = """mutation($i: CreateRunInput!) { createRun(input: $i) { __typename
-  ... on RunSuccess { run { %s } }
-  ... on ValidationFailed { code message fields { field message } }
-  ... on MLprojectError { code reason message }
-  ... on GitError { code reason message } } }""" % RUN_FIELDS
-
-RUN = "query($id: ID!) { run(id: $id) { %s } }" % RUN_FIELDS
+from tests.repos import Repo
 
 
 @pytest.fixture(scope="module")
 def demo_repo(work_dir: Path) -> Repo:
-    path = work_dir / f"demo-{uuid.uuid4().hex[:6]}"
-    path.mkdir()
-    git(path, "init", "-q", "-b", "main")
-    repo = Repo(path)
-    repo.commit({"MLproject": MLPROJECT, "train.py": TRAIN}, "initial")
-    repo.git("tag", "v1")
-    return repo
+    return make_demo_repo(work_dir)
 
 
 @pytest.fixture
 async def researcher(make_person):
     return await make_person("researcher")
-
-
-async def make_project(person, repo: Repo) -> str:
-    data = await person.agent.data(
-        'mutation($i: CreateProjectInput!) { createProject(input: $i) { ... on ProjectSuccess { project { id } } } }',
-        {"i": {"title": "demo", "gitUrl": str(repo.path)}})
-    return data["createProject"]["project"]["id"]
-
-
-def run_input(project_id: str, repo: Repo, **overrides) -> dict:
-    base = {"projectId": project_id, "title": "run", "uri": str(repo.path), "version": "main",
-            "parameters": {"epochs": 3, "lr": 0.5, "seconds": 0.2}, "resources": {"gpuType": "l4", "gpuCount": 1},
-            "dryrunOverrideParam": "epochs", "dryrunOverrideValue": 1}
-    return base | overrides
-
-
-async def create_run(person, project_id: str, repo: Repo, **overrides) -> dict:
-    result = (await person.agent.data(CREATE_RUN, {"i": run_input(project_id, repo, **overrides)}))["createRun"]
-    assert result["__typename"] == "RunSuccess", result
-    return result["run"]
-
-
-async def wait_run(client, run_id: str, statuses: set[str], within: float = 60) -> dict:
-    body = await eventually(lambda: client.data(RUN, {"id": run_id}), lambda d: d["run"]["status"] in statuses,
-                            within=within)
-    return body["run"]
-
-
-async def logs(client, job_id: str, **args) -> list[dict]:
-    q = "query($id: ID!, $tail: Int!, $after: Int) { job(id: $id) { logs(tail: $tail, afterSeq: $after) { seq stream line } } }"
-    return (await client.data(q, {"id": job_id, "tail": args.get("tail", 100), "after": args.get("after")}))["job"]["logs"]
 
 
 async def test_parse_mlproject(researcher, demo_repo: Repo) -> None:
@@ -150,7 +63,7 @@ async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo
     from app.runs.models import Run
 
     admin = await make_person("admin", admin=True)
-    await Run.filter(id=_pk(run["id"])).update(status="funded", funded_cents=run["estimatedCostCents"])
+    await Run.filter(id=pk(run["id"])).update(status="funded", funded_cents=run["estimatedCostCents"])
     await admin.web.data("mutation($i: RunIdInput!) { startFundedJob(input: $i) { run { id } } }",
                          {"i": {"id": run["id"]}})
     run = await wait_run(researcher.agent, run["id"], {"COMPLETED", "FUNDED_FAILED"})
@@ -178,12 +91,6 @@ async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo
     assert tail == all_lines[-2:]
     after = await logs(researcher.agent, funded["id"], after=seqs[1], tail=2)
     assert after == all_lines[2:4]
-
-
-def _pk(global_id: str) -> str:
-    import base64
-
-    return base64.b64decode(global_id).decode().split(":", 1)[1].replace("-", "")
 
 
 async def test_failing_script_is_dryrun_failed_with_exit_code(researcher, demo_repo: Repo) -> None:
@@ -262,7 +169,7 @@ async def test_idempotent_create_run(researcher, demo_repo: Repo) -> None:
     first = await create_run(researcher, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
     second = await create_run(researcher, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
     assert first["id"] == second["id"]
-    assert await Job.filter(run_id=_pk(first["id"])).count() == 1
+    assert await Job.filter(run_id=pk(first["id"])).count() == 1
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [

@@ -49,6 +49,11 @@ async def _discussion_limit(info: Info) -> None:
     await _rate_limit(info, "discussion", s.discussions_per_hour, s.discussions_per_hour_api_key)
 
 
+async def _comment_limit(info: Info) -> None:
+    s = get_settings()
+    await _rate_limit(info, "comment", s.comments_per_hour, s.comments_per_hour_api_key)
+
+
 @strawberry.type
 class DiscussionsQuery:
     @strawberry.field(description="A project's discussions, or platform-level ones without `projectId`: "
@@ -161,12 +166,14 @@ PatchCommentBodyPayload = Annotated[
 @strawberry.type
 class DiscussionsMutation:
     @strawberry.mutation(description="Start a discussion on a project. Rate limited: 10/hour, 5 with an API key.")
-    async def create_project_discussion(self, info: Info, input: CreateProjectDiscussionInput) -> CreateDiscussionPayload:
+    async def create_project_discussion(
+        self, info: Info, input: CreateProjectDiscussionInput,
+    ) -> CreateDiscussionPayload:
         user = info.context.require_user()
         project = await load_project(info, input.project_id)
-        await _discussion_limit(info)
         try:
-            row = await services.create_discussion(user, title=input.title, body=input.body, project=project)
+            row = await services.create_discussion(user, title=input.title, body=input.body, project=project,
+                                                   admit=lambda: _discussion_limit(info))
         except DomainError as err:
             return error_payload(err)
         return _discussion(row)
@@ -174,9 +181,9 @@ class DiscussionsMutation:
     @strawberry.mutation(description="Start a platform-level discussion (feature requests, general topics).")
     async def create_discussion(self, info: Info, input: CreateDiscussionInput) -> CreateDiscussionPayload:
         user = info.context.require_user()
-        await _discussion_limit(info)
         try:
-            row = await services.create_discussion(user, title=input.title, body=input.body)
+            row = await services.create_discussion(user, title=input.title, body=input.body,
+                                                   admit=lambda: _discussion_limit(info))
         except DomainError as err:
             return error_payload(err)
         return _discussion(row)
@@ -214,10 +221,9 @@ class DiscussionsMutation:
         user = info.context.require_user()
         discussion = await load_discussion(info, input.discussion_id)
         parent = decode_id(input.parent_id, "Comment") if input.parent_id else None
-        s = get_settings()
-        await _rate_limit(info, "comment", s.comments_per_hour, s.comments_per_hour_api_key)
         try:
-            row = await services.create_comment(user, discussion, body=input.body, parent_id=parent)
+            row = await services.create_comment(user, discussion, body=input.body, parent_id=parent,
+                                                admit=lambda: _comment_limit(info))
         except DomainError as err:
             return error_payload(err)
         return _comment(row)

@@ -7,6 +7,8 @@ Notifications go out after the write has committed.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,6 +24,7 @@ from app.notifications.models import NotificationKind
 from app.projects.models import Project
 from app.revisions import services as revisions
 
+log = logging.getLogger("mlpatron.discussions")
 TITLE_MAX = 200
 BODY_MAX = 50_000
 COMMENT_MAX = 20_000
@@ -83,8 +86,15 @@ def check_author(actor: User, row: Discussion | Comment) -> None:
 # ---- discussions ---------------------------------------------------------------------------
 
 
-async def create_discussion(author: User, *, title: str, body: str, project: Project | None = None) -> Discussion:
+Admit = Callable[[], Awaitable[None]] | None
+
+
+async def create_discussion(author: User, *, title: str, body: str, project: Project | None = None,
+                            admit: Admit = None) -> Discussion:
+    """`admit` (the rate limit) runs after validation, so a rejected draft costs no quota."""
     _validate(title, body, BODY_MAX)
+    if admit is not None:
+        await admit()
     now = datetime.now(UTC)
     async with in_transaction():
         discussion = await Discussion.create(
@@ -97,8 +107,7 @@ async def create_discussion(author: User, *, title: str, body: str, project: Pro
                    "projectId": encode_id("Project", project.id), "projectTitle": project.title,
                    "authorHandle": author.handle}
         recipients = [project.owner_id, *await notifications.followers(project.id)]
-        await notifications.notify(NotificationKind.NEW_DISCUSSION, _others(recipients, author), payload,
-                                   project_id=project.id)
+        await _notify(NotificationKind.NEW_DISCUSSION, _others(recipients, author), payload, project.id)
     return discussion
 
 
@@ -151,8 +160,11 @@ def listing(project_id: Any = None) -> QuerySet[Discussion]:
 # ---- comments ------------------------------------------------------------------------------
 
 
-async def create_comment(author: User, discussion: Discussion, *, body: str, parent_id: Any = None) -> Comment:
+async def create_comment(author: User, discussion: Discussion, *, body: str, parent_id: Any = None,
+                         admit: Admit = None) -> Comment:
     _validate(None, body, COMMENT_MAX)
+    if admit is not None:
+        await admit()
     async with in_transaction():
         # The lock serialises comment numbering and excludes a concurrent delete.
         locked = await Discussion.select_for_update().get(id=discussion.id)
@@ -195,8 +207,15 @@ async def _notify_comment(discussion: Discussion, comment: Comment, author: User
     if discussion.project_id is not None:
         recipients += [await _owner_id(discussion.project_id), *await notifications.followers(discussion.project_id)]
         payload["projectId"] = encode_id("Project", discussion.project_id)
-    await notifications.notify(NotificationKind.NEW_COMMENT, _others(recipients, author), payload,
-                               project_id=discussion.project_id)
+    await _notify(NotificationKind.NEW_COMMENT, _others(recipients, author), payload, discussion.project_id)
+
+
+async def _notify(kind: NotificationKind, recipients: list[str], payload: dict[str, Any], project_id: Any) -> None:
+    """The post is committed: a failing notification is logged, it does not fail the mutation."""
+    try:
+        await notifications.notify(kind, recipients, payload, project_id=project_id)
+    except Exception:
+        log.exception("notifying %s failed", kind)
 
 
 def _others(recipients: list[Any], author: User) -> list[str]:
@@ -212,10 +231,8 @@ async def update_comment(actor: User, comment: Comment, *, body: str, base_versi
 
 async def delete_comment(actor: User, comment: Comment) -> Comment:
     """Author, the discussion's project owner or admin. Idempotent; replies stay in place."""
-    if comment.author_id != actor.id and not actor.is_admin:
-        discussion = await Discussion.get(id=comment.discussion_id)
-        if await _owner_id(discussion.project_id) != str(actor.id):
-            raise Forbidden("Only the author, the project owner or an admin can delete this comment.")
+    if comment.author_id != actor.id and not await is_moderator(actor, await Discussion.get(id=comment.discussion_id)):
+        raise Forbidden("Only the author, the project owner or an admin can delete this comment.")
     if comment.deleted_at is None:
         comment.deleted_at = datetime.now(UTC)
         await Comment.filter(id=comment.id, deleted_at__isnull=True).update(deleted_at=comment.deleted_at)

@@ -32,13 +32,11 @@ class Signal:
     def set(self) -> None:
         self._event.set()
 
-    async def wait(self, timeout: float | None = None) -> bool:
-        """Wait for a wake-up (or the timeout); returns whether one came. Clears the flag."""
+    async def wait(self, at_most: float | None = None) -> bool:
+        """Wait for a wake-up (or `at_most` seconds); returns whether one came. Clears the flag."""
         try:
-            if timeout is None:
+            async with asyncio.timeout(at_most):
                 await self._event.wait()
-            else:
-                await asyncio.wait_for(self._event.wait(), timeout)
         except TimeoutError:
             return False
         self._event.clear()

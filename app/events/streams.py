@@ -44,7 +44,7 @@ async def follow(
                 continue  # more backlog: no need to wait
             if done:
                 return
-            await signal.wait(timeout=IDLE_REREAD_SECONDS)
+            await signal.wait(at_most=IDLE_REREAD_SECONDS)
 
 
 async def events_after(stream: str, after: int, limit: int) -> list[Event]:

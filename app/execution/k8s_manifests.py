@@ -228,11 +228,11 @@ def job_labels(spec: JobSpec) -> dict[str, str]:
 
 
 def _millicores(cores: float) -> str:
-    return f"{max(int(math.floor(cores * 1000)), 100)}m"
+    return f"{max(math.floor(cores * 1000), 100)}m"
 
 
 def _mebibytes(gib: float) -> str:
-    return f"{max(int(math.floor(gib * 1024)), 256)}Mi"
+    return f"{max(math.floor(gib * 1024), 256)}Mi"
 
 
 def machine_resources(vcpu: int, memory_gib: float, config: KubernetesConfig) -> dict[str, str]:
@@ -244,6 +244,18 @@ def machine_resources(vcpu: int, memory_gib: float, config: KubernetesConfig) ->
     cpu = vcpu - max(vcpu * config.cpu_headroom, 0.5)
     memory = memory_gib * (1 - config.memory_headroom) - 1
     return {"cpu": _millicores(cpu), "memory": _mebibytes(memory)}
+
+
+def _avoid_spot(config: KubernetesConfig) -> dict[str, Any] | None:
+    """Node affinity keeping an on-demand job (priced on demand) off spot nodes."""
+    if not config.spot_node_selector:
+        return None
+    expressions = [{"key": k, "operator": "NotIn", "values": [v]} for k, v in config.spot_node_selector.items()]
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
+        }
+    }
 
 
 def _placement(spec: JobSpec, config: KubernetesConfig) -> tuple[dict[str, str], list[dict[str, str]], dict[str, str]]:
@@ -379,6 +391,8 @@ def build_job_manifest(spec: JobSpec, config: KubernetesConfig, *, name: str | N
         pod_spec["nodeSelector"] = node_selector
     if tolerations:
         pod_spec["tolerations"] = tolerations
+    if not spec.spot and (affinity := _avoid_spot(config)):
+        pod_spec["affinity"] = affinity
     if config.image_pull_secrets:
         pod_spec["imagePullSecrets"] = [{"name": s} for s in config.image_pull_secrets]
     annotations = {

@@ -169,8 +169,10 @@ def derive_pending_info(pods: list[dict[str, Any]], events: list[dict[str, Any]]
     if relevant:
         latest = max(relevant, key=lambda e: (e.get("lastTimestamp") or e.get("eventTime") or "", _rv(e)))
         message = latest.get("message") or ""
+        # The scheduler's event says what the pod condition says (which may not have arrived yet).
+        reason = "Unschedulable" if latest.get("reason") == "FailedScheduling" else latest.get("reason")
         if not any(message and message in p for p in parts):
-            parts.append(f"{latest.get('reason')}: {message}" if message else str(latest.get("reason")))
+            parts.append(f"{reason}: {message}" if message else str(reason))
     if parts:
         return "; ".join(parts)
     init = _container_status(pod, CLONE_CONTAINER, init=True)
@@ -209,11 +211,12 @@ def derive_error(job: dict[str, Any] | None, pods: list[dict[str, Any]]) -> JobE
             platform.append(f"repository checkout failed: init container '{CLONE_CONTAINER}' exited with code {code}")
         elif state.get("waiting") and state["waiting"].get("reason") not in _BORING_WAITING:
             waiting = state["waiting"]
-            platform.append(f"the container never started: {waiting.get('reason')}: {waiting.get('message') or ''}".rstrip(": "))
+            detail = f"{waiting.get('reason')}: {waiting.get('message') or ''}".rstrip(": ")
+            platform.append(f"the container never started: {detail}")
         status = pod.get("status") or {}
+        conditions = status.get("conditions") or []
         disrupted = next(
-            (c for c in status.get("conditions") or [] if c.get("type") == "DisruptionTarget" and c.get("status") == "True"),
-            None,
+            (c for c in conditions if c.get("type") == "DisruptionTarget" and c.get("status") == "True"), None
         )
         if status.get("reason") in ("Evicted", "Preempting", "Shutdown", "Terminated", "NodeLost"):
             platform.append(f"pod {status['reason']}: {status.get('message') or 'the node stopped the pod'}")
@@ -320,6 +323,7 @@ class KubernetesWatcher:
         self._jobs: dict[str, _Job] = {}
         self._pod_job: dict[str, str] = {}  # pod name → job id
         self._events: dict[str, dict[str, dict[str, Any]]] = {}  # pod name → event name → event
+        self._finished: dict[str, JobStatus] = {}  # recent terminal statuses, outliving forgotten jobs
         self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._side_tasks: set[asyncio.Task[None]] = set()
@@ -331,21 +335,19 @@ class KubernetesWatcher:
 
     # ------------------------------------------------------------------ public
 
-    async def start(self, timeout: float | None = 60.0) -> None:
-        """Start watching; return once Jobs, Pods and Events are listed and applied."""
+    async def start(self, sync_timeout: float | None = 60.0) -> None:
+        """Start watching; return once Jobs, Pods and Events are listed and applied (TimeoutError
+        after `sync_timeout` seconds; the watch keeps trying in the background)."""
         if not self._started:
             self._started = True
             self._tasks = [asyncio.create_task(self._process(), name="k8s-watcher-process")]
-            self._tasks += [
-                asyncio.create_task(self._watch_loop(r), name=f"k8s-watcher-{r}") for r in RESOURCES
-            ]
-        async with asyncio.timeout(timeout):
+            self._tasks += [asyncio.create_task(self._watch_loop(r), name=f"k8s-watcher-{r}") for r in RESOURCES]
+        async with asyncio.timeout(sync_timeout):
             await self._synced.wait()
 
     async def stop(self) -> None:
         self._stopping = True
         tasks = self._tasks + list(self._side_tasks)
-        tasks += [j.log_task for j in self._jobs.values() if j.log_task is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -381,11 +383,25 @@ class KubernetesWatcher:
         """For each job the database believes active: if its Job no longer exists, report FAILED.
 
         A Job that exists needs nothing: the watch reports it (even one that finished while no
-        watcher ran). An API failure leaves the job alone; a later reconcile decides it.
+        watcher ran). Jobs the API cannot answer for now are retried in the background.
         """
-        await asyncio.gather(*(self._reconcile_one(job_id, handle) for job_id, handle in active))
+        undecided = await asyncio.gather(*(self._reconcile_one(job_id, handle) for job_id, handle in active))
+        later = [item for item, done in zip(active, undecided, strict=True) if not done]
+        if later and not self._stopping:
+            task = asyncio.create_task(self._reconcile_later(later), name="k8s-reconcile-retry")
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
 
-    async def _reconcile_one(self, job_id: str, handle: dict[str, Any]) -> None:
+    async def _reconcile_later(self, pending: list[tuple[str, dict[str, Any]]]) -> None:
+        delay = self.backoff
+        while pending:
+            await asyncio.sleep(delay)  # the API server was failing: back off before asking again
+            delay = min(delay * 2, self.max_backoff)
+            done = await asyncio.gather(*(self._reconcile_one(job_id, handle) for job_id, handle in pending))
+            pending = [item for item, ok in zip(pending, done, strict=True) if not ok]
+
+    async def _reconcile_one(self, job_id: str, handle: dict[str, Any]) -> bool:
+        """True once decided (the Job exists, or FAILED was reported)."""
         name = (handle or {}).get("name")
         try:
             if name:
@@ -395,13 +411,14 @@ class KubernetesWatcher:
                 exists = bool(items)
         except Exception as exc:
             log.warning("reconcile job %s: cannot tell whether its Job exists: %s", job_id, describe_api_error(exc))
-            return
+            return False
         if exists:
-            return
+            return True
         job = self._job(job_id)
         what = f"Kubernetes Job {name}" if name else "its Kubernetes Job"
         platform = f"{what} no longer exists (deleted or expired while no watcher was running)"
         await self._emit(job, JobUpdate(job_id, JobStatus.FAILED, _now(), error=JobError(platform=platform)))
+        return True
 
     # ------------------------------------------------------------------ watching
 
@@ -426,7 +443,9 @@ class KubernetesWatcher:
                         self.relists[resource] += 1
                 got_events = False
                 opened = asyncio.get_running_loop().time()
-                stream = self.api.watch(resource, rv, timeout_seconds=self._watch_timeout(), **self._selectors(resource))
+                stream = self.api.watch(
+                    resource, rv, timeout_seconds=self._watch_timeout(), **self._selectors(resource)
+                )
                 async with contextlib.aclosing(stream):
                     async for event in stream:
                         kind = event.get("type")
@@ -461,7 +480,9 @@ class KubernetesWatcher:
                 delay = min(delay * 2, self.max_backoff)
             except Exception as exc:
                 level = logging.WARNING if is_transient(exc) else logging.ERROR
-                log.log(level, "watch %s: %s; retrying", resource, describe_api_error(exc), exc_info=not is_transient(exc))
+                log.log(
+                    level, "watch %s: %s; retrying", resource, describe_api_error(exc), exc_info=not is_transient(exc)
+                )
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, self.max_backoff)
 
@@ -474,7 +495,7 @@ class KubernetesWatcher:
     def _job(self, job_id: str) -> _Job:
         job = self._jobs.get(job_id)
         if job is None:
-            job = self._jobs[job_id] = _Job(job_id)
+            job = self._jobs[job_id] = _Job(job_id, status=self._finished.get(job_id))
         return job
 
     async def _process(self) -> None:
@@ -608,6 +629,12 @@ class KubernetesWatcher:
             if not _may_update(job.status, job.pending_info, update):
                 return
             job.status, job.pending_info = update.status, update.pending_info
+            if update.status.terminal:
+                self._finished[job.job_id] = update.status
+                while len(self._finished) > 10_000:
+                    self._finished.pop(next(iter(self._finished)))
+                job.logs_closing = True  # the log task ends once the last container is read
+                job.logs_changed.set()
             try:
                 await self.sink.job_update(update)
             except Exception:
@@ -622,28 +649,40 @@ class KubernetesWatcher:
     async def _finish_job(self, job: _Job, status: JobStatus, error: JobError | None, at: datetime | None) -> None:
         """Fresh pod status, RUNNING if it ran unseen, every log line, then the terminal update."""
         try:
-            if status != JobStatus.CANCELLED:
-                with contextlib.suppress(Exception):  # the cached pods are the fallback
-                    items, _ = await self.api.list("pods", label_selector=f"{JOB_ID_LABEL}={job.job_id}")
-                    for pod in items:
-                        name = _meta(pod).get("name") or ""
-                        if name not in job.pods or _rv(pod) >= _rv(job.pods[name]):
-                            job.pods[name] = pod
-                            self._pod_job[name] = job.job_id
-                            self._register_instances(job, pod)
+            await self._refresh_pods(job)
             # Deleted pods count too: the Job controller removes the pod of a Job past its deadline.
-            pods = _pods_in_order({**job.gone_pods, **job.pods})
-            started = self._started_at(pods)
+            started = self._started_at(_pods_in_order({**job.gone_pods, **job.pods}))
             if started is not None:
                 await self._emit(job, JobUpdate(job.job_id, JobStatus.RUNNING, started))
             await self._drain_logs(job)
             if status == JobStatus.FAILED:
-                error = derive_error(job.job, pods)
+                await self._refresh_pods(job)  # containers may have been terminating until now
+                error = derive_error(job.job, _pods_in_order({**job.gone_pods, **job.pods}))
             await self._emit(job, JobUpdate(job.job_id, status, at or _now(), error=error))
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: could not report its %s outcome", job.job_id, status.value)
         finally:
             job.finishing = False
             if job.job_gone:
                 self._forget(job)
+
+    async def _refresh_pods(self, job: _Job) -> None:
+        """Read the job's pods now: the pod watch may lag the Job watch."""
+        try:
+            items, _ = await self.api.list("pods", label_selector=f"{JOB_ID_LABEL}={job.job_id}")
+        except Exception as exc:  # the cached pods are the fallback
+            log.warning("job %s: could not list its pods: %s", job.job_id, describe_api_error(exc))
+            return
+        for pod in items:
+            name = _meta(pod).get("name") or ""
+            if name in job.gone_pods:
+                continue
+            if name not in job.pods or _rv(pod) >= _rv(job.pods[name]):
+                job.pods[name] = pod
+                self._pod_job[name] = job.job_id
+                self._register_instances(job, pod)
 
     # ------------------------------------------------------------------ logs
 
@@ -667,6 +706,8 @@ class KubernetesWatcher:
             job.logs_changed.set()
             if job.log_task is None and not self._stopping:
                 job.log_task = asyncio.create_task(self._log_pump(job), name=f"k8s-logs-{job.job_id}")
+                self._side_tasks.add(job.log_task)
+                job.log_task.add_done_callback(self._side_tasks.discard)
 
     async def _drain_logs(self, job: _Job) -> None:
         job.logs_closing = True
@@ -815,8 +856,9 @@ class KubernetesWatcher:
             if read.ts_seen != ts:
                 read.ts_seen, read.same = ts, 0
             read.same += 1
-            if cursor.last_ts is not None and (ts < cursor.last_ts or (ts == cursor.last_ts and read.same <= cursor.at_last_ts)):
-                return
+            last = cursor.last_ts
+            if last is not None and (ts < last or (ts == last and read.same <= cursor.at_last_ts)):
+                return  # an earlier read delivered it
             cursor.last_ts, cursor.at_last_ts = ts, read.same
         cursor.delivered += 1
         if job.skip:
@@ -858,7 +900,7 @@ async def run_watcher_service(
     async def act() -> None:
         watcher = KubernetesWatcher(sink, api, **(watcher_options or {}))
         try:
-            await watcher.start(timeout=None)
+            await watcher.start(sync_timeout=None)
             await watcher.reconcile(await active_jobs())
             log.info("watcher: watching namespace %s", config.namespace)
             await asyncio.Event().wait()  # until cancelled (stop, or leadership lost)

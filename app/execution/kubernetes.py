@@ -166,7 +166,9 @@ class KubeApi:
             except Exception as exc:
                 if attempt == self.attempts or not is_transient(exc):
                     raise
-                log.warning("kubernetes %s failed (%s); retry %d/%d", what, describe_api_error(exc), attempt, self.attempts - 1)
+                log.warning(
+                    "kubernetes %s failed (%s); retry %d/%d", what, describe_api_error(exc), attempt, self.attempts - 1
+                )
             await asyncio.sleep(delay * (0.5 + random.random()))  # backoff between attempts, with jitter
             delay = min(delay * 3, self.max_backoff)
         raise AssertionError("unreachable")
@@ -183,7 +185,8 @@ class KubeApi:
     async def get_job(self, name: str) -> dict[str, Any] | None:
         try:
             return await self.retry(
-                "get job", lambda: self._json(self.batch.read_namespaced_job(name, self.namespace, _preload_content=False))
+                "get job",
+                lambda: self._json(self.batch.read_namespaced_job(name, self.namespace, _preload_content=False)),
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -277,7 +280,8 @@ class KubeApi:
     async def get_pod(self, name: str) -> dict[str, Any] | None:
         try:
             return await self.retry(
-                "get pod", lambda: self._json(self.core.read_namespaced_pod(name, self.namespace, _preload_content=False))
+                "get pod",
+                lambda: self._json(self.core.read_namespaced_pod(name, self.namespace, _preload_content=False)),
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -304,7 +308,8 @@ class KubeApi:
         if tail_lines is not None:
             kwargs["tail_lines"] = tail_lines
         kwargs["_request_timeout"] = aiohttp.ClientTimeout(sock_connect=15, sock_read=read_timeout)
-        return await self._checked(self.core.read_namespaced_pod_log(pod, self.namespace, _preload_content=False, **kwargs))
+        call = self.core.read_namespaced_pod_log(pod, self.namespace, _preload_content=False, **kwargs)
+        return await self._checked(call)
 
 
 async def iter_lines(content: aiohttp.StreamReader, max_line: int | None = None) -> AsyncIterator[tuple[bytes, bool]]:
@@ -340,12 +345,15 @@ async def iter_lines(content: aiohttp.StreamReader, max_line: int | None = None)
 class KubernetesExecutor(Executor):
     """Runs jobs as Kubernetes Jobs.
 
-    `KubernetesExecutor(sink, config=None, *, api_client=None, watch=True)`:
+    `KubernetesExecutor(sink, config=None, *, api_client=None, watch=None)`:
     * `config`: `KubernetesConfig` (default: `KubernetesConfig.from_env()`);
     * `api_client`: a kubernetes-asyncio `ApiClient` (default: built from `config` on first use,
       in-cluster service account or kubeconfig, and closed by `close()`);
-    * `watch`: run a `KubernetesWatcher` in this process (True: embedded default and tests;
-      False: API replicas, when `mlpatron watcher` runs separately).
+    * `watch`: run a `KubernetesWatcher` in this process (default: the RUN_WATCHER setting —
+      True for the embedded default, False for `serve --api-only` replicas, whose Jobs the
+      separate `mlpatron watcher` deployment follows);
+    * `watcher_options` / `api_options`: keyword arguments for `KubernetesWatcher` / `KubeApi`
+      (timeouts and retry backoff; tests make them fast).
     """
 
     name = "kubernetes"
@@ -356,16 +364,22 @@ class KubernetesExecutor(Executor):
         config: KubernetesConfig | None = None,
         *,
         api_client: k8s_client.ApiClient | None = None,
-        watch: bool = True,
+        watch: bool | None = None,
         watcher_options: dict[str, Any] | None = None,
+        api_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(sink)
         self.config = config or KubernetesConfig.from_env()
         self._api_client = api_client
         self._owns_client = api_client is None
         self._api: KubeApi | None = None
+        if watch is None:
+            from app.settings import get_settings
+
+            watch = get_settings().run_watcher
         self._watch = watch
         self._watcher_options = watcher_options or {}
+        self._api_options = api_options or {}
         self._watcher: KubernetesWatcher | None = None
         self._init_lock = asyncio.Lock()
         self._handles: dict[str, dict[str, Any]] = {}
@@ -377,12 +391,15 @@ class KubernetesExecutor(Executor):
             if self._api is None:
                 if self._api_client is None:
                     self._api_client = await create_api_client(self.config)
-                self._api = KubeApi(self._api_client, self.config.namespace)
+                self._api = KubeApi(self._api_client, self.config.namespace, **self._api_options)
             if self._watch and self._watcher is None:
                 from app.execution.k8s_watcher import KubernetesWatcher
 
                 self._watcher = KubernetesWatcher(self.sink, self._api, **self._watcher_options)
-                await self._watcher.start()
+                try:
+                    await self._watcher.start()
+                except TimeoutError:  # it keeps trying in the background; submit/cancel need not wait
+                    log.warning("Kubernetes watcher not synced yet (API server unreachable?); continuing")
             return self._api
 
     @property
@@ -413,8 +430,13 @@ class KubernetesExecutor(Executor):
         except ManifestError as exc:
             await self._report(spec.job_id, JobStatus.FAILED, error=JobError(platform=f"invalid job spec: {exc}"))
             raise
-        api = await self.api()
         name = manifest["metadata"]["name"]
+        try:
+            api = await self.api()
+        except Exception as exc:  # no kubeconfig / service account: nothing was created
+            platform = f"cannot reach the Kubernetes API: {describe_api_error(exc)}"
+            await self._report(spec.job_id, JobStatus.FAILED, error=JobError(platform=platform))
+            raise KubernetesSubmitError(platform) from exc
         try:
             await api.create_job(manifest)
             log.info("job %s: created Kubernetes Job %s/%s", spec.job_id, self.config.namespace, name)
@@ -426,6 +448,8 @@ class KubernetesExecutor(Executor):
             await self._submit_failed(api, spec, name, exc)
         handle = {"name": name, "namespace": self.config.namespace}
         self._handles[spec.job_id] = handle
+        while len(self._handles) > 10_000:  # only guards retried submits: recent ones suffice
+            self._handles.pop(next(iter(self._handles)))
         await self._report(spec.job_id, JobStatus.PENDING, pending_info=f"Kubernetes Job {name} created")
         return dict(handle)
 
@@ -500,7 +524,9 @@ class KubernetesExecutor(Executor):
         for item in items:
             meta = item.get("metadata") or {}
             labels = meta.get("labels") or {}
-            conditions = {c.get("type") for c in (item.get("status") or {}).get("conditions") or [] if c.get("status") == "True"}
+            conditions = {
+                c.get("type") for c in (item.get("status") or {}).get("conditions") or [] if c.get("status") == "True"
+            }
             phase = "succeeded" if "Complete" in conditions else "failed" if "Failed" in conditions else "active"
             out.append({
                 "name": meta.get("name"), "job_id": labels.get(JOB_ID_LABEL), "run_id": labels.get(RUN_ID_LABEL),

@@ -19,7 +19,9 @@ from app.settings import get_settings
 @strawberry.type
 class FeedbackQuery:
     @strawberry.field(description="Admins only: submitted feedback, newest first.")
-    async def feedback(self, info: Info, first: int | None = None, after: str | None = None) -> Connection[FeedbackType]:
+    async def feedback(
+        self, info: Info, first: int | None = None, after: str | None = None,
+    ) -> Connection[FeedbackType]:
         info.context.require_admin()
         return await paginate(services.everything(), FeedbackType.from_model, first=first, after=after)
 
@@ -44,10 +46,13 @@ class FeedbackMutation:
     @strawberry.mutation(description="Report a bug, request a feature or ask a question. Rate limited: 10/day.")
     async def submit_feedback(self, info: Info, input: SubmitFeedbackInput) -> SubmitFeedbackPayload:
         user = info.context.require_user()
-        await ratelimit.hit("feedback", str(user.id), get_settings().feedback_per_day, 86400)
+
+        async def admit() -> None:
+            await ratelimit.hit("feedback", str(user.id), get_settings().feedback_per_day, 86400)
+
         try:
             row = await services.submit(user, type=FeedbackKind(input.type), title=input.title,
-                                        description=input.description)
+                                        description=input.description, admit=admit)
         except DomainError as err:
             return error_payload(err)
         return SubmitFeedbackSuccess(feedback=FeedbackType.from_model(row))

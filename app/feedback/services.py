@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 
 from tortoise.queryset import QuerySet
 
@@ -20,7 +21,9 @@ class FeedbackKind(enum.StrEnum):
     QUESTION = "QUESTION"
 
 
-async def submit(user: User, *, type: FeedbackKind, title: str, description: str) -> Feedback:
+async def submit(user: User, *, type: FeedbackKind, title: str, description: str,
+                 admit: Callable[[], Awaitable[None]] | None = None) -> Feedback:
+    """`admit` (the rate limit) runs after validation, so a rejected draft costs no quota."""
     title, description = title.strip(), description.strip()
     errors: dict[str, str] = {}
     if not (1 <= len(title) <= TITLE_MAX):
@@ -29,6 +32,8 @@ async def submit(user: User, *, type: FeedbackKind, title: str, description: str
         errors["description"] = f"1-{DESCRIPTION_MAX} characters"
     if errors:
         raise ValidationError(errors)
+    if admit is not None:
+        await admit()
     return await Feedback.create(user=user, type=type.value, title=title, description=description)
 
 

@@ -29,9 +29,9 @@ async def stripe_webhook(request: Request) -> Response:
     if len(payload) > MAX_BODY_BYTES:
         return _reject(413, "body too large", request)
     try:
-        event = stripe.Webhook.construct_event(payload, request.headers.get("stripe-signature"), secret)
+        event = stripe.Webhook.construct_event(payload, request.headers.get("stripe-signature"), secret).to_dict()
         event_id, event_type = str(event["id"]), str(event["type"])
-        intent = event["data"]["object"]
+        intent = dict(event["data"]["object"])
         if event_type.startswith("payment_intent.") and not isinstance(intent.get("id"), str):
             raise ValueError("payment intent without an id")
     except stripe.SignatureVerificationError as exc:

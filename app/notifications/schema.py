@@ -134,7 +134,8 @@ class NotificationsMutation:
             prefs = await services.update_preferences(user.id, changes)
         except DomainError as err:
             return error_payload(err)
-        return NotificationPreferencesSuccess(preferences=[NotificationPreferenceType.from_preference(p) for p in prefs])
+        return NotificationPreferencesSuccess(
+            preferences=[NotificationPreferenceType.from_preference(p) for p in prefs])
 
     @strawberry.mutation(description="Get run status changes and new discussions of a project (idempotent).")
     async def follow_project(self, info: Info, input: FollowProjectInput) -> FollowProjectSuccess:

@@ -7,6 +7,7 @@ sends the emails. Preferences are per kind with merge semantics; missing rows me
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
@@ -139,10 +140,8 @@ async def follow(user_id: Any, project_id: Any) -> None:
     """Idempotent: following twice keeps one subscription."""
     if await ProjectSubscription.filter(user_id=user_id, project_id=project_id).exists():
         return
-    try:
+    with contextlib.suppress(IntegrityError):  # a concurrent follow won
         await ProjectSubscription.create(user_id=user_id, project_id=project_id)
-    except IntegrityError:
-        pass  # a concurrent follow won
 
 
 async def unfollow(user_id: Any, project_id: Any) -> None:

@@ -35,6 +35,7 @@ from app.tracking.mlflow import MlflowTracker, TrackingError
 
 log = logging.getLogger("mlpatron.lifecycle")
 
+RECONCILE_SECONDS = 30.0
 ACTIVE_RUN_STATUSES = ("dryrun", "awaiting_funding", "funded")
 TERMINAL_RUN_STATUSES = ("dryrun_failed", "funded_failed", "completed", "cancelled")
 # This process, so that a restarted platform fails only the local jobs whose owner is gone.
@@ -238,6 +239,23 @@ class Lifecycle:
             orphans = [(str(j.id), j.handle) for j in active if j.handle and self._orphaned(j)]
             if orphans:
                 await self.executor.reconcile(orphans)
+
+    def start_reconciler(self, every_seconds: float = RECONCILE_SECONDS) -> None:
+        """Reconcile now (start-up) and then periodically, in the background."""
+
+        async def loop() -> None:
+            startup = True
+            while True:
+                try:
+                    await self.reconcile(startup=startup)
+                    startup = False
+                except Exception:
+                    log.exception("reconcile failed; retrying")
+                await asyncio.sleep(every_seconds)
+
+        task = asyncio.create_task(loop(), name="reconciler")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _orphaned(self, job: Job) -> bool:
         if job.executor != "local":

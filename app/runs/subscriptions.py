@@ -154,5 +154,5 @@ class RunsSubscription:
                 _fresh(info)
                 rows = await Job.filter(status__in=wanted).order_by("created_at").limit(200)
                 yield JobsBoard(jobs=[JobType.from_model(r) for r in rows], at=datetime.now().astimezone())
-                await signal.wait(timeout=streams.IDLE_REREAD_SECONDS)
+                await signal.wait(at_most=streams.IDLE_REREAD_SECONDS)
                 await asyncio.sleep(BOARD_COALESCE_SECONDS)  # a burst of changes → one board

@@ -271,7 +271,9 @@ class FakeKubernetes:
 
     # ------------------------------------------------------------------ scheduler / kubelet API
 
-    def unschedulable(self, job_name: str, message: str = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu.") -> None:
+    def unschedulable(
+        self, job_name: str, message: str = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."
+    ) -> None:
         pod = self.pod(job_name)
         pod["status"]["conditions"] = [
             {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
@@ -303,7 +305,7 @@ class FakeKubernetes:
         }
         self._put("pods", pod, "MODIFIED")
 
-    def start(self, job_name: str) -> None:
+    def run(self, job_name: str) -> None:
         """Init container done, main container running (phase Running)."""
         pod = self._scheduled_pod(job_name, init_done=True)
         main = pod["status"]["containerStatuses"][0]
@@ -381,7 +383,9 @@ class FakeKubernetes:
         self._put("pods", pod, "MODIFIED")
         self._finish_job(job_name, "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
 
-    def event(self, job_name: str, reason: str, message: str, *, type: str = "Normal", component: str = "kubelet") -> None:
+    def event(
+        self, job_name: str, reason: str, message: str, *, type: str = "Normal", component: str = "kubelet"
+    ) -> None:
         pod = self.pod(job_name)
         ns = pod["metadata"]["namespace"]
         name = f"{pod['metadata']['name']}.{secrets.token_hex(8)}"
@@ -717,9 +721,13 @@ class FakeKubernetes:
         index = restart - 1 if previous else restart
         if index < 0 or index >= len(instances) or (status and "waiting" in status["state"] and not previous):
             if previous:
-                return self._error(400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found')
+                return self._error(
+                    400, "BadRequest", f'previous terminated container "{container}" in pod "{name}" not found'
+                )
             reason = ((status or {}).get("state", {}).get("waiting") or {}).get("reason", "ContainerCreating")
-            return self._error(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {reason}')
+            return self._error(
+                400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: {reason}'
+            )
         instance = instances[index]
         follow = _flag(q, "follow") and not previous
         timestamps = _flag(q, "timestamps")

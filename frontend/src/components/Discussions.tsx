@@ -1,0 +1,116 @@
+/** A project's discussions: the list and a form to start one. */
+import { useState } from 'react'
+import { Link, useNavigate } from 'react-router'
+import { useQuery } from 'urql'
+import { graphql } from '../gql'
+import { formatDate } from '../lib/format'
+import { useMutationForm } from '../lib/useMutationForm'
+import { useSession } from '../session'
+import { EmptyState, QueryState } from './feedback'
+import { Form, SubmitButton, TextAreaField, TextField } from './forms'
+
+const ProjectDiscussionsDocument = graphql(`
+  query ProjectDiscussions($projectId: ID!) {
+    discussions(projectId: $projectId, first: 50) {
+      nodes {
+        id
+        title
+        isPinned
+        isDeleted
+        commentCount
+        lastActivityAt
+        author {
+          id
+          handle
+        }
+      }
+    }
+  }
+`)
+
+const CreateProjectDiscussionDocument = graphql(`
+  mutation CreateProjectDiscussion($input: CreateProjectDiscussionInput!) {
+    createProjectDiscussion(input: $input) {
+      __typename
+      ... on DiscussionSuccess {
+        discussion {
+          id
+        }
+      }
+      ... on Error {
+        message
+        code
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
+function NewDiscussionForm({ projectId }: { projectId: string }) {
+  const [title, setTitle] = useState('')
+  const [body, setBody] = useState('')
+  const { form, submit } = useMutationForm(CreateProjectDiscussionDocument)
+  const navigate = useNavigate()
+  const onSubmit = async () => {
+    const errors: Record<string, string> = {}
+    if (!title.trim()) errors.title = 'Give the discussion a title.'
+    if (!body.trim()) errors.body = 'Write what you want to discuss.'
+    const data = await submit({ input: { projectId, title: title.trim(), body } }, errors)
+    if (data?.createProjectDiscussion.__typename === 'DiscussionSuccess') {
+      navigate(`/discussions/${data.createProjectDiscussion.discussion.id}`)
+    }
+  }
+  return (
+    <Form form={form} onSubmit={onSubmit} aria-label="Start a discussion">
+      <TextField name="title" label="Title" value={title} maxLength={200} onChange={(e) => setTitle(e.target.value)} />
+      <TextAreaField name="body" label="Message (Markdown)" rows={5} value={body}
+        onChange={(e) => setBody(e.target.value)} />
+      <SubmitButton fetching={form.fetching}>Start discussion</SubmitButton>
+    </Form>
+  )
+}
+
+export function Discussions({ projectId }: { projectId: string }) {
+  const { viewer } = useSession()
+  const [open, setOpen] = useState(false)
+  const [result, refetch] = useQuery({ query: ProjectDiscussionsDocument, variables: { projectId } })
+  return (
+    <section aria-labelledby="discussions-heading">
+      <div className="section-head">
+        <h2 id="discussions-heading">Discussions</h2>
+        {viewer && (
+          <button type="button" className="button" aria-expanded={open} onClick={() => setOpen(!open)}>
+            {open ? 'Cancel' : 'Start a discussion'}
+          </button>
+        )}
+      </div>
+      {open && <NewDiscussionForm projectId={projectId} />}
+      <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+        {(data) =>
+          data.discussions.nodes.length === 0 ? (
+            <EmptyState title="No discussions yet." />
+          ) : (
+            <ul className="list">
+              {data.discussions.nodes.map((d) => (
+                <li key={d.id}>
+                  <Link to={`/discussions/${d.id}`}>{d.title}</Link>
+                  {d.isPinned && <span className="badge badge-muted">Pinned</span>}
+                  <span className="muted small">
+                    {' '}
+                    · {d.author?.handle ?? 'deleted'} · {d.commentCount} comment{d.commentCount === 1 ? '' : 's'} · last
+                    activity {formatDate(d.lastActivityAt)}
+                  </span>
+                </li>
+              ))}
+            </ul>
+          )
+        }
+      </QueryState>
+    </section>
+  )
+}

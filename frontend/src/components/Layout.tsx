@@ -1,0 +1,76 @@
+import { NavLink, Outlet, useNavigate } from 'react-router'
+import { useMutation } from 'urql'
+import { graphql } from '../gql'
+import { useSession } from '../session'
+import { ConnectionBanner } from './ConnectionBanner'
+import { NotificationBell } from './NotificationBell'
+
+const LogoutDocument = graphql(`
+  mutation Logout {
+    logout {
+      ok
+    }
+  }
+`)
+
+function UserLinks() {
+  const { viewer, sessionChanged } = useSession()
+  const [, logout] = useMutation(LogoutDocument)
+  const navigate = useNavigate()
+  if (!viewer) {
+    return (
+      <>
+        <NavLink to="/login">Log in</NavLink>
+        <NavLink to="/signup" className="button primary small">
+          Sign up
+        </NavLink>
+      </>
+    )
+  }
+  const onLogout = async () => {
+    await logout({})
+    sessionChanged()
+    navigate('/')
+  }
+  return (
+    <>
+      <NotificationBell />
+      <NavLink to="/settings/profile" title="Settings">
+        {viewer.displayName || viewer.handle}
+      </NavLink>
+      <button type="button" className="button link" onClick={onLogout}>
+        Log out
+      </button>
+    </>
+  )
+}
+
+export function Layout() {
+  const { viewer } = useSession()
+  return (
+    <>
+      <a className="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header className="site-header">
+        <NavLink to="/" className="brand">
+          mlpatron
+        </NavLink>
+        <nav aria-label="Main" className="main-nav">
+          <NavLink to="/" end>
+            Explore
+          </NavLink>
+          <NavLink to="/jobs">Jobs</NavLink>
+          {viewer && <NavLink to="/projects/new">New project</NavLink>}
+        </nav>
+        <div className="user-links">
+          <UserLinks />
+        </div>
+      </header>
+      <ConnectionBanner />
+      <main id="main" className="page">
+        <Outlet />
+      </main>
+    </>
+  )
+}

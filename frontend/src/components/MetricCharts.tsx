@@ -1,0 +1,109 @@
+/** Metric charts from MLflow (`metrics`, `metricHistory`), re-read while the job runs. */
+import { useEffect } from 'react'
+import { useQuery, type OperationContext } from 'urql'
+import { graphql } from '../gql'
+import { EmptyState, QueryState } from './feedback'
+
+const JobMetricsDocument = graphql(`
+  query JobMetrics($id: ID!) {
+    job(id: $id) {
+      id
+      metrics {
+        key
+        value
+        step
+      }
+    }
+  }
+`)
+
+const MetricHistoryDocument = graphql(`
+  query MetricHistory($id: ID!, $key: String!) {
+    job(id: $id) {
+      id
+      metricHistory(key: $key) {
+        step
+        value
+      }
+    }
+  }
+`)
+
+const POLL_MS = 3000
+
+/** Re-read a query every few seconds while `live`, and once more when it stops being live. */
+function usePoll(refetch: (context?: Partial<OperationContext>) => void, live: boolean) {
+  useEffect(() => {
+    if (!live) return
+    const again = () => refetch({ requestPolicy: 'network-only' })
+    const timer = setInterval(again, POLL_MS)
+    return () => {
+      clearInterval(timer)
+      again()
+    }
+  }, [refetch, live])
+}
+
+const W = 320
+const H = 160
+const PAD = { left: 48, right: 12, top: 12, bottom: 28 }
+
+function formatValue(v: number): string {
+  return Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(2) : v.toFixed(3)
+}
+
+export function LineChart({ name, points }: { name: string; points: ReadonlyArray<{ step: number; value: number }> }) {
+  const steps = points.map((p) => p.step)
+  const values = points.map((p) => p.value)
+  const [x0, x1] = [Math.min(...steps), Math.max(...steps)]
+  const [y0, y1] = [Math.min(...values), Math.max(...values)]
+  const x = (s: number) => PAD.left + ((s - x0) / (x1 - x0 || 1)) * (W - PAD.left - PAD.right)
+  const y = (v: number) => H - PAD.bottom - ((v - y0) / (y1 - y0 || 1)) * (H - PAD.top - PAD.bottom)
+  const last = points[points.length - 1]
+  const summary = `${name}: ${points.length} points; last ${formatValue(last.value)} at step ${last.step}; range ${formatValue(y0)} to ${formatValue(y1)}`
+  return (
+    <figure className="chart">
+      <figcaption>
+        <strong>{name}</strong> <span className="muted small">last {formatValue(last.value)} (step {last.step})</span>
+      </figcaption>
+      <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={summary} data-testid={`chart-${name}`}>
+        <line className="axis" x1={PAD.left} y1={H - PAD.bottom} x2={W - PAD.right} y2={H - PAD.bottom} />
+        <line className="axis" x1={PAD.left} y1={PAD.top} x2={PAD.left} y2={H - PAD.bottom} />
+        <text className="tick" x={PAD.left - 4} y={PAD.top + 4} textAnchor="end">{formatValue(y1)}</text>
+        <text className="tick" x={PAD.left - 4} y={H - PAD.bottom} textAnchor="end">{formatValue(y0)}</text>
+        <text className="tick" x={PAD.left} y={H - 8} textAnchor="middle">{x0}</text>
+        <text className="tick" x={W - PAD.right} y={H - 8} textAnchor="end">step {x1}</text>
+        <polyline className="line" points={points.map((p) => `${x(p.step)},${y(p.value)}`).join(' ')} />
+        {points.length <= 60 && points.map((p) => <circle key={p.step} className="dot" cx={x(p.step)} cy={y(p.value)} r={2.5} />)}
+      </svg>
+    </figure>
+  )
+}
+
+function MetricChart({ jobId, metric, live }: { jobId: string; metric: string; live: boolean }) {
+  const [result, refetch] = useQuery({ query: MetricHistoryDocument, variables: { id: jobId, key: metric } })
+  usePoll(refetch, live)
+  const points = result.data?.job.metricHistory ?? []
+  if (points.length === 0) return null
+  return <LineChart name={metric} points={points} />
+}
+
+export function MetricCharts({ jobId, live }: { jobId: string; live: boolean }) {
+  const [result, refetch] = useQuery({ query: JobMetricsDocument, variables: { id: jobId } })
+  usePoll(refetch, live)
+  return (
+    <QueryState result={result}>
+      {(data) =>
+        data.job.metrics.length === 0 ? (
+          <EmptyState title={live ? 'No metrics logged yet.' : 'This job logged no metrics.'} />
+        ) : (
+          <div className="charts">
+            {data.job.metrics.map((m) => (
+              <MetricChart key={m.key} jobId={jobId} metric={m.key} live={live} />
+            ))}
+          </div>
+        )
+      }
+    </QueryState>
+  )
+}

@@ -1,0 +1,40 @@
+/** Turning API failures into words for people (never raw JSON). */
+import type { CombinedError } from 'urql'
+
+const BY_CODE: Record<string, string> = {
+  UNAUTHENTICATED: 'Please log in to do this.',
+  FORBIDDEN: 'You are not allowed to do this.',
+  NOT_FOUND: 'This page does not exist (or was removed).',
+}
+
+/** A short sentence for a failed query or mutation. */
+export function describeError(error: CombinedError): string {
+  if (error.networkError) return 'Cannot reach the server. Check your connection and try again.'
+  const [first] = error.graphQLErrors
+  if (!first) return 'Something went wrong. Please try again.'
+  const code = first.extensions?.code
+  if (code === 'RATE_LIMITED') {
+    const wait = first.extensions?.retryAfter
+    return typeof wait === 'number' ? `Too many requests; try again in ${wait} s.` : first.message
+  }
+  if (typeof code === 'string' && BY_CODE[code]) return BY_CODE[code]
+  return first.message || 'Something went wrong. Please try again.'
+}
+
+export function errorCode(error: CombinedError | undefined): string | undefined {
+  const code = error?.graphQLErrors[0]?.extensions?.code
+  return typeof code === 'string' ? code : undefined
+}
+
+export type FieldErrors = Record<string, string>
+
+/** A typed error result: `ValidationFailed.fields` become per-field messages. */
+interface TypedError {
+  __typename?: string
+  message?: string
+  fields?: ReadonlyArray<{ field: string; message: string }>
+}
+
+export function fieldErrorsOf(result: TypedError | null | undefined): FieldErrors {
+  return Object.fromEntries((result?.fields ?? []).map((f) => [f.field, f.message]))
+}

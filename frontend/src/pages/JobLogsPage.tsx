@@ -1,0 +1,42 @@
+/** One job's full log (the `logsUrl` of a job error points here). */
+import { Link, useParams } from 'react-router'
+import { useQuery } from 'urql'
+import { QueryState } from '../components/feedback'
+import { LogView } from '../components/LogView'
+import { StatusBadge } from '../components/StatusBadge'
+import { graphql } from '../gql'
+import { humanize } from '../lib/format'
+
+const JobSummaryDocument = graphql(`
+  query JobSummary($id: ID!) {
+    job(id: $id) {
+      id
+      kind
+      status
+      run {
+        id
+        title
+      }
+    }
+  }
+`)
+
+export function JobLogsPage() {
+  const { id = '' } = useParams()
+  const [result] = useQuery({ query: JobSummaryDocument, variables: { id } })
+  return (
+    <QueryState result={result}>
+      {({ job }) => (
+        <section>
+          <p className="small">
+            <Link to={`/runs/${job.run.id}`}>← {job.run.title}</Link>
+          </p>
+          <h1>
+            {humanize(job.kind)} log <StatusBadge status={job.status} />
+          </h1>
+          <LogView jobId={job.id} label={`${humanize(job.kind)} log`} />
+        </section>
+      )}
+    </QueryState>
+  )
+}

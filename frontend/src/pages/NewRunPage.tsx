@@ -1,0 +1,340 @@
+/**
+ * A researcher submits a run: read the MLproject at a version, pick the entry point and its
+ * parameters, the dryrun scale-down, and the GPU resources; the dryrun starts at once.
+ */
+import { useState } from 'react'
+import { Link, useNavigate, useParams } from 'react-router'
+import { useClient, useQuery } from 'urql'
+import { Alert, QueryState } from '../components/feedback'
+import { Form, SelectField, SubmitButton, TextAreaField, TextField } from '../components/forms'
+import { RequireLogin } from '../components/RequireLogin'
+import { defaultResources, ResourcePicker, type Catalog, type Resources } from '../components/run/ResourcePicker'
+import { graphql } from '../gql'
+import type { ParsedMlprojectFieldsFragment } from '../gql/graphql'
+import type { FieldErrors } from '../lib/errors'
+import { useMutationForm, useTypedForm } from '../lib/useMutationForm'
+import { useSession } from '../session'
+
+const NewRunContextDocument = graphql(`
+  query NewRunContext($id: ID!) {
+    project(id: $id) {
+      id
+      title
+      gitUrl
+      owner {
+        id
+      }
+    }
+    gpuCatalog {
+      gpuType
+      displayName
+      machineTypes {
+        machineType
+        vcpu
+        memoryGib
+        gpuCount
+        pricePerHour {
+          onDemandCents
+          spotCents
+        }
+      }
+    }
+  }
+`)
+
+graphql(`
+  fragment ParsedMlprojectFields on ParsedMLproject {
+    uri
+    version
+    commitSha
+    name
+    image
+    entryPoints {
+      name
+      command
+      parameters {
+        name
+        type
+        default
+        required
+      }
+      dryrunSuggestion {
+        param
+        value
+      }
+    }
+  }
+`)
+
+const ParseMlprojectDocument = graphql(`
+  query ParseMlproject($uri: String!, $version: String!) {
+    parseMlproject(uri: $uri, version: $version) {
+      __typename
+      ...ParsedMlprojectFields
+      ... on Error {
+        message
+        code
+      }
+      ... on GitError {
+        reason
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
+const CreateRunDocument = graphql(`
+  mutation CreateRun($input: CreateRunInput!) {
+    createRun(input: $input) {
+      __typename
+      ... on RunSuccess {
+        run {
+          id
+        }
+      }
+      ... on Error {
+        message
+        code
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
+type Parsed = ParsedMlprojectFieldsFragment
+type EntryPoint = Parsed['entryPoints'][number]
+const NUMERIC = new Set(['int', 'float'])
+
+/** Step 1: which code (repository and version) to read. */
+function SourceStep({ defaultUri, onParsed }: { defaultUri: string; onParsed: (parsed: Parsed) => void }) {
+  const [uri, setUri] = useState(defaultUri)
+  const [version, setVersion] = useState('main')
+  const client = useClient()
+  const { form, run } = useTypedForm()
+
+  const read = async () => {
+    const errors: FieldErrors = {}
+    if (!uri.trim()) errors.uri = 'Enter the repository.'
+    if (!version.trim()) errors.version = 'Enter a branch, tag or commit.'
+    const variables = { uri: uri.trim(), version: version.trim() }
+    const data = await run(
+      () => client.query(ParseMlprojectDocument, variables, { requestPolicy: 'network-only' }).toPromise(),
+      errors,
+    )
+    const payload = data?.parseMlproject
+    if (payload?.__typename === 'ParsedMLproject') onParsed(payload)
+    if (payload?.__typename === 'GitError' || payload?.__typename === 'MLprojectError') {
+      // Point at the field to fix: an unknown ref is the version, anything else the repository.
+      form.setFormError(null)
+      form.setErrors({ [payload.__typename === 'GitError' && payload.reason === 'UNKNOWN_REF' ? 'version' : 'uri']: payload.message })
+    }
+  }
+  return (
+    <Form form={form} onSubmit={read} aria-label="Read MLproject">
+      <TextField name="uri" label="Repository" value={uri} onChange={(e) => setUri(e.target.value)} />
+      <TextField name="version" label="Version (branch, tag or commit)" value={version}
+        onChange={(e) => setVersion(e.target.value)} />
+      <SubmitButton fetching={form.fetching}>Read MLproject</SubmitButton>
+    </Form>
+  )
+}
+
+function initialParams(entry: EntryPoint): Record<string, string> {
+  return Object.fromEntries(entry.parameters.map((p) => [p.name, p.default ?? '']))
+}
+
+/** Typed values: ints and floats as numbers, the rest as text (the API checks them again). */
+function typedParams(entry: EntryPoint, values: Record<string, string>, errors: FieldErrors) {
+  const out: Record<string, string | number> = {}
+  for (const p of entry.parameters) {
+    const raw = (values[p.name] ?? '').trim()
+    const key = `parameters.${p.name}`
+    if (!raw) {
+      if (p.required) errors[key] = 'Required.'
+      continue
+    }
+    if (p.type === 'int' && !/^-?\d+$/.test(raw)) errors[key] = 'Enter a whole number.'
+    else if (p.type === 'float' && !Number.isFinite(Number(raw))) errors[key] = 'Enter a number.'
+    out[p.name] = NUMERIC.has(p.type) ? Number(raw) : raw
+  }
+  return out
+}
+
+/** Step 2: entry point, parameters, dryrun, resources, title and notes. */
+function RunForm({ projectId, parsed, catalog }: { projectId: string; parsed: Parsed; catalog: Catalog }) {
+  const first = parsed.entryPoints.find((e) => e.name === 'main') ?? parsed.entryPoints[0]
+  const [entryName, setEntryName] = useState(first?.name ?? '')
+  const entry = parsed.entryPoints.find((e) => e.name === entryName) ?? first
+  const [params, setParams] = useState(() => (first ? initialParams(first) : {}))
+  const [dryrunParam, setDryrunParam] = useState(first?.dryrunSuggestion?.param ?? '')
+  const [dryrunValue, setDryrunValue] = useState(first?.dryrunSuggestion?.value ?? '')
+  const [resources, setResources] = useState<Resources>(() => defaultResources(catalog))
+  const [title, setTitle] = useState('')
+  const [notes, setNotes] = useState('')
+  const [idempotencyKey] = useState(() => crypto.randomUUID())
+  const { form, submit } = useMutationForm(CreateRunDocument)
+  const navigate = useNavigate()
+
+  if (!entry) return <Alert tone="error">This MLproject has no entry points.</Alert>
+
+  const chooseEntry = (name: string) => {
+    const next = parsed.entryPoints.find((e) => e.name === name)
+    if (!next) return
+    setEntryName(name)
+    setParams(initialParams(next))
+    setDryrunParam(next.dryrunSuggestion?.param ?? '')
+    setDryrunValue(next.dryrunSuggestion?.value ?? '')
+  }
+
+  const onSubmit = async () => {
+    const errors: FieldErrors = {}
+    const parameters = typedParams(entry, params, errors)
+    if (!title.trim()) errors.title = 'Give the run a title.'
+    if (!dryrunParam) errors.dryrunOverrideParam = 'Choose the parameter that makes the dryrun short.'
+    if (!dryrunValue.trim()) errors.dryrunOverrideValue = 'Enter the small value for the dryrun.'
+    const numericValue = Number(dryrunValue)
+    const data = await submit(
+      {
+        input: {
+          projectId,
+          title: title.trim(),
+          uri: parsed.uri,
+          version: parsed.version,
+          entryPoint: entry.name,
+          parameters,
+          resources,
+          dryrunOverrideParam: dryrunParam,
+          dryrunOverrideValue: dryrunValue.trim() && Number.isFinite(numericValue) ? numericValue : dryrunValue,
+          notes,
+          idempotencyKey,
+        },
+      },
+      errors,
+    )
+    if (data?.createRun.__typename === 'RunSuccess') navigate(`/runs/${data.createRun.run.id}`)
+  }
+
+  const numericParams = entry.parameters.filter((p) => NUMERIC.has(p.type))
+  return (
+    <Form form={form} onSubmit={onSubmit} aria-label="New run">
+      <p className="muted small">
+        {parsed.name ?? 'MLproject'} at <code>{parsed.commitSha.slice(0, 10)}</code>
+        {parsed.image && (
+          <>
+            {' '}
+            · image <code className="break">{parsed.image}</code>
+          </>
+        )}
+      </p>
+      <SelectField name="entryPoint" label="Entry point" value={entry.name} onChange={(e) => chooseEntry(e.target.value)}>
+        {parsed.entryPoints.map((e) => (
+          <option key={e.name} value={e.name}>
+            {e.name}
+          </option>
+        ))}
+      </SelectField>
+      <p className="small">
+        Command: <code className="break">{entry.command}</code>
+      </p>
+      {entry.parameters.length > 0 && (
+        <fieldset className="fieldset">
+          <legend>Parameters</legend>
+          <div className="row wrap">
+            {entry.parameters.map((p) => (
+              <TextField key={p.name} name={`parameters.${p.name}`} label={`${p.name}${p.required ? ' *' : ''}`}
+                hint={`${p.type}${p.default != null ? `, default ${p.default}` : ''}`}
+                inputMode={NUMERIC.has(p.type) ? 'decimal' : undefined} value={params[p.name] ?? ''}
+                onChange={(e) => setParams({ ...params, [p.name]: e.target.value })} />
+            ))}
+          </div>
+        </fieldset>
+      )}
+      <fieldset className="fieldset">
+        <legend>Dryrun</legend>
+        <p className="hint">
+          The dryrun runs the code with one parameter scaled down; its time sets the cost estimate.
+          {entry.dryrunSuggestion && (
+            <>
+              {' '}
+              Suggested: <strong>{entry.dryrunSuggestion.param} = {entry.dryrunSuggestion.value}</strong>.
+            </>
+          )}
+        </p>
+        <div className="row">
+          <SelectField name="dryrunOverrideParam" label="Scale down" value={dryrunParam}
+            onChange={(e) => setDryrunParam(e.target.value)}>
+            <option value="">Choose…</option>
+            {numericParams.map((p) => (
+              <option key={p.name} value={p.name}>
+                {p.name}
+              </option>
+            ))}
+          </SelectField>
+          <TextField name="dryrunOverrideValue" label="Dryrun value" inputMode="decimal" value={dryrunValue}
+            onChange={(e) => setDryrunValue(e.target.value)} />
+        </div>
+      </fieldset>
+      <ResourcePicker catalog={catalog} value={resources} onChange={setResources} />
+      <TextField name="title" label="Run title" value={title} maxLength={200} onChange={(e) => setTitle(e.target.value)} />
+      <TextAreaField name="notes" label="Run notes (Markdown)" rows={6} value={notes}
+        hint="What this run tests and how it relates to earlier runs." onChange={(e) => setNotes(e.target.value)} />
+      <SubmitButton fetching={form.fetching}>Create run and start the dryrun</SubmitButton>
+    </Form>
+  )
+}
+
+function NewRun({ projectId }: { projectId: string }) {
+  const { viewer } = useSession()
+  const [result, refetch] = useQuery({ query: NewRunContextDocument, variables: { id: projectId } })
+  const [parsed, setParsed] = useState<Parsed | null>(null)
+  return (
+    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+      {({ project, gpuCatalog }) =>
+        viewer?.id !== project.owner.id ? (
+          <Alert tone="warning">Only the project’s owner can submit runs.</Alert>
+        ) : (
+          <>
+            <p>
+              <Link to={`/projects/${project.id}`}>← {project.title}</Link>
+            </p>
+            {parsed ? (
+              <>
+                <p className="small">
+                  <code className="break">{parsed.uri}</code> @ {parsed.version}{' '}
+                  <button type="button" className="button link small" onClick={() => setParsed(null)}>
+                    Change
+                  </button>
+                </p>
+                <RunForm projectId={project.id} parsed={parsed} catalog={gpuCatalog} />
+              </>
+            ) : (
+              <SourceStep defaultUri={project.gitUrl} onParsed={setParsed} />
+            )}
+          </>
+        )
+      }
+    </QueryState>
+  )
+}
+
+export function NewRunPage() {
+  const { id = '' } = useParams()
+  return (
+    <section className="narrow-wide">
+      <h1>New run</h1>
+      <RequireLogin what="how to submit a run">
+        <NewRun projectId={id} />
+      </RequireLogin>
+    </section>
+  )
+}

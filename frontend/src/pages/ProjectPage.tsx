@@ -1,0 +1,250 @@
+/** A project: lab notebook, runs, stats, discussions, follow. */
+import { useState } from 'react'
+import { Link, useParams } from 'react-router'
+import { useMutation, useQuery } from 'urql'
+import { Discussions } from '../components/Discussions'
+import { EmptyState, QueryState } from '../components/feedback'
+import { FundingProgress } from '../components/FundingProgress'
+import { NotesEditor } from '../components/NotesEditor'
+import { StatusBadge } from '../components/StatusBadge'
+import { graphql } from '../gql'
+import type { ProjectPageQuery } from '../gql/graphql'
+import { describeError } from '../lib/errors'
+import { formatCents, formatDate, humanize } from '../lib/format'
+import { useMutationForm } from '../lib/useMutationForm'
+import { useSession } from '../session'
+
+const ProjectPageDocument = graphql(`
+  query ProjectPage($id: ID!) {
+    project(id: $id) {
+      id
+      title
+      gitUrl
+      notes
+      notesVersion
+      notesHtml
+      balanceCents
+      createdAt
+      owner {
+        id
+        handle
+        displayName
+      }
+      runs(first: 100) {
+        nodes {
+          id
+          title
+          status
+          createdAt
+          fundedCents
+          fundingGapCents
+          estimatedCostCents
+          resources {
+            gpuType
+            gpuCount
+          }
+          fundedJob {
+            id
+            actualCostCents
+          }
+        }
+        pageInfo {
+          hasNextPage
+        }
+      }
+    }
+  }
+`)
+
+const UpdateProjectNotesDocument = graphql(`
+  mutation UpdateProjectNotes($input: UpdateProjectInput!) {
+    updateProject(input: $input) {
+      __typename
+      ... on ProjectSuccess {
+        project {
+          id
+          notes
+          notesVersion
+          notesHtml
+        }
+      }
+      ... on VersionConflict {
+        currentVersion
+        currentBody
+      }
+      ... on Error {
+        message
+        code
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
+const FollowDocument = graphql(`
+  mutation FollowProject($input: FollowProjectInput!) {
+    followProject(input: $input) {
+      following
+    }
+  }
+`)
+
+const UnfollowDocument = graphql(`
+  mutation UnfollowProject($input: FollowProjectInput!) {
+    unfollowProject(input: $input) {
+      following
+    }
+  }
+`)
+
+type Project = ProjectPageQuery['project']
+type RunRow = Project['runs']['nodes'][number]
+
+function FollowButton({ projectId }: { projectId: string }) {
+  const [following, setFollowing] = useState(false)
+  const [follow, doFollow] = useMutation(FollowDocument)
+  const [unfollow, doUnfollow] = useMutation(UnfollowDocument)
+  const error = follow.error ?? unfollow.error
+  const toggle = async () => {
+    const input = { input: { projectId } }
+    const result = following ? await doUnfollow(input) : await doFollow(input)
+    const data = result.data
+    if (data) setFollowing('followProject' in data ? data.followProject.following : data.unfollowProject.following)
+  }
+  return (
+    <span>
+      <button type="button" className="button" aria-pressed={following} onClick={toggle}
+        disabled={follow.fetching || unfollow.fetching}>
+        {following ? 'Following ✓' : 'Follow'}
+      </button>
+      {error && <span className="field-error"> {describeError(error)}</span>}
+    </span>
+  )
+}
+
+function ProjectStats({ runs, partial, balanceCents }: { runs: RunRow[]; partial: boolean; balanceCents: number }) {
+  const byStatus = new Map<string, number>()
+  runs.forEach((run) => byStatus.set(run.status, (byStatus.get(run.status) ?? 0) + 1))
+  const funded = runs.reduce((sum, run) => sum + run.fundedCents, 0)
+  const spent = runs.reduce((sum, run) => sum + (run.fundedJob?.actualCostCents ?? 0), 0)
+  return (
+    <dl className="stats">
+      <div>
+        <dt>Runs{partial && ' (latest 100)'}</dt>
+        <dd>{runs.length}</dd>
+      </div>
+      <div>
+        <dt>Total funded</dt>
+        <dd>{formatCents(funded)}</dd>
+      </div>
+      <div>
+        <dt>Total spent</dt>
+        <dd>{formatCents(spent)}</dd>
+      </div>
+      <div>
+        <dt>Project balance</dt>
+        <dd>{formatCents(balanceCents)}</dd>
+      </div>
+      {[...byStatus].map(([status, count]) => (
+        <div key={status}>
+          <dt>{humanize(status)}</dt>
+          <dd>{count}</dd>
+        </div>
+      ))}
+    </dl>
+  )
+}
+
+function RunsTable({ runs }: { runs: RunRow[] }) {
+  if (runs.length === 0) return <EmptyState title="No runs yet." />
+  return (
+    <div className="table-wrap">
+      <table>
+        <thead>
+          <tr>
+            <th scope="col">Run</th>
+            <th scope="col">Status</th>
+            <th scope="col">GPU</th>
+            <th scope="col">Funding</th>
+            <th scope="col">Created</th>
+          </tr>
+        </thead>
+        <tbody>
+          {runs.map((run) => (
+            <tr key={run.id}>
+              <td>
+                <Link to={`/runs/${run.id}`}>{run.title}</Link>
+              </td>
+              <td>
+                <StatusBadge status={run.status} />
+              </td>
+              <td>
+                {run.resources.gpuCount} × {run.resources.gpuType}
+              </td>
+              <td className="cell-progress">
+                <FundingProgress {...run} />
+              </td>
+              <td>{formatDate(run.createdAt)}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </div>
+  )
+}
+
+function ProjectView({ project }: { project: Project }) {
+  const { viewer } = useSession()
+  const isOwner = viewer?.id === project.owner.id
+  const { form, submit } = useMutationForm(UpdateProjectNotesDocument)
+  const saveNotes = async (notes: string, notesBaseVersion: number, editSummary: string) =>
+    (await submit({ input: { id: project.id, notes, notesBaseVersion, editSummary } }))?.updateProject ?? null
+
+  return (
+    <article>
+      <div className="page-head">
+        <div>
+          <h1>{project.title}</h1>
+          <p className="muted">
+            by {project.owner.displayName || project.owner.handle} · <code className="break">{project.gitUrl}</code>
+          </p>
+        </div>
+        <div className="actions">
+          {viewer && <FollowButton projectId={project.id} />}
+          {isOwner && (
+            <Link className="button primary" to={`/projects/${project.id}/runs/new`}>
+              New run
+            </Link>
+          )}
+        </div>
+      </div>
+      <ProjectStats runs={project.runs.nodes} partial={project.runs.pageInfo.hasNextPage}
+        balanceCents={project.balanceCents} />
+      <section aria-labelledby="notes-heading">
+        <h2 id="notes-heading">Lab notebook</h2>
+        <NotesEditor html={project.notesHtml} body={project.notes} version={project.notesVersion} canEdit={isOwner}
+          form={form} save={saveNotes} />
+      </section>
+      <section aria-labelledby="runs-heading">
+        <h2 id="runs-heading">Runs</h2>
+        <RunsTable runs={project.runs.nodes} />
+      </section>
+      <Discussions projectId={project.id} />
+    </article>
+  )
+}
+
+export function ProjectPage() {
+  const { id = '' } = useParams()
+  const [result, refetch] = useQuery({ query: ProjectPageDocument, variables: { id } })
+  return (
+    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+      {(data) => <ProjectView project={data.project} />}
+    </QueryState>
+  )
+}

@@ -1,0 +1,342 @@
+/** A run: status timeline, estimate, funding, live logs, metrics, notes. Live via `runUpdates`. */
+import { useState } from 'react'
+import { Link, useParams } from 'react-router'
+import { useMutation, useQuery } from 'urql'
+import { ErrorMessage, QueryState } from '../components/feedback'
+import { FundingProgress } from '../components/FundingProgress'
+import { LogView } from '../components/LogView'
+import { MetricCharts } from '../components/MetricCharts'
+import { NotesEditor } from '../components/NotesEditor'
+import { EstimatePanel } from '../components/run/EstimatePanel'
+import { FundDialog } from '../components/run/FundDialog'
+import { JobError } from '../components/run/JobError'
+import { RunTimeline } from '../components/run/RunTimeline'
+import { StatusBadge } from '../components/StatusBadge'
+import { graphql } from '../gql'
+import type { JobDetailFragment, RunDetailFragment } from '../gql/graphql'
+import { formatCents, formatDate } from '../lib/format'
+import { useRefetchOnEvent } from '../lib/useLive'
+import { useMutationForm } from '../lib/useMutationForm'
+import { useSession } from '../session'
+
+graphql(`
+  fragment JobDetail on Job {
+    id
+    kind
+    status
+    pendingInfo
+    queuePosition
+    createdAt
+    startedAt
+    finishedAt
+    deadlineSeconds
+    actualCostCents
+    error {
+      platform
+      containerTerminated {
+        reason
+        exitCode
+      }
+      k8sJobCondition {
+        type
+        reason
+        message
+      }
+    }
+    timeline {
+      seq
+      status
+      pendingInfo
+      at
+    }
+  }
+`)
+
+graphql(`
+  fragment RunDetail on Run {
+    id
+    title
+    status
+    uri
+    version
+    commitSha
+    entryPoint
+    parameters
+    image
+    dryrunOverrideParam
+    dryrunOverrideValue
+    notes
+    notesVersion
+    notesHtml
+    estimatedCostCents
+    estimatedDurationSeconds
+    estimateDetail
+    fundedCents
+    fundingGapCents
+    createdAt
+    resources {
+      gpuType
+      gpuCount
+      machineType
+      spot
+    }
+    project {
+      id
+      title
+      owner {
+        id
+      }
+    }
+    creator {
+      id
+      handle
+      displayName
+    }
+    dryrunJob {
+      ...JobDetail
+    }
+    fundedJob {
+      ...JobDetail
+    }
+  }
+`)
+
+const RunPageDocument = graphql(`
+  query RunPage($id: ID!) {
+    run(id: $id) {
+      ...RunDetail
+    }
+  }
+`)
+
+const RunUpdatesDocument = graphql(`
+  subscription RunUpdates($runId: ID!, $afterSeq: Int) {
+    runUpdates(runId: $runId, afterSeq: $afterSeq) {
+      seq
+      kind
+    }
+  }
+`)
+
+const UpdateRunNotesDocument = graphql(`
+  mutation UpdateRunNotes($input: UpdateRunInput!) {
+    updateRun(input: $input) {
+      __typename
+      ... on RunSuccess {
+        run {
+          id
+          notes
+          notesVersion
+          notesHtml
+        }
+      }
+      ... on VersionConflict {
+        currentVersion
+        currentBody
+      }
+      ... on Error {
+        message
+        code
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
+const CancelRunDocument = graphql(`
+  mutation CancelRun($input: RunIdInput!) {
+    cancelRun(input: $input) {
+      __typename
+      ... on RunSuccess {
+        run {
+          id
+          status
+        }
+      }
+      ... on Error {
+        message
+      }
+    }
+  }
+`)
+
+const ACTIVE_JOB = new Set(['PENDING', 'RUNNING'])
+const CANCELLABLE = new Set(['DRYRUN', 'AWAITING_FUNDING', 'FUNDED'])
+
+function JobPanel({ title, job }: { title: string; job: JobDetailFragment }) {
+  const live = ACTIVE_JOB.has(job.status)
+  return (
+    <section aria-labelledby={`job-${job.id}`} className="panel">
+      <div className="section-head">
+        <h2 id={`job-${job.id}`}>
+          {title} <StatusBadge status={job.status} />
+        </h2>
+        <Link className="small" to={`/jobs/${job.id}/logs`}>
+          Full log
+        </Link>
+      </div>
+      {job.status === 'PENDING' && (
+        <p className="muted">
+          Waiting for a GPU{job.queuePosition ? ` — position ${job.queuePosition} in the queue` : ''}
+          {job.pendingInfo ? `: ${job.pendingInfo}` : '.'}
+        </p>
+      )}
+      <JobError job={job} />
+      {job.actualCostCents != null && <p>Actual cost: {formatCents(job.actualCostCents)}</p>}
+      <h3>Log</h3>
+      <LogView jobId={job.id} label={`${title} log`} />
+      <h3>Metrics</h3>
+      <MetricCharts jobId={job.id} live={live} />
+    </section>
+  )
+}
+
+function CancelButton({ runId }: { runId: string }) {
+  const [result, cancel] = useMutation(CancelRunDocument)
+  const onClick = () => {
+    if (window.confirm('Cancel this run? Patrons are refunded if the funded job has not started.')) {
+      void cancel({ input: { id: runId } })
+    }
+  }
+  const typed = result.data?.cancelRun
+  return (
+    <>
+      <button type="button" className="button danger" onClick={onClick} disabled={result.fetching}>
+        Cancel run
+      </button>
+      {result.error && <ErrorMessage error={result.error} />}
+      {typed && typed.__typename !== 'RunSuccess' && <p className="field-error">{typed.message}</p>}
+    </>
+  )
+}
+
+function Parameters({ run }: { run: RunDetailFragment }) {
+  const params = run.parameters && typeof run.parameters === 'object' ? Object.entries(run.parameters) : []
+  return (
+    <dl className="kv">
+      <div>
+        <dt>Code</dt>
+        <dd>
+          <code className="break">{run.uri}</code> @ {run.version} (<code>{run.commitSha.slice(0, 10)}</code>)
+        </dd>
+      </div>
+      <div>
+        <dt>Entry point</dt>
+        <dd>{run.entryPoint}</dd>
+      </div>
+      {params.map(([name, value]) => (
+        <div key={name}>
+          <dt>{name}</dt>
+          <dd>{String(value)}</dd>
+        </div>
+      ))}
+      <div>
+        <dt>Dryrun</dt>
+        <dd>
+          {run.dryrunOverrideParam} = {run.dryrunOverrideValue}
+        </dd>
+      </div>
+      <div>
+        <dt>Resources</dt>
+        <dd>
+          {run.resources.gpuCount} × {run.resources.gpuType} on {run.resources.machineType}
+          {run.resources.spot ? ' (spot)' : ''}
+        </dd>
+      </div>
+      {run.image && (
+        <div>
+          <dt>Image</dt>
+          <dd>
+            <code className="break">{run.image}</code>
+          </dd>
+        </div>
+      )}
+    </dl>
+  )
+}
+
+function RunView({ run }: { run: RunDetailFragment }) {
+  const { viewer } = useSession()
+  const [funding, setFunding] = useState(false)
+  const isCreator = viewer?.id === run.creator.id
+  const canManage = isCreator || viewer?.id === run.project.owner.id
+  const { form, submit } = useMutationForm(UpdateRunNotesDocument)
+  const saveNotes = async (notes: string, notesBaseVersion: number, editSummary: string) =>
+    (await submit({ input: { id: run.id, notes, notesBaseVersion, editSummary } }))?.updateRun ?? null
+  const fundable = run.status === 'AWAITING_FUNDING' && run.fundingGapCents > 0
+
+  return (
+    <article>
+      <p className="small">
+        <Link to={`/projects/${run.project.id}`}>← {run.project.title}</Link>
+      </p>
+      <div className="page-head">
+        <div>
+          <h1>
+            {run.title} <StatusBadge status={run.status} />
+          </h1>
+          <p className="muted small">
+            by {run.creator.displayName || run.creator.handle} · {formatDate(run.createdAt)}
+          </p>
+        </div>
+        {canManage && CANCELLABLE.has(run.status) && <CancelButton runId={run.id} />}
+      </div>
+
+      <RunTimeline status={run.status} jobs={[
+        { label: 'Dryrun', job: run.dryrunJob },
+        { label: 'Funded job', job: run.fundedJob },
+      ]} />
+
+      <div className="grid-2">
+        <section aria-labelledby="funding-heading" className="panel">
+          <h2 id="funding-heading">Funding</h2>
+          <FundingProgress {...run} />
+          {fundable &&
+            (viewer ? (
+              <button type="button" className="button primary" onClick={() => setFunding(true)}>
+                Fund this run
+              </button>
+            ) : (
+              <Link className="button primary" to={`/login?next=/runs/${run.id}`}>
+                Log in to fund
+              </Link>
+            ))}
+          <h3>Estimate</h3>
+          <EstimatePanel costCents={run.estimatedCostCents} durationSeconds={run.estimatedDurationSeconds}
+            detail={run.estimateDetail} overrideParam={run.dryrunOverrideParam} />
+        </section>
+        <section aria-labelledby="setup-heading" className="panel">
+          <h2 id="setup-heading">Setup</h2>
+          <Parameters run={run} />
+        </section>
+      </div>
+
+      {run.fundedJob && <JobPanel title="Funded job" job={run.fundedJob} />}
+      {run.dryrunJob && <JobPanel title="Dryrun" job={run.dryrunJob} />}
+
+      <section aria-labelledby="run-notes-heading">
+        <h2 id="run-notes-heading">Run notes</h2>
+        <NotesEditor html={run.notesHtml} body={run.notes} version={run.notesVersion} canEdit={isCreator} form={form}
+          save={saveNotes} />
+      </section>
+
+      <FundDialog runId={run.id} gapCents={run.fundingGapCents} open={funding} onClose={() => setFunding(false)} />
+    </article>
+  )
+}
+
+export function RunPage() {
+  const { id = '' } = useParams()
+  const [result, refetch] = useQuery({ query: RunPageDocument, variables: { id } })
+  useRefetchOnEvent(RunUpdatesDocument, { runId: id, afterSeq: null }, refetch)
+  return (
+    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+      {(data) => <RunView run={data.run} />}
+    </QueryState>
+  )
+}

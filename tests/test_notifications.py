@@ -1,0 +1,197 @@
+"""Notifications: run status fan-out (in-app + real SMTP), unsubscribe links, preferences, follows, reading."""
+
+from __future__ import annotations
+
+from app.notifications.services import notify_run_status
+from tests.client import GraphQLClient
+from tests.smtp import Mailbox, mailbox_fixture  # noqa: F401
+from tests.test_discussions import comment_on, discussion_in, project_of
+
+FOLLOW = "mutation($i: FollowProjectInput!) { followProject(input: $i) { following project { id } } }"
+UNFOLLOW = "mutation($i: FollowProjectInput!) { unfollowProject(input: $i) { following } }"
+PREFS = """mutation($i: UpdateNotificationPreferencesInput!) { updateNotificationPreferences(input: $i) { __typename
+  ... on NotificationPreferencesSuccess { preferences { kind inApp email } }
+  ... on ValidationFailed { fields { field message } } } }"""
+UNSUBSCRIBE = """mutation($i: UnsubscribeInput!) { unsubscribe(input: $i) { __typename
+  ... on UnsubscribeSuccess { kind } ... on ValidationFailed { fields { field } } } }"""
+LIST = """query($read: Boolean, $p: ID, $first: Int, $after: String) {
+  notifications(isRead: $read, projectId: $p, first: $first, after: $after) {
+    edges { node { id kind message payload isRead project { id } } } pageInfo { hasNextPage endCursor } }
+  unreadNotificationCount }"""
+
+
+async def _kinds(person) -> list[str]:
+    edges = (await person.agent.data(LIST, {"first": 100}))["notifications"]["edges"]
+    return [e["node"]["kind"] for e in edges]
+
+
+async def _run(owner_id: str, project_gid: str, title: str = "lr sweep"):
+    """A Run row made directly: runs cannot execute yet in this test."""
+    from app.api.ids import decode_id
+    from app.runs.models import Run
+
+    return await Run.create(
+        project_id=decode_id(project_gid, "Project"), creator_id=owner_id, title=title, status="funded",
+        uri="https://example.com/r.git", version="main", commit_sha="0" * 40, gpu_type="l4", gpu_count=1,
+        machine_type="g2-standard-4", dryrun_override_param="epochs", dryrun_override_value="1",
+    )
+
+
+async def _fund(run, *funders) -> None:
+    from app.funding.models import Funding
+
+    for person in funders:
+        await Funding.create(run=run, funder_id=person.user_id, amount_cents=500, credit_cents=500)
+
+
+async def test_run_status_change_notifies_each_recipient_once_and_emails_those_who_want_it(
+    make_person, mailbox: Mailbox, client: GraphQLClient,
+) -> None:
+    from app.events.models import Event
+
+    owner = await make_person("rowner")
+    patron, twice, follower, quiet, muted = [await make_person(p) for p in ("rpat", "rtwice", "rfol", "rquiet",
+                                                                           "rmuted")]
+    bystander = await make_person("rby")
+    pid = await project_of(owner)
+    for person in (follower, patron, quiet, muted):  # patron both funds and follows: still one notification
+        await person.agent.data(FOLLOW, {"i": {"projectId": pid}})
+    await quiet.agent.data(PREFS, {"i": {"preferences": [{"kind": "RUN_STATUS_CHANGED", "email": False}]}})
+    await muted.agent.data(PREFS, {"i": {"preferences": [{"kind": "RUN_STATUS_CHANGED", "inApp": False}]}})
+    run = await _run(owner.user_id, pid)
+    await _fund(run, patron, twice, twice)
+
+    written = await notify_run_status(run.id, "funded", "completed")
+    recipients = {owner, patron, twice, follower, quiet}
+    assert sorted(str(n.user_id) for n in written) == sorted(p.user_id for p in recipients)
+    for person in recipients:
+        data = (await person.agent.data(LIST, {"p": pid}))
+        [node] = [e["node"] for e in data["notifications"]["edges"]]
+        assert node["kind"] == "RUN_STATUS_CHANGED" and not node["isRead"] and node["project"]["id"] == pid
+        assert node["payload"]["newStatus"] == "completed" and node["payload"]["oldStatus"] == "funded"
+        assert "lr sweep" in node["message"] and data["unreadNotificationCount"] == 1
+        assert await Event.filter(stream=f"user:{person.user_id}", kind="notification").count() == 1
+    assert await _kinds(muted) == [] and await _kinds(bystander) == []
+
+    wants_email = {owner, patron, twice, follower, muted}  # muted turned off in-app only
+    assert sorted(m["To"] for m in mailbox.messages) == sorted(p.email for p in wants_email)
+    mail = mailbox.to(owner.email)[0]
+    assert "lr sweep" in mail["Subject"] and "/runs/" in mail.get_content()
+
+    # The link works without login and turns this kind's email off for that user only.
+    token = mailbox.unsubscribe_token(mail)
+    done = await client.data(UNSUBSCRIBE, {"i": {"token": token}})
+    assert done["unsubscribe"] == {"__typename": "UnsubscribeSuccess", "kind": "RUN_STATUS_CHANGED"}
+    prefs = (await owner.agent.data("{ notificationPreferences { kind inApp email } }"))["notificationPreferences"]
+    assert {"kind": "RUN_STATUS_CHANGED", "inApp": True, "email": False} in prefs
+    assert {"kind": "NEW_COMMENT", "inApp": True, "email": True} in prefs
+
+    # "All kinds" from another email's link.
+    all_token = mailbox.unsubscribe_token(mailbox.to(follower.email)[0])
+    done = await client.data(UNSUBSCRIBE, {"i": {"token": all_token, "allKinds": True}})
+    assert done["unsubscribe"]["kind"] is None
+    prefs = (await follower.agent.data("{ notificationPreferences { email } }"))["notificationPreferences"]
+    assert [p["email"] for p in prefs] == [False, False, False]
+    bogus = await client.data(UNSUBSCRIBE, {"i": {"token": "not-a-token"}})
+    assert bogus["unsubscribe"] == {"__typename": "ValidationFailed", "fields": [{"field": "token"}]}
+
+    mailbox.messages.clear()
+    await notify_run_status(run.id, "completed", "completed")
+    assert sorted(m["To"] for m in mailbox.messages) == sorted(p.email for p in (patron, twice, muted))
+    assert len(await _kinds(owner)) == 2  # in-app is unaffected by email opt-out
+
+
+async def test_email_failure_never_breaks_notifications(make_person, settings) -> None:
+    from app.embedded.ports import free_port
+    from app.settings import get_settings, override_settings
+
+    owner = await make_person("smtpdown")
+    pid = await project_of(owner)
+    run = await _run(owner.user_id, pid)
+    previous = get_settings()
+    override_settings(smtp_host="127.0.0.1", smtp_port=free_port())  # nothing listens there
+    try:
+        written = await notify_run_status(run.id, "dryrun", "awaiting_funding")
+    finally:
+        override_settings(smtp_host=previous.smtp_host, smtp_port=previous.smtp_port)
+    assert [str(n.user_id) for n in written] == [owner.user_id]
+
+
+async def test_discussion_notifications_reach_followers_participants_not_author(make_person) -> None:
+    owner, follower, author, replier = [await make_person(p) for p in ("nowner", "nfol", "nauth", "nrep")]
+    pid = await project_of(owner)
+    await follower.web.data(FOLLOW, {"i": {"projectId": pid}})
+    again = await follower.web.data(FOLLOW, {"i": {"projectId": pid}})  # idempotent
+    assert again["followProject"] == {"following": True, "project": {"id": pid}}
+
+    discussion = await discussion_in(author, pid, "Why cosine?")
+    assert await _kinds(owner) == ["NEW_DISCUSSION"] and await _kinds(follower) == ["NEW_DISCUSSION"]
+    assert await _kinds(author) == [] and await _kinds(replier) == []
+
+    await comment_on(replier, discussion["id"], "because warmup")
+    assert await _kinds(author) == ["NEW_COMMENT"] and await _kinds(replier) == []
+    assert await _kinds(follower) == ["NEW_COMMENT", "NEW_DISCUSSION"]
+    await comment_on(author, discussion["id"], "thanks")  # the replier took part: notified now
+    assert await _kinds(replier) == ["NEW_COMMENT"]
+    assert await _kinds(author) == ["NEW_COMMENT"]
+
+    await follower.web.data(UNFOLLOW, {"i": {"projectId": pid}})
+    await discussion_in(author, pid, "Another")
+    assert await _kinds(follower) == ["NEW_COMMENT", "NEW_COMMENT", "NEW_DISCUSSION"]
+
+    # Platform discussions have no followers: only thread participants hear of replies.
+    platform = await discussion_in(author, None, "Platform topic")
+    await comment_on(replier, platform["id"], "+1")
+    assert (await _kinds(author))[0] == "NEW_COMMENT" and len(await _kinds(owner)) == 4
+
+
+async def test_read_state_filters_and_pagination(make_person) -> None:
+    owner, other, stranger = await make_person("rsowner"), await make_person("rsother"), await make_person("rsx")
+    pid, other_pid = await project_of(owner), await project_of(other)
+    await owner.agent.data(FOLLOW, {"i": {"projectId": other_pid}})
+    for i in range(3):
+        await notify_run_status((await _run(owner.user_id, pid, f"mine {i}")).id, "dryrun", "awaiting_funding")
+    await notify_run_status((await _run(other.user_id, other_pid, "theirs")).id, "dryrun", "dryrun_failed")
+
+    page = (await owner.agent.data(LIST, {"first": 2}))["notifications"]
+    assert [e["node"]["payload"]["runTitle"] for e in page["edges"]] == ["theirs", "mine 2"]
+    rest = (await owner.agent.data(LIST, {"first": 2, "after": page["pageInfo"]["endCursor"]}))["notifications"]
+    assert [e["node"]["payload"]["runTitle"] for e in rest["edges"]] == ["mine 1", "mine 0"]
+    target = page["edges"][1]["node"]["id"]
+
+    err = await stranger.agent.error("mutation($i: MarkNotificationReadInput!) { markNotificationRead(input: $i) { "
+                                     "notification { id } } }", {"i": {"id": target}})
+    assert err["extensions"]["code"] == "NOT_FOUND"
+    hidden = await stranger.agent.data("query($id: ID!) { node(id: $id) { id } }", {"id": target})
+    assert hidden["node"] is None
+    read = await owner.agent.data("mutation($i: MarkNotificationReadInput!) { markNotificationRead(input: $i) { "
+                                  "notification { id isRead } } }", {"i": {"id": target}})
+    assert read["markNotificationRead"]["notification"] == {"id": target, "isRead": True}
+
+    unread = (await owner.agent.data(LIST, {"read": False}))
+    assert unread["unreadNotificationCount"] == 3 and len(unread["notifications"]["edges"]) == 3
+    assert len((await owner.agent.data(LIST, {"read": True}))["notifications"]["edges"]) == 1
+    assert len((await owner.agent.data(LIST, {"p": other_pid}))["notifications"]["edges"]) == 1
+    marked = await owner.agent.data("mutation($i: MarkAllNotificationsReadInput) { markAllNotificationsRead("
+                                    "input: $i) { markedCount } }", {"i": {"projectId": other_pid}})
+    assert marked["markAllNotificationsRead"]["markedCount"] == 1
+    marked = await owner.agent.data("mutation { markAllNotificationsRead { markedCount } }")
+    assert marked["markAllNotificationsRead"]["markedCount"] == 2
+    assert (await owner.agent.data(LIST, {}))["unreadNotificationCount"] == 0
+
+
+async def test_preferences_merge(make_person) -> None:
+    person = await make_person("prefs")
+    defaults = (await person.agent.data("{ notificationPreferences { kind inApp email } }"))["notificationPreferences"]
+    assert defaults == [{"kind": k, "inApp": True, "email": True}
+                        for k in ("RUN_STATUS_CHANGED", "NEW_DISCUSSION", "NEW_COMMENT")]
+    await person.agent.data(PREFS, {"i": {"preferences": [{"kind": "NEW_COMMENT", "email": False}]}})
+    merged = await person.web.data(PREFS, {"i": {"preferences": [{"kind": "NEW_COMMENT", "inApp": False},
+                                                                 {"kind": "NEW_DISCUSSION", "email": False}]}})
+    prefs = {p["kind"]: (p["inApp"], p["email"]) for p in merged["updateNotificationPreferences"]["preferences"]}
+    assert prefs == {"NEW_COMMENT": (False, False), "NEW_DISCUSSION": (True, False), "RUN_STATUS_CHANGED": (True, True)}
+    dup = await person.agent.data(PREFS, {"i": {"preferences": [{"kind": "NEW_COMMENT", "email": True},
+                                                                {"kind": "NEW_COMMENT", "inApp": True}]}})
+    assert dup["updateNotificationPreferences"]["__typename"] == "ValidationFailed"
+    after = (await person.agent.data("{ notificationPreferences { kind inApp email } }"))["notificationPreferences"]
+    assert {"kind": "NEW_COMMENT", "inApp": False, "email": False} in after

@@ -1,0 +1,219 @@
+"""Realtime: resumable subscriptions over graphql-transport-ws, across API processes, through a
+Redis restart, and from a real JavaScript graphql-ws client."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import websockets
+
+from tests.api_process import ApiProcess, replica_env
+from tests.experiments import create_run, logs, make_demo_repo, make_project, wait_run
+from tests.repos import Repo
+from tests.ws import SubscriptionError, WsClient
+
+ROOT = Path(__file__).resolve().parent.parent
+JOB_LOGS = "subscription($id: ID!, $after: Int, $tail: Int!) { jobLogs(jobId: $id, afterSeq: $after, tail: $tail) { seq stream line } }"
+JOB_STATUS = "subscription($id: ID!) { jobStatus(jobId: $id) { seq status pendingInfo error { containerTerminated { exitCode } } } }"
+
+
+def dryrun_of(epochs: int, seconds: float) -> dict:
+    """createRun overrides making the *dryrun* itself log `epochs` epochs, `seconds` apart."""
+    return {"parameters": {"epochs": epochs * 2, "seconds": seconds}, "dryrunOverrideValue": epochs}
+
+
+@pytest.fixture(scope="module")
+def demo_repo(work_dir: Path) -> Repo:
+    return make_demo_repo(work_dir)
+
+
+@pytest.fixture
+async def researcher(make_person):
+    return await make_person("live")
+
+
+async def collect(ws: WsClient, query: str, variables: dict, limit: int | None = None) -> list[dict]:
+    items = []
+    async with asyncio.timeout(90):
+        async for data in ws.subscribe(query, variables):
+            items.append(next(iter(data.values())))
+            if limit is not None and len(items) >= limit:
+                break
+    return items
+
+
+async def test_job_logs_and_status_stream_to_the_end(api: str, researcher, demo_repo: Repo) -> None:
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, **dryrun_of(4, 0.15))
+    job_id = run["dryrunJob"]["id"]
+    ws = await WsClient.connect(api)  # anonymous: job logs are public, as over HTTP
+    try:
+        statuses, lines = await asyncio.gather(
+            collect(ws, JOB_STATUS, {"id": job_id}),
+            collect(ws, JOB_LOGS, {"id": job_id, "after": 0, "tail": 100}),
+        )
+    finally:
+        await ws.close()
+    assert statuses[-1]["status"] == "SUCCEEDED"
+    seqs = [s["seq"] for s in statuses]
+    assert seqs == sorted(set(seqs))
+    assert lines == await logs(researcher.agent, job_id, tail=1000)  # every line, once, in order
+    assert [x["line"] for x in lines if x["line"].startswith("epoch")] == [f"epoch {i} loss {1 / (i + 1) + 0.01:.4f}" for i in range(4)]
+
+
+async def test_resume_after_disconnect_gets_every_line_exactly_once(api: str, researcher, demo_repo: Repo) -> None:
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, **dryrun_of(12, 0.15))
+    job_id = run["dryrunJob"]["id"]
+    first = await WsClient.connect(api)
+    head = await collect(first, JOB_LOGS, {"id": job_id, "after": 0, "tail": 100}, limit=3)
+    await first.close()  # the client drops mid-stream
+    second = await WsClient.connect(api)
+    try:
+        rest = await collect(second, JOB_LOGS, {"id": job_id, "after": head[-1]["seq"], "tail": 1000})
+    finally:
+        await second.close()
+    received = head + rest
+    assert [x["seq"] for x in received] == list(range(1, len(received) + 1))
+    assert received == await logs(researcher.agent, job_id, tail=1000)
+
+
+async def test_tail_and_after_seq_beyond_the_end(api: str, researcher, demo_repo: Repo) -> None:
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
+    job_id = run["dryrunJob"]["id"]
+    every = await logs(researcher.agent, job_id, tail=1000)
+    ws = await WsClient.connect(api)
+    try:
+        assert await collect(ws, JOB_LOGS, {"id": job_id, "tail": 2}) == every[-2:]
+        assert await collect(ws, JOB_LOGS, {"id": job_id, "after": every[-1]["seq"] + 50, "tail": 10}) == []
+        statuses = await collect(ws, JOB_STATUS, {"id": job_id})
+        assert [s["status"] for s in statuses] == ["SUCCEEDED"]  # current state first, then it ends
+    finally:
+        await ws.close()
+
+
+async def test_bad_subscriptions_get_protocol_errors(api: str, make_person) -> None:
+    missing = base64.b64encode(b"Job:00000000-0000-0000-0000-000000000000").decode()
+    ws = await WsClient.connect(api)
+    try:
+        with pytest.raises(SubscriptionError) as err:
+            await collect(ws, JOB_LOGS, {"id": missing, "tail": 5})
+        assert err.value.errors[0]["extensions"]["code"] == "NOT_FOUND"
+        with pytest.raises(SubscriptionError) as err:
+            await collect(ws, JOB_LOGS, {"id": "garbage", "tail": 5})
+        assert err.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    finally:
+        await ws.close()
+
+    url = api.replace("http://", "ws://") + "/graphql"
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as raw:
+        await raw.send("this is not json")
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(raw.recv(), 10)
+        assert closed.value.rcvd.code == 4400
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as raw:
+        await raw.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": "{ __typename }"}}))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(raw.recv(), 10)
+        assert closed.value.rcvd.code == 4401  # subscribe before connection_init
+    person = await make_person("dup")
+    project_id = base64.b64encode(b"Project:00000000-0000-0000-0000-000000000000").decode()
+    async with websockets.connect(url, subprotocols=["graphql-transport-ws"]) as raw:
+        await raw.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {person.api_key}"}}))
+        assert json.loads(await raw.recv())["type"] == "connection_ack"
+        sub = {"type": "subscribe", "id": "same", "payload": {
+            "query": "subscription($p: ID!) { projectActivity(projectId: $p) { seq } }", "variables": {"p": project_id}}}
+        await raw.send(json.dumps(sub))
+        await raw.send(json.dumps(sub))
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await asyncio.wait_for(raw.recv(), 10)
+        assert closed.value.rcvd.code == 4409  # Subscriber for same already exists
+
+
+async def test_hub_releases_topics_when_clients_go(api: str, researcher, demo_repo: Repo) -> None:
+    from app.runtime import get_runtime
+
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, **dryrun_of(30, 0.2))
+    job_id = run["dryrunJob"]["id"]
+    hub = get_runtime().hub
+    before = hub.topics
+    ws = await WsClient.connect(api)
+    await collect(ws, JOB_LOGS, {"id": job_id, "after": 0, "tail": 10}, limit=1)
+    stream = ws.subscribe(JOB_LOGS, {"id": job_id, "after": 0, "tail": 10})
+    await anext(stream)
+    assert hub.topics == before + 1
+    await ws.close()
+    async with asyncio.timeout(10):
+        while hub.topics != before:
+            await asyncio.sleep(0.05)
+    await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename } }", {"i": {"id": run["id"]}})
+
+
+async def test_two_processes_share_events_and_survive_a_redis_restart(settings, work_dir: Path, researcher,
+                                                                      demo_repo: Repo) -> None:
+    """A subscriber on process A sees log lines of a job driven through process B, while the
+    Redis-protocol server they share restarts mid-job."""
+    from app.embedded.redis import EmbeddedRedis
+
+    redis = EmbeddedRedis(work_dir / "redis-replicas")
+    redis_url = redis.start()
+    a = ApiProcess(replica_env(settings, redis_url), work_dir / "api-a.log")
+    b = ApiProcess(replica_env(settings, redis_url), work_dir / "api-b.log")
+    try:
+        await asyncio.gather(asyncio.to_thread(a.wait_ready), asyncio.to_thread(b.wait_ready))
+        from tests.client import GraphQLClient
+
+        async with GraphQLClient(b.url, researcher.api_key) as via_b:
+            project = await make_project(type("P", (), {"agent": via_b})(), demo_repo)
+            run = await create_run(type("P", (), {"agent": via_b})(), project, demo_repo,
+                                   **dryrun_of(25, 0.2))
+        job_id = run["dryrunJob"]["id"]
+        ws = await WsClient.connect(a.url, {"authorization": f"Bearer {researcher.api_key}"})
+        received: list[dict] = []
+
+        async def follow() -> None:
+            async with asyncio.timeout(120):
+                async for data in ws.subscribe(JOB_LOGS, {"id": job_id, "after": 0, "tail": 1000}):
+                    received.append(data["jobLogs"])
+
+        follower = asyncio.create_task(follow())
+        async with asyncio.timeout(60):
+            while not any(x["line"].startswith("epoch 3") for x in received):
+                await asyncio.sleep(0.05)
+        await asyncio.to_thread(redis.restart)  # every pub/sub connection drops
+        await follower
+        await ws.close()
+        everything = await logs(researcher.agent, job_id, tail=1000)
+        assert received == everything
+        assert sum(x["line"].startswith("epoch") for x in received) == 25
+    finally:
+        a.stop()
+        b.stop()
+        redis.stop()
+
+
+async def test_javascript_graphql_ws_client_receives_log_lines(api: str, researcher, demo_repo: Repo) -> None:
+    node_dir = ROOT / "tests" / "js"
+    assert shutil.which("node"), "node is required for the interop test"
+    assert (node_dir / "node_modules" / "graphql-ws").exists(), "run `npm ci` in tests/js (make test does)"
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, **dryrun_of(3, 0.1))
+    job_id = run["dryrunJob"]["id"]
+    proc = await asyncio.create_subprocess_exec(
+        "node", str(node_dir / "subscribe_logs.mjs"), api.replace("http://", "ws://") + "/graphql", job_id,
+        researcher.api_key, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 90)
+    assert proc.returncode == 0, err.decode()
+    received = [json.loads(line) for line in out.decode().splitlines()]
+    assert received == await logs(researcher.agent, job_id, tail=1000)
+    assert sum(x["line"].startswith("epoch") for x in received) == 3
