@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint schema bench clean
+.PHONY: run test lint schema bench clean frontend chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -12,7 +12,22 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	rm -f $(VENV)/.installed-* && touch $@
 
-run: $(STAMP)
+# The SPA (frontend/dist, served by the API at /): GraphQL types generated from schema.graphql,
+# type-checked, then bundled. `npm ci` runs again only when package-lock.json changes.
+FRONTEND_DEPS := frontend/node_modules/.package-lock.json
+
+$(FRONTEND_DEPS): frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+frontend: $(FRONTEND_DEPS)
+	cd frontend && npm run build
+
+# The browser tests drive Debian's Chromium (never a Playwright download).
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+
+run: $(STAMP) frontend
 	$(BIN)/mlpatron serve
 
 lint: $(STAMP)
@@ -21,7 +36,7 @@ lint: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/mlpatron export-schema --output schema.graphql
 
-test: $(STAMP) lint
+test: $(STAMP) lint frontend chromium
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

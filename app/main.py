@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
@@ -13,9 +14,12 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -34,6 +38,7 @@ from app.settings import Settings, get_settings
 from app.tracking.mlflow import MlflowTracker
 
 log = logging.getLogger("mlpatron")
+SPA_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 GRAPHQL_REQUESTS = Counter("mlpatron_graphql_requests_total", "GraphQL HTTP requests", ["method"])
 
 
@@ -84,6 +89,23 @@ async def stop_runtime(runtime: Runtime) -> None:
     await runtime.redis.aclose()
     set_runtime(None)
     await close_db()
+
+
+class SpaFiles(StaticFiles):
+    """The built SPA: its files, and index.html for any other path (client-side routes)."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        try:
+            return await super().get_response(path, scope)
+        except HTTPException as exc:
+            if exc.status_code != 404:
+                raise
+        return FileResponse(Path(str(self.directory)) / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def spa_routes(dist: Path = SPA_DIST) -> list[BaseRoute]:
+    """Mounted after the API routes, and only once `make frontend` has built the SPA."""
+    return [Mount("/", SpaFiles(directory=dist), name="spa")] if (dist / "index.html").is_file() else []
 
 
 async def health(_: Request) -> Response:
@@ -139,5 +161,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/ready", ready),
         Route("/metrics", metrics),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        *spa_routes(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -13,6 +13,7 @@ from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
 from app.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.funding.schema import FundingMutation
 from app.notifications.schema import NotificationsMutation, NotificationsQuery
+from app.notifications.subscriptions import NotificationsSubscription
 from app.projects.schema import ProjectsMutation, ProjectsQuery
 from app.runs.fund_schema import FundRunMutation
 from app.runs.schema import RunsMutation, RunsQuery
@@ -33,7 +34,7 @@ Mutation = merge_types("Mutation", (
     NotificationsMutation, FeedbackMutation,
 ))
 
-Subscription = merge_types("Subscription", (RunsSubscription,))
+Subscription = merge_types("Subscription", (RunsSubscription, NotificationsSubscription))
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
                            extensions=schema_extensions())

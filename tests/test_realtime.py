@@ -217,3 +217,61 @@ async def test_javascript_graphql_ws_client_receives_log_lines(api: str, researc
     received = [json.loads(line) for line in out.decode().splitlines()]
     assert received == await logs(researcher.agent, job_id, tail=1000)
     assert sum(x["line"].startswith("epoch") for x in received) == 3
+
+
+NOTIFS = "subscription { viewerNotifications { seq kind unreadCount notification { message } } }"
+ACTIVITY = "subscription($p: ID!) { projectActivity(projectId: $p, afterSeq: 0) { seq kind payload } }"
+DISCUSS = """mutation($i: CreateProjectDiscussionInput!) { createProjectDiscussion(input: $i) { __typename } }"""
+
+
+async def test_viewer_notifications_and_project_activity_stream_live(api: str, make_person, demo_repo: Repo) -> None:
+    owner, patron = await make_person("owner"), await make_person("fan")
+    project = await make_project(owner, demo_repo)
+    anonymous = await WsClient.connect(api)
+    try:
+        with pytest.raises(SubscriptionError) as err:
+            await collect(anonymous, NOTIFS, {})
+        assert err.value.errors[0]["extensions"]["code"] == "UNAUTHENTICATED"  # private stream
+    finally:
+        await anonymous.close()
+
+    ws = await WsClient.connect(api, {"authorization": f"Bearer {owner.api_key}"})
+    try:
+        notifications = ws.subscribe(NOTIFS)
+        activity = ws.subscribe(ACTIVITY, {"p": project})
+        snapshot = (await anext(notifications))["viewerNotifications"]
+        assert snapshot["kind"] == "snapshot" and snapshot["unreadCount"] == 0
+        await patron.agent.data(DISCUSS, {"i": {"projectId": project, "title": "Batch size?", "body": "Try 64."}})
+        async with asyncio.timeout(20):
+            note = (await anext(notifications))["viewerNotifications"]
+            seen = (await anext(activity))["projectActivity"]
+        assert note["kind"] == "notification" and note["unreadCount"] == 1 and "Batch size?" in note["notification"]["message"]
+        assert seen["kind"] == "discussion" and seen["payload"]["discussionTitle"] == "Batch size?"
+        await owner.agent.data("mutation { markAllNotificationsRead { __typename } }")
+        async with asyncio.timeout(20):
+            read = (await anext(notifications))["viewerNotifications"]
+        assert read["kind"] == "read" and read["unreadCount"] == 0
+    finally:
+        await ws.close()
+
+
+async def test_discussion_rate_limit_holds_across_replicas(settings, work_dir: Path, make_person, demo_repo: Repo) -> None:
+    """The 6th discussion in an hour from an API key is refused, whichever replica counts it."""
+    from tests.client import GraphQLClient
+
+    owner = await make_person("limits")
+    project = await make_project(owner, demo_repo)
+    a = ApiProcess(replica_env(settings), work_dir / "api-rl-a.log")
+    b = ApiProcess(replica_env(settings), work_dir / "api-rl-b.log")
+    try:
+        await asyncio.gather(asyncio.to_thread(a.wait_ready), asyncio.to_thread(b.wait_ready))
+        async with GraphQLClient(a.url, owner.api_key) as via_a, GraphQLClient(b.url, owner.api_key) as via_b:
+            for i in range(5):
+                client = via_a if i % 2 == 0 else via_b
+                ok = await client.data(DISCUSS, {"i": {"projectId": project, "title": f"t{i}", "body": "b"}})
+                assert ok["createProjectDiscussion"]["__typename"] == "DiscussionSuccess", ok
+            refused = await via_b.error(DISCUSS, {"i": {"projectId": project, "title": "t5", "body": "b"}})
+        assert refused["extensions"]["code"] == "RATE_LIMITED" and 0 < refused["extensions"]["retryAfter"] <= 3600
+    finally:
+        a.stop()
+        b.stop()

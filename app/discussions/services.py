@@ -19,6 +19,7 @@ from app.accounts.models import User
 from app.api.errors import Forbidden, InvalidState, ValidationError
 from app.api.ids import encode_id
 from app.discussions.models import Comment, Discussion
+from app.events import services as events
 from app.notifications import services as notifications
 from app.notifications.models import NotificationKind
 from app.projects.models import Project
@@ -211,8 +212,12 @@ async def _notify_comment(discussion: Discussion, comment: Comment, author: User
 
 
 async def _notify(kind: NotificationKind, recipients: list[str], payload: dict[str, Any], project_id: Any) -> None:
-    """The post is committed: a failing notification is logged, it does not fail the mutation."""
+    """The post is committed: a failing notification is logged, it does not fail the mutation.
+    Project posts also go to the project's activity stream (`projectActivity`)."""
     try:
+        if project_id is not None:
+            activity = "discussion" if kind == NotificationKind.NEW_DISCUSSION else "comment"
+            await events.append(f"project:{project_id}", activity, payload)
         await notifications.notify(kind, recipients, payload, project_id=project_id)
     except Exception:
         log.exception("notifying %s failed", kind)

@@ -81,7 +81,7 @@ class AdvisoryLock:
             return False
         self._conn = conn
         self.lost = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: self._mark_lost("connection terminated"))
+        conn.add_termination_listener(self._on_terminated)
         self._checker = asyncio.create_task(self._check(), name=f"advisory-lock-{self.name}")
         log.info("advisory lock %r acquired", self.name)
         return True
@@ -107,6 +107,10 @@ class AdvisoryLock:
             with contextlib.suppress(Exception):
                 await self._conn.execute("SELECT pg_advisory_unlock($1)", self.key)
         await self._drop()
+
+    def _on_terminated(self, conn: asyncpg.Connection) -> None:
+        if conn is self._conn:  # not our own release closing it
+            self._mark_lost("connection terminated")
 
     def _mark_lost(self, why: str) -> None:
         if not self.lost.is_set():

@@ -237,9 +237,13 @@ async def mark_read(user_id: Any, notification_id: Any) -> Notification | None:
     row = await Notification.get_or_none(id=notification_id, user_id=user_id)
     if row is not None and row.read_at is None:
         row.read_at = datetime.now(UTC)
-        await Notification.filter(id=row.id, read_at__isnull=True).update(read_at=row.read_at)
+        if await Notification.filter(id=row.id, read_at__isnull=True).update(read_at=row.read_at):
+            await events.append(f"user:{user_id}", "read", {"id": encode_id("Notification", row.id)})
     return row
 
 
 async def mark_all_read(user_id: Any, project_id: Any = None) -> int:
-    return await for_user(user_id, is_read=False, project_id=project_id).update(read_at=datetime.now(UTC))
+    count = await for_user(user_id, is_read=False, project_id=project_id).update(read_at=datetime.now(UTC))
+    if count:
+        await events.append(f"user:{user_id}", "read", {"count": count})
+    return count

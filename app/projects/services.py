@@ -13,7 +13,6 @@ from app.api.errors import Forbidden, ValidationError
 from app.execution.git import GitError, validate_git_url
 from app.projects.models import Project
 from app.revisions import services as revisions
-from app.revisions.errors import VersionConflict
 from app.settings import get_settings
 
 TITLE_MAX = 200
@@ -57,19 +56,11 @@ async def update_project(
     if project.owner_id != actor.id:
         raise Forbidden("Only the project owner can update it.")
     fields = _validate(title, git_url, notes)
-    async with in_transaction():
-        locked = await Project.select_for_update().get(id=project.id)
-        if "notes" in fields and fields["notes"] != locked.notes:
-            if notes_base_version is not None and notes_base_version != locked.notes_version:
-                raise VersionConflict(locked.notes_version, locked.notes)
-            fields["notes_version"] = locked.notes_version + 1
-            await revisions.record("project", locked.id, fields["notes_version"], fields["notes"], actor,
-                                   edit_summary)
-        else:
-            fields.pop("notes", None)
-        if fields:
-            await Project.filter(id=locked.id).update(**fields)
-        return await Project.get(id=locked.id)
+    body = fields.pop("notes", None)
+    return await revisions.replace_body(
+        project, "notes", "notes_version", "project", body, actor, edit_summary, notes_base_version,
+        max_length=NOTES_MAX, field="notes", extra_fields=fields,
+    )
 
 
 def search(*, owner_id: Any = None, text: str | None = None) -> QuerySet[Project]:

@@ -13,6 +13,7 @@ from app.api.context import Info
 from app.api.errors import (
     DomainError,
     Error,
+    Forbidden,
     InvalidStateError,
     NotFound,
     ValidationError,
@@ -25,7 +26,8 @@ from app.api.pagination import Connection, paginate
 from app.execution import mlproject
 from app.execution.models import Job
 from app.projects.models import Project
-from app.revisions.errors import VersionConflictError
+from app.revisions.errors import EditNotApplicableError, VersionConflictError
+from app.revisions.types import PatchTextInput, VersionedBody, patch_body
 from app.runs import services
 from app.runs.lifecycle import lifecycle
 from app.runs.models import Run
@@ -208,6 +210,18 @@ CreateRunPayload = Annotated[
     RunSuccess | ValidationFailed | MLprojectErrorType | GitErrorType, strawberry.union("CreateRunPayload")
 ]
 CancelRunPayload = Annotated[RunSuccess | InvalidStateError, strawberry.union("CancelRunPayload")]
+PatchRunNotesPayload = Annotated[
+    RunSuccess | VersionConflictError | EditNotApplicableError | ValidationFailed,
+    strawberry.union("PatchRunNotesPayload"),
+]
+RUN_NOTES = VersionedBody(Run, "Run", "run", "notes", "notes_version", max_length=services.NOTES_MAX)
+
+
+def _creator_only(user, run: Run) -> None:
+    if run.creator_id != user.id:
+        raise Forbidden("Only the run's creator can edit its notes.")
+
+
 UpdateRunPayload = Annotated[
     RunSuccess | ValidationFailed | VersionConflictError, strawberry.union("UpdateRunPayload")
 ]
@@ -263,6 +277,11 @@ class RunsMutation:
         except DomainError as err:
             return error_payload(err)
         return RunSuccess(run=RunType.from_model(run))
+
+    @strawberry.mutation(description="Creator only. Search/replace edits on the run's notes at a base version.")
+    async def patch_run_notes(self, info: Info, input: PatchTextInput) -> PatchRunNotesPayload:
+        return await patch_body(info, input, RUN_NOTES, authorize=_creator_only,
+                                success=lambda r: RunSuccess(run=RunType.from_model(r)))
 
     @strawberry.mutation(description="Admin: start a funded run's job now (the reconciler does this by itself).")
     async def start_funded_job(self, info: Info, input: RunIdInput) -> RunSuccess:

@@ -223,25 +223,14 @@ async def cancel_job(actor: User, job_id: uuid.UUID) -> Job:
 async def update_run(actor: User, run: Run, *, title: str | None, notes: str | None,
                      notes_base_version: int | None, edit_summary: str = "") -> Run:
     """Creator only. Notes are versioned: pass the base version for conflict detection."""
-    from app.revisions.errors import VersionConflict
-
     if actor.id != run.creator_id:
         raise Forbidden("Only the run's creator can edit it.")
-    errors: dict[str, str] = {}
-    if title is not None and not (1 <= len(title.strip()) <= TITLE_MAX):
-        errors["title"] = f"1-{TITLE_MAX} characters"
-    if notes is not None and len(notes) > NOTES_MAX:
-        errors["notes"] = f"at most {NOTES_MAX} characters"
-    if errors:
-        raise ValidationError(errors)
-    async with in_transaction():
-        locked = await Run.select_for_update().get(id=run.id)
-        if title is not None:
-            locked.title = title.strip()
-        if notes is not None and notes != locked.notes:
-            if notes_base_version is not None and notes_base_version != locked.notes_version:
-                raise VersionConflict(locked.notes_version, locked.notes)
-            locked.notes, locked.notes_version = notes, locked.notes_version + 1
-            await revisions.record("run", locked.id, locked.notes_version, notes, actor, edit_summary)
-        await locked.save()
-    return locked
+    extra: dict[str, Any] = {}
+    if title is not None:
+        if not (1 <= len(title.strip()) <= TITLE_MAX):
+            raise ValidationError({"title": f"1-{TITLE_MAX} characters"})
+        extra["title"] = title.strip()
+    return await revisions.replace_body(
+        run, "notes", "notes_version", "run", notes, actor, edit_summary, notes_base_version,
+        max_length=NOTES_MAX, field="notes", extra_fields=extra,
+    )

@@ -15,10 +15,12 @@ from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.errors import BadInput
 from app.api.nodes import ModelNode
+from app.api.pagination import Connection
 from app.execution.models import Job, JobLogLine, JobTransition
 from app.projects.models import Project
 from app.projects.types import ProjectType
 from app.revisions.markdown import render_markdown
+from app.revisions.types import RevisionType, revision_history
 from app.runs.models import Run
 from app.settings import get_settings
 from app.tracking.mlflow import TrackingError
@@ -277,6 +279,11 @@ class RunType(ModelNode):
     @strawberry.field
     def notes_html(self) -> str:
         return render_markdown(self.notes)
+
+    @strawberry.field(description="Every version of the notes, newest first.")
+    async def notes_history(self, first: int | None = None, after: str | None = None, last: int | None = None,
+                            before: str | None = None) -> Connection[RevisionType]:
+        return await revision_history("run", self.id, first=first, after=after, last=last, before=before)
 
     async def _job(self, info: Info, job_id: str | None) -> JobType | None:
         row = await info.context.loaders.get(Job, job_id) if job_id else None

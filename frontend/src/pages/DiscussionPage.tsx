@@ -66,6 +66,10 @@ const CreateCommentDocument = graphql(`
       ... on CommentSuccess {
         comment {
           id
+          discussion {
+            id
+            commentCount
+          }
         }
       }
       ... on Error {
