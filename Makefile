@@ -23,6 +23,13 @@ $(FRONTEND_DEPS): frontend/package-lock.json
 frontend: $(FRONTEND_DEPS)
 	cd frontend && npm run build
 
+# The reference JavaScript graphql-ws client, for the subscription interop test.
+JS_TEST_DEPS := tests/js/node_modules/.package-lock.json
+
+$(JS_TEST_DEPS): tests/js/package-lock.json
+	cd tests/js && npm ci --no-audit --no-fund
+	touch $@
+
 # The browser tests drive Debian's Chromium (never a Playwright download).
 chromium:
 	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
@@ -36,7 +43,7 @@ lint: $(STAMP)
 schema: $(STAMP)
 	$(BIN)/mlpatron export-schema --output schema.graphql
 
-test: $(STAMP) lint frontend chromium
+test: $(STAMP) lint frontend chromium $(JS_TEST_DEPS)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 clean:

@@ -107,6 +107,43 @@ def serve(
         uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
 
 
+@cli.command()
+def watcher() -> None:
+    """Follow Kubernetes Jobs into the database and reconcile runs (EXECUTOR=kubernetes).
+
+    Several may run: a PostgreSQL advisory lock lets one act at a time.
+    """
+    import signal
+
+    from app.execution.k8s_watcher import run_watcher_service
+    from app.execution.models import Job
+    from app.main import start_runtime, stop_runtime
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with environment() as settings:
+        # This process's executor must not start a second watcher; the service below is it.
+        settings = override_settings(run_watcher=False, executor="kubernetes")
+
+        async def active() -> list[tuple[str, dict[str, Any]]]:
+            jobs = await Job.filter(status__in=["pending", "running"], executor="kubernetes")
+            return [(str(j.id), j.handle) for j in jobs if j.handle]
+
+        async def go() -> None:
+            runtime = await start_runtime(settings)
+            assert runtime.lifecycle is not None
+            runtime.lifecycle.start_reconciler()  # funded runs without a job, jobs never submitted
+            stop = asyncio.Event()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            try:
+                await run_watcher_service(runtime.lifecycle.recorder, active_jobs=active, stop=stop,
+                                          database_url=settings.database_url)
+            finally:
+                await stop_runtime(runtime)
+
+        asyncio.run(go())
+
+
 @users_cli.command("create")
 def users_create(
     handle: str = typer.Option(...), email: str = typer.Option(...),

@@ -41,10 +41,19 @@ async def init_db(database_url: str) -> None:
     await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
 
 
+MIGRATION_LOCK = 0x6D6C70  # "mlp": replicas starting together migrate one at a time
+
+
 async def migrate_db(database_url: str) -> None:
+    import asyncpg
     from tortoise.migrations.api.migrate import migrate
 
-    await migrate(config=tortoise_config(database_url))
+    lock = await asyncpg.connect(database_url)
+    try:
+        await lock.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+        await migrate(config=tortoise_config(database_url))
+    finally:
+        await lock.close()  # the session ends, so does its advisory lock
 
 
 async def close_db() -> None:

@@ -9,7 +9,9 @@ not share an event loop with the server. Estimates are set so no run ever reache
 measures funding, not job start-up. The floor uses an asyncpg pool as large as the app's (5).
 
 One run: every funding waits for the same run-row lock, so both sides serialise and the ratio shows
-the per-funding overhead of HTTP + GraphQL + ORM. Many runs: fundings spread over `--runs` runs.
+the per-funding overhead of HTTP + GraphQL + auth + ORM + the run event. Many runs: fundings spread
+over `--runs` runs. Client, server and PostgreSQL share this machine's cores: compare ratios, not
+absolute numbers, across machines.
 """
 
 from __future__ import annotations
@@ -185,9 +187,10 @@ def floor_calls(pool: asyncpg.Pool, patrons: list[tuple[uuid.UUID, str]],
                 await conn.execute("INSERT INTO ledger_transactions (id, created_at, kind, memo, user_id, project_id, "
                                    "run_id) VALUES ($1, now(), 'funding', 'bench', $2, $3, $4)",
                                    txn, user_id, run["project_id"], run_id)
+                lines = [(f"user:{user_id}:credit", -credit), (f"user:{user_id}:cash", credit - AMOUNT),
+                         (f"run:{run_id}:escrow", AMOUNT)]
                 await conn.executemany("INSERT INTO ledger_postings (transaction_id, account, amount_cents) "
-                                       "VALUES ($1, $2, $3)",
-                                       [(txn, f"user:{user_id}:credit", -credit), (txn, f"run:{run_id}:escrow", AMOUNT)])
+                                       "VALUES ($1, $2, $3)", [(txn, a, v) for a, v in lines if v])
 
         return go
 

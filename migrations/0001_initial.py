@@ -25,6 +25,15 @@ class Migration(migrations.Migration):
             bases=['Model'],
         ),
         ops.CreateModel(
+            name='EventStream',
+            fields=[
+                ('stream', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=60)),
+                ('last_seq', fields.BigIntField(default=0)),
+            ],
+            options={'table': 'event_streams', 'app': 'models', 'pk_attr': 'stream', 'table_description': 'The last seq handed out per stream: appends take the next one under a row lock, no retries.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='StripeEvent',
             fields=[
                 ('id', fields.CharField(primary_key=True, unique=True, db_index=True, max_length=100)),

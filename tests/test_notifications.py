@@ -26,22 +26,28 @@ async def _kinds(person) -> list[str]:
 
 
 async def _run(owner_id: str, project_gid: str, title: str = "lr sweep"):
-    """A Run row made directly: runs cannot execute yet in this test."""
+    """A Run row made directly, awaiting funding (notifications are driven by hand here; the
+    end-to-end path is tests/test_runs.py)."""
     from app.api.ids import decode_id
     from app.runs.models import Run
 
     return await Run.create(
-        project_id=decode_id(project_gid, "Project"), creator_id=owner_id, title=title, status="funded",
+        project_id=decode_id(project_gid, "Project"), creator_id=owner_id, title=title, status="awaiting_funding",
+        estimated_cost_cents=100_000,
         uri="https://example.com/r.git", version="main", commit_sha="0" * 40, gpu_type="l4", gpu_count=1,
         machine_type="g2-standard-4", dryrun_override_param="epochs", dryrun_override_value="1",
     )
 
 
 async def _fund(run, *funders) -> None:
-    from app.funding.models import Funding
+    """Real fundings (wallet, escrow, ledger), small enough that the gap stays open."""
+    from app.accounts.models import User
+    from app.funding.wallets import grant_credit
+    from app.runs.fund import fund_run
 
     for person in funders:
-        await Funding.create(run=run, funder_id=person.user_id, amount_cents=500, credit_cents=500)
+        await grant_credit(person.user_id, 500, "test patron", granted_by="tests")
+        await fund_run(await User.get(id=person.user_id), run.id, 500)
 
 
 async def test_run_status_change_notifies_each_recipient_once_and_emails_those_who_want_it(

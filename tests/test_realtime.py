@@ -15,6 +15,7 @@ import websockets
 
 from tests.api_process import ApiProcess, replica_env
 from tests.experiments import create_run, logs, make_demo_repo, make_project, wait_run
+from tests.helpers import eventually
 from tests.repos import Repo
 from tests.ws import SubscriptionError, WsClient
 
@@ -153,9 +154,11 @@ async def test_hub_releases_topics_when_clients_go(api: str, researcher, demo_re
     await anext(stream)
     assert hub.topics == before + 1
     await ws.close()
-    async with asyncio.timeout(10):
-        while hub.topics != before:
-            await asyncio.sleep(0.05)
+
+    async def topics() -> int:
+        return hub.topics
+
+    await eventually(topics, lambda n: n == before, within=10)
     await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename } }", {"i": {"id": run["id"]}})
 
 
@@ -180,16 +183,17 @@ async def test_two_processes_share_events_and_survive_a_redis_restart(settings, 
         job_id = run["dryrunJob"]["id"]
         ws = await WsClient.connect(a.url, {"authorization": f"Bearer {researcher.api_key}"})
         received: list[dict] = []
+        mid_job = asyncio.Event()
 
         async def follow() -> None:
             async with asyncio.timeout(120):
                 async for data in ws.subscribe(JOB_LOGS, {"id": job_id, "after": 0, "tail": 1000}):
                     received.append(data["jobLogs"])
+                    if data["jobLogs"]["line"].startswith("epoch 3"):
+                        mid_job.set()
 
         follower = asyncio.create_task(follow())
-        async with asyncio.timeout(60):
-            while not any(x["line"].startswith("epoch 3") for x in received):
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(mid_job.wait(), 60)
         await asyncio.to_thread(redis.restart)  # every pub/sub connection drops
         await follower
         await ws.close()

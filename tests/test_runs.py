@@ -59,13 +59,15 @@ async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo
     dry_logs = await logs(researcher.agent, run["dryrunJob"]["id"])
     assert [x["line"] for x in dry_logs if x["line"].startswith("epoch")] == ["epoch 0 loss 1.5000"]
 
-    # Funding is the money issue's path; here an admin closes the gap and starts the job.
-    from app.runs.models import Run
+    # A patron closes the gap with fundRun; the funded job starts by itself.
+    from app.funding.wallets import grant_credit
 
-    admin = await make_person("admin", admin=True)
-    await Run.filter(id=pk(run["id"])).update(status="funded", funded_cents=run["estimatedCostCents"])
-    await admin.web.data("mutation($i: RunIdInput!) { startFundedJob(input: $i) { run { id } } }",
-                         {"i": {"id": run["id"]}})
+    patron = await make_person("patron")
+    await grant_credit(patron.user_id, 100_000, "test patron", granted_by="tests")
+    funded = await patron.agent.data(
+        "mutation($i: FundRunInput!) { fundRun(input: $i) { __typename ... on FundRunSuccess { funding { amountCents } } } }",
+        {"i": {"runId": run["id"], "amountCents": run["fundingGapCents"] + 500, "surplusPolicy": "REFUND"}})
+    assert funded["fundRun"] == {"__typename": "FundRunSuccess", "funding": {"amountCents": run["fundingGapCents"]}}
     run = await wait_run(researcher.agent, run["id"], {"COMPLETED", "FUNDED_FAILED"})
     assert run["status"] == "COMPLETED", run
     funded = run["fundedJob"]

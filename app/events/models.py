@@ -17,3 +17,13 @@ class Event(Model):
     class Meta:
         table = "events"
         unique_together = (("stream", "seq"),)
+
+
+class EventStream(Model):
+    """The last seq handed out per stream: appends take the next one under a row lock, no retries."""
+
+    stream = fields.CharField(max_length=60, primary_key=True)
+    last_seq = fields.BigIntField(default=0)
+
+    class Meta:
+        table = "event_streams"

@@ -3,6 +3,7 @@ duplicate. Order of operations: register for wake-ups, read after the last seq, 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
@@ -15,6 +16,20 @@ BATCH = 500
 IDLE_REREAD_SECONDS = 5.0
 
 
+_inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
+
+
+async def shared(key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
+    """Single flight: concurrent identical reads (every follower of a job, woken by the same
+    line, asks for "after seq N") share one query instead of issuing one each."""
+    future = _inflight.get(key)
+    if future is None:
+        future = asyncio.ensure_future(read())
+        _inflight[key] = future
+        future.add_done_callback(lambda _: _inflight.pop(key, None))
+    return await asyncio.shield(future)
+
+
 async def follow(
     topics: Sequence[str],
     read_after: Callable[[int, int], Awaitable[Sequence[T]]],
@@ -23,18 +38,33 @@ async def follow(
     *,
     finished: Callable[[], Awaitable[bool]] | None = None,
     on_item: Callable[[], None] | None = None,
+    share_key: str | None = None,
 ) -> AsyncIterator[T]:
     """Yield items with seq > `start` in order, forever or until `finished()` and drained.
 
     `finished` is checked *before* each read, so the items written before the stream's end
     (e.g. the log lines before a job's terminal status) are still read once more and sent.
+    With `share_key`, followers of the same stream in this process share their reads.
     """
     hub = get_runtime().hub
+
+    async def read(last: int) -> Sequence[T]:
+        if share_key is None:
+            return await read_after(last, BATCH)
+        return await shared((share_key, "read", last), lambda: read_after(last, BATCH))
+
+    async def is_finished() -> bool:
+        if finished is None:
+            return False
+        if share_key is None:
+            return await finished()
+        return await shared((share_key, "finished"), finished)
+
     async with hub.listen(*topics) as signal:
         last = start
         while True:
-            done = await finished() if finished is not None else False
-            items = await read_after(last, BATCH)
+            done = await is_finished()
+            items = await read(last)
             for item in items:
                 if on_item is not None:
                     on_item()

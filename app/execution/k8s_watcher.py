@@ -290,6 +290,7 @@ class _Job:
     # Seen unfinished by this process (watch or the executor's own submit). A job first seen
     # already finished by a fresh watcher had its logs delivered by an earlier one.
     seen_active: bool = False
+    cancel_requested: bool = False  # this process deletes the Job on purpose: not a surprise
 
 
 class KubernetesWatcher:
@@ -378,6 +379,16 @@ class KubernetesWatcher:
             if update.status == JobStatus.PENDING and job.status is not None:
                 return
         await self._emit(job, update)
+        self._drop_if_unknown(job)
+
+    def expect_cancel(self, job_id: str) -> None:
+        """The executor is about to delete this job's Job: its disappearance is a plain CANCELLED."""
+        self._job(job_id).cancel_requested = True
+
+    def _drop_if_unknown(self, job: _Job) -> None:
+        """A terminal job the cluster never showed us needs no state (`_finished` remembers it)."""
+        if job.status is not None and job.status.terminal and job.job is None and not job.pods:
+            self._jobs.pop(job.job_id, None)
 
     async def reconcile(self, active: list[tuple[str, dict[str, Any]]]) -> None:
         """For each job the database believes active: if its Job no longer exists, report FAILED.
@@ -418,6 +429,7 @@ class KubernetesWatcher:
         what = f"Kubernetes Job {name}" if name else "its Kubernetes Job"
         platform = f"{what} no longer exists (deleted or expired while no watcher was running)"
         await self._emit(job, JobUpdate(job_id, JobStatus.FAILED, _now(), error=JobError(platform=platform)))
+        self._drop_if_unknown(job)
         return True
 
     # ------------------------------------------------------------------ watching
@@ -603,7 +615,9 @@ class KubernetesWatcher:
         job.seen_active = True
         if job.job_gone or _meta(job.job).get("deletionTimestamp"):
             name = _meta(job.job).get("name") or "?"
-            error = JobError(platform=f"cancelled: Kubernetes Job {name} was deleted before it finished")
+            error = None
+            if not job.cancel_requested:
+                error = JobError(platform=f"cancelled: Kubernetes Job {name} was deleted before it finished")
             self._finish(job, JobStatus.CANCELLED, error, None)
             return
         started = self._started_at(pods)

@@ -487,6 +487,8 @@ class KubernetesExecutor(Executor):
     async def cancel(self, job_id: str, handle: dict[str, Any]) -> None:
         """Delete the Job (Foreground: pods go first) and report CANCELLED; gone already is fine."""
         api = await self.api()
+        if self._watcher is not None:
+            self._watcher.expect_cancel(job_id)
         names = [handle["name"]] if handle.get("name") else await self._names_for(api, job_id)
         for name in names:
             deleted = await api.delete_job(name, "Foreground")

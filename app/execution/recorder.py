@@ -15,7 +15,7 @@ from tortoise.transactions import in_transaction
 
 from app.events import bus
 from app.execution.executor import STATUS_RANK, JobStatus, JobUpdate
-from app.execution.models import Job, JobTransition
+from app.execution.models import Job, JobLogLine, JobTransition
 
 log = logging.getLogger("mlpatron.jobs")
 
@@ -76,6 +76,10 @@ class JobRecorder:
                 error=job.error, at=update.at,
             )
         return job, old
+
+    async def job_log_count(self, job_id: str, stream: str) -> int:
+        """Lines already stored: a restarted Kubernetes watcher skips exactly these."""
+        return await JobLogLine.filter(job_id=job_id, stream=stream).count()
 
     async def job_log(self, job_id: str, stream: str, line: str) -> None:
         conn = connections.get("default")

@@ -11,6 +11,9 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from tortoise import connections
 
 from app.funding.models import LedgerKind, LedgerPosting, LedgerTransaction
 
@@ -56,19 +59,28 @@ def net(postings: Iterable[Posting]) -> dict[str, int]:
 async def post(
     kind: LedgerKind, memo: str, postings: Iterable[Posting], *, user_id: object = None,
     project_id: object = None, run_id: object = None,
-) -> LedgerTransaction | None:
+) -> uuid.UUID | None:
     """Record one balanced transaction; call inside the caller's database transaction.
 
-    Returns None when nothing moves (every line nets to zero).
+    Returns its id, or None when nothing moves (every line nets to zero). One statement for the
+    transaction and its postings: fundings call this while holding the run's row lock.
     """
     lines = net(postings)
     if sum(lines.values()) != 0:
         raise UnbalancedTransaction(f"{kind} postings sum to {sum(lines.values())}: {lines}")
     if not lines:
         return None
-    txn = await LedgerTransaction.create(kind=kind.value, memo=memo[:300], user_id=user_id, project_id=project_id,
-                                         run_id=run_id)
-    await LedgerPosting.bulk_create(
-        [LedgerPosting(transaction_id=txn.id, account=acct, amount_cents=amount) for acct, amount in lines.items()]
+    txn_id = uuid.uuid4()
+    await connections.get("default").execute_query(
+        f"WITH t AS (INSERT INTO {LedgerTransaction._meta.db_table} "
+        "(id, created_at, kind, memo, user_id, project_id, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id) "
+        f"INSERT INTO {LedgerPosting._meta.db_table} (transaction_id, account, amount_cents) "
+        "SELECT t.id, p.account, p.amount FROM t, unnest($8::text[], $9::bigint[]) AS p(account, amount)",
+        [txn_id, datetime.now(UTC), kind.value, memo[:300], _uuid(user_id), _uuid(project_id), _uuid(run_id),
+         list(lines), list(lines.values())],
     )
-    return txn
+    return txn_id
+
+
+def _uuid(value: object) -> uuid.UUID | None:
+    return None if value is None else value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

@@ -94,8 +94,8 @@ async def _close(run_id: uuid.UUID, kind: SettlementKind, cost_cents: int, detai
         escrow = sum(f.amount_cents for f in fundings)
         cost = min(cost_cents, escrow)
         shares = plan_shares(fundings, cost, refund_everything=kind is SettlementKind.REFUNDED)
-        await _pay_out(run.project_id, shares)
         project_id = run.project_id
+        await _pay_out(project_id, shares)
         postings: list[ledger.Posting] = [(ledger.run_escrow(run_id), -escrow), (ledger.PLATFORM_REVENUE, cost)]
         for s in shares:
             postings += [

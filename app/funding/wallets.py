@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+from tortoise import connections
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
@@ -20,18 +21,22 @@ REASON_MAX = 200
 async def debit_wallet(user_id: uuid.UUID | str, amount_cents: int) -> tuple[int, int]:
     """Take `amount_cents`, credit bucket first, then cash; returns (credit, cash) taken.
 
-    Call inside a transaction: the wallet row stays locked until it commits.
+    Call inside a transaction: the wallet row stays locked until it commits. One statement (lock,
+    check, update) because it runs while the caller holds the run's row lock.
     """
-    wallet = await Wallet.select_for_update().get(user_id=user_id)
-    available = wallet.credit_cents + wallet.cash_cents
-    if amount_cents > available:
-        raise InsufficientFunds(amount_cents, available)
-    credit = min(wallet.credit_cents, amount_cents)
-    cash = amount_cents - credit
-    await Wallet.filter(user_id=user_id).update(
-        credit_cents=wallet.credit_cents - credit, cash_cents=wallet.cash_cents - cash, updated_at=datetime.now(UTC)
+    rows = await connections.get("default").execute_query_dict(
+        "WITH before AS (SELECT user_id, credit_cents, cash_cents FROM wallets WHERE user_id = $1 FOR UPDATE) "
+        "UPDATE wallets w SET credit_cents = b.credit_cents - LEAST(b.credit_cents, $2), "
+        "cash_cents = b.cash_cents - ($2 - LEAST(b.credit_cents, $2)), updated_at = $3 "
+        "FROM before b WHERE w.user_id = b.user_id AND b.credit_cents + b.cash_cents >= $2 "
+        "RETURNING LEAST(b.credit_cents, $2) AS credit",
+        [user_id, amount_cents, datetime.now(UTC)],
     )
-    return credit, cash
+    if not rows:
+        wallet = await Wallet.get(user_id=user_id)
+        raise InsufficientFunds(amount_cents, wallet.credit_cents + wallet.cash_cents)
+    credit = int(rows[0]["credit"])
+    return credit, amount_cents - credit
 
 
 async def credit_wallet(user_id: uuid.UUID | str, *, cash_cents: int = 0, credit_cents: int = 0) -> None:

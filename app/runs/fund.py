@@ -22,6 +22,7 @@ from app.funding.events import emit
 from app.funding.models import Funding, IdempotencyRecord, LedgerKind, SurplusPolicy
 from app.funding.money import validate_amount
 from app.projects.models import Project
+from app.runs.lifecycle import start_funded_job
 from app.runs.models import Run
 
 log = logging.getLogger("mlpatron.funding")
@@ -166,11 +167,6 @@ async def _after_commit(result: FundingResult) -> None:
 async def _start_funded_job(run_id: uuid.UUID) -> None:
     """Hand over to the lifecycle; its reconciler retries funded runs without a job, so a failure here
     is logged, never reported as a failed funding (the money has moved)."""
-    try:
-        from app.runs.lifecycle import start_funded_job
-    except ImportError:
-        log.warning("run %s funded but app.runs.lifecycle.start_funded_job is unavailable", run_id)
-        return
     try:
         await start_funded_job(run_id)
     except Exception:

@@ -88,7 +88,7 @@ class RunsSubscription:
             return list(await JobTransition.filter(job_id=job.id, seq__gt=after).order_by("seq").limit(limit))
 
         async for t in streams.follow([f"job:{job.id}"], read, lambda t: t.seq, start,
-                                      finished=_terminal(job.id)):
+                                      finished=_terminal(job.id), share_key=f"job-status:{job.id}"):
             yield JobStatusEvent(seq=t.seq, status=JobStatusEnum(t.status), pending_info=t.pending_info,
                                  error=JobErrorType.from_json(str(job.id), t.error) if t.error else None, at=t.at)
 
@@ -107,7 +107,7 @@ class RunsSubscription:
             return list(await JobLogLine.filter(job_id=job.id, seq__gt=after).order_by("seq").limit(limit))
 
         async for line in streams.follow([f"job:{job.id}"], read, lambda x: x.seq, start,
-                                         finished=_terminal(job.id)):
+                                         finished=_terminal(job.id), share_key=f"job-logs:{job.id}"):
             yield LogLine.from_model(line)
 
     @strawberry.subscription(description="A snapshot, then status, funding and job changes of the run.")

@@ -17,6 +17,7 @@ from app.api.errors import BadInput
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
 from app.execution.models import Job, JobLogLine, JobTransition
+from app.funding.types import FundingType, LedgerEntryType, run_fundings, run_transactions
 from app.projects.models import Project
 from app.projects.types import ProjectType
 from app.revisions.markdown import render_markdown
@@ -279,6 +280,15 @@ class RunType(ModelNode):
     @strawberry.field
     def notes_html(self) -> str:
         return render_markdown(self.notes)
+
+    @strawberry.field(description="Who funded the run, newest first (public).")
+    async def fundings(self, info: Info, first: int | None = None,
+                       after: str | None = None) -> Connection[FundingType]:
+        return await run_fundings(info, self.id, first, after)
+
+    @strawberry.field(description="Movements of the run's escrow: fundings in, cost and refunds out (public).")
+    async def transactions(self, first: int | None = None, after: str | None = None) -> Connection[LedgerEntryType]:
+        return await run_transactions(self.id, first, after)
 
     @strawberry.field(description="Every version of the notes, newest first.")
     async def notes_history(self, first: int | None = None, after: str | None = None, last: int | None = None,

@@ -15,6 +15,7 @@ from playwright.async_api import Browser, BrowserContext, async_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = ROOT / "test-output" / "screenshots"
+FAILURES = ROOT / "test-output" / "failures"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -32,9 +33,21 @@ async def browser() -> AsyncIterator[Browser]:
         await browser.close()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-async def new_context(browser: Browser, api: str) -> AsyncIterator:
-    """Factory: a fresh browser profile (its own cookies) pointed at the server."""
+async def new_context(browser: Browser, api: str, request: pytest.FixtureRequest) -> AsyncIterator:
+    """Factory: a fresh browser profile (its own cookies) pointed at the server. When the test
+    fails, every open page is saved to test-output/failures/ to see what the browser showed."""
     contexts: list[BrowserContext] = []
 
     async def make(**options) -> BrowserContext:
@@ -44,6 +57,11 @@ async def new_context(browser: Browser, api: str) -> AsyncIterator:
         return context
 
     yield make
+    if request.node.stash.get(FAILED, False):
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        for i, context in enumerate(contexts):
+            for j, page in enumerate(context.pages):
+                await page.screenshot(path=FAILURES / f"{request.node.name}-{i}-{j}.png", full_page=True)
     for context in contexts:
         await context.close()
 

@@ -260,11 +260,15 @@ async def test_watch_streams_cut_and_resumed_from_resource_version(
     spec = make_spec()
     name = (await executor.submit(spec))["name"]
     await wait_status(lsink, spec.job_id, JobStatus.PENDING)
+    await fake.wait_until(lambda: all(fake.open_watches[r] == 1 for r in fake.open_watches))
+    fake.bookmark()  # a BOOKMARK moves the resume point without an object change
+    bookmark_rv = str(fake.rv)
+    await fake.wait_until(lambda: fake.bookmarks_sent == 3)
     before = {r: len(watch_requests(fake, r)) for r in ("jobs", "pods", "events")}
     fake.cut_watches()
     await fake.wait_until(lambda: all(len(watch_requests(fake, r)) > before[r] for r in before))
-    resumed = watch_requests(fake, "jobs")[-1]
-    assert resumed.get("resourceVersion") not in (None, "", "0")  # resumed, not restarted from scratch
+    for resource in before:  # resumed from the bookmark, not re-listed or restarted from scratch
+        assert watch_requests(fake, resource)[-1].get("resourceVersion") == bookmark_rv
 
     fake.run(name)
     fake.log(name, "a1", "a2")
@@ -408,7 +412,7 @@ async def test_cancel_deletes_with_foreground_propagation(
     await executor.cancel(spec.job_id, handle)
     assert fake.deletions == [("jobs", handle["name"], "Foreground")]
     final = await lsink.terminal(spec.job_id)
-    assert final.status == JobStatus.CANCELLED
+    assert final.status == JobStatus.CANCELLED and final.error is None  # asked for: no surprise to explain
     await fake.wait_until(lambda: fake.job(handle["name"]) is None and not fake.pods_of(handle["name"]))
     await executor.cancel(spec.job_id, handle)  # already gone: fine, and no second CANCELLED
     assert lsink.statuses(spec.job_id).count(JobStatus.CANCELLED) == 1

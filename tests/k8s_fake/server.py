@@ -162,6 +162,7 @@ class FakeKubernetes:
         self.deletions: list[tuple[str, str, str | None]] = []  # (resource, name, propagationPolicy)
         self.open_watches: dict[str, int] = {r: 0 for r in RESOURCES}
         self.open_log_streams = 0
+        self.bookmarks_sent = 0
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -600,6 +601,8 @@ class FakeKubernetes:
                         cursor = self.rv
                         await send("BOOKMARK", {"apiVersion": api_version, "kind": kind,
                                                 "metadata": {"resourceVersion": str(self.rv)}})  # fmt: skip
+                        self.bookmarks_sent += 1
+                        self._changed.notify()
                 remaining = None if deadline is None else deadline - asyncio.get_running_loop().time()
                 if remaining is not None and remaining <= 0:
                     break

@@ -3,6 +3,8 @@ import { useState } from 'react'
 import { Link, useNavigate } from 'react-router'
 import { useQuery } from 'urql'
 import { graphql } from '../gql'
+import { ProjectActivityDocument } from '../graphql/live'
+import { useRefetchOnEvent } from '../lib/useLive'
 import { formatDate } from '../lib/format'
 import { useMutationForm } from '../lib/useMutationForm'
 import { useSession } from '../session'
@@ -79,6 +81,7 @@ export function Discussions({ projectId }: { projectId: string }) {
   const { viewer } = useSession()
   const [open, setOpen] = useState(false)
   const [result, refetch] = useQuery({ query: ProjectDiscussionsDocument, variables: { projectId } })
+  useRefetchOnEvent(ProjectActivityDocument, { projectId, afterSeq: null }, refetch)
   return (
     <section aria-labelledby="discussions-heading">
       <div className="section-head">

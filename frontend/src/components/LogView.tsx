@@ -31,8 +31,9 @@ function append(lines: Line[] = [], event: JobLogsSubscription): Line[] {
   return next.length > KEEP ? next.slice(next.length - KEEP) : next
 }
 
-export function LogView({ jobId, label }: { jobId: string; label: string }) {
-  const [{ data: lines = [], fetching, error }] = useSubscription(
+/** `live`: the job is pending or running (the stream ends with the job). */
+export function LogView({ jobId, label, live }: { jobId: string; label: string; live: boolean }) {
+  const [{ data: lines = [], error }] = useSubscription(
     { query: JobLogsDocument, variables: { jobId, afterSeq: null, tail: TAIL } },
     append,
   )
@@ -58,8 +59,8 @@ export function LogView({ jobId, label }: { jobId: string; label: string }) {
   return (
     <div className="log">
       <div className="log-head">
-        <span className={`live-dot${fetching ? ' on' : ''}`} aria-hidden="true" />
-        <span className="small">{fetching ? 'Live' : lines.length ? 'Log complete' : 'Waiting for output'}</span>
+        <span className={`live-dot${live ? ' on' : ''}`} aria-hidden="true" />
+        <span className="small">{live ? 'Live' : 'Job ended'}</span>
         {!following && (
           <button type="button" className="button small" onClick={jumpToEnd}>
             Jump to end ↓

@@ -57,8 +57,9 @@ export function LineChart({ name, points }: { name: string; points: ReadonlyArra
   const values = points.map((p) => p.value)
   const [x0, x1] = [Math.min(...steps), Math.max(...steps)]
   const [y0, y1] = [Math.min(...values), Math.max(...values)]
-  const x = (s: number) => PAD.left + ((s - x0) / (x1 - x0 || 1)) * (W - PAD.left - PAD.right)
-  const y = (v: number) => H - PAD.bottom - ((v - y0) / (y1 - y0 || 1)) * (H - PAD.top - PAD.bottom)
+  // A single step or a flat line sits in the middle of its axis.
+  const x = (s: number) => PAD.left + (x1 > x0 ? (s - x0) / (x1 - x0) : 0.5) * (W - PAD.left - PAD.right)
+  const y = (v: number) => H - PAD.bottom - (y1 > y0 ? (v - y0) / (y1 - y0) : 0.5) * (H - PAD.top - PAD.bottom)
   const last = points[points.length - 1]
   const summary = `${name}: ${points.length} points; last ${formatValue(last.value)} at step ${last.step}; range ${formatValue(y0)} to ${formatValue(y1)}`
   return (

@@ -1,9 +1,11 @@
 /**
  * A lab notebook (project or run notes): the API's sanitised HTML, and for its editors a
- * Markdown editor saved against the version it started from. When someone else saved in
- * between, the API answers VersionConflict and the editor offers both ways out.
+ * Markdown editor that saves a search/replace patch against the version it started from.
+ * When someone else saved in between (VersionConflict), a change that does not overlap
+ * theirs is re-applied on their version; otherwise the editor offers both ways out.
  */
 import { useState } from 'react'
+import { applyEdit, diffEdit, type TextEdit } from '../lib/textPatch'
 import type { MutationForm } from '../lib/useMutationForm'
 import { Alert } from './feedback'
 import { Form, SubmitButton, TextAreaField, TextField } from './forms'
@@ -15,42 +17,65 @@ export interface SaveOutcome {
   currentBody?: string
 }
 
+type Save<T> = (change: T, baseVersion: number, editSummary: string) => Promise<SaveOutcome | null>
+
+export interface NotesSaver {
+  /** Search/replace edits at a base version (patchRunNotes, patchProjectNotes). */
+  patch: Save<TextEdit[]>
+  /** Full replace at a base version, for notes that were empty (nothing to search for). */
+  replace: Save<string>
+}
+
 interface Props {
   html: string
   body: string
   version: number
   canEdit: boolean
   form: MutationForm
-  save: (body: string, baseVersion: number, editSummary: string) => Promise<SaveOutcome | null>
+  saver: NotesSaver
 }
 
-interface Conflict {
+interface Base {
   version: number
   body: string
 }
 
-export function NotesEditor({ html, body, version, canEdit, form, save }: Props) {
+const saved = (outcome: SaveOutcome | null) => Boolean(outcome?.__typename.endsWith('Success'))
+
+export function NotesEditor({ html, body, version, canEdit, form, saver }: Props) {
   const [editing, setEditing] = useState(false)
   const [draft, setDraft] = useState(body)
   const [summary, setSummary] = useState('')
-  const [base, setBase] = useState(version)
-  const [conflict, setConflict] = useState<Conflict | null>(null)
+  const [base, setBase] = useState<Base>({ version, body })
+  const [conflict, setConflict] = useState<Base | null>(null)
 
   const start = () => {
     setDraft(body)
-    setBase(version)
+    setBase({ version, body })
     setSummary('')
     setConflict(null)
     form.clear()
     setEditing(true)
   }
 
-  const submit = async (baseVersion: number) => {
-    const outcome = await save(draft, baseVersion, summary)
+  /** Save the draft as a change of `from`; on a conflict, carry the change over when it still fits. */
+  const save = async (from: Base) => {
+    if (draft === from.body) return setEditing(false)
+    const edit = diffEdit(from.body, draft) // null only when the notes were empty
+    const send = (at: number, e: TextEdit | null) =>
+      e ? saver.patch([e], at, summary) : saver.replace(draft, at, summary)
+    let outcome = await send(from.version, edit)
     if (outcome?.__typename === 'VersionConflict' && outcome.currentVersion !== undefined) {
-      form.clear()
-      setConflict({ version: outcome.currentVersion, body: outcome.currentBody ?? '' })
-    } else if (outcome?.__typename.endsWith('Success')) {
+      const theirs = { version: outcome.currentVersion, body: outcome.currentBody ?? '' }
+      const merged = edit ? applyEdit(theirs.body, edit) : null
+      outcome = merged === null ? null : await send(theirs.version, edit)
+      if (!saved(outcome)) {
+        form.clear()
+        setConflict(theirs)
+        return
+      }
+    }
+    if (saved(outcome)) {
       setConflict(null)
       setEditing(false)
     }
@@ -70,19 +95,19 @@ export function NotesEditor({ html, body, version, canEdit, form, save }: Props)
   }
 
   return (
-    <Form form={form} onSubmit={() => submit(base)} aria-label="Edit notes">
+    <Form form={form} onSubmit={() => save(base)} aria-label="Edit notes">
       {conflict && (
         <Alert tone="warning">
           <p>
-            Someone saved these notes while you were editing (now version {conflict.version}). Your text is still in the
-            editor.
+            Someone changed the same part of these notes while you were editing (now version {conflict.version}). Your
+            text is still in the editor.
           </p>
           <details>
             <summary>Their version</summary>
             <pre className="conflict-body">{conflict.body || '(empty)'}</pre>
           </details>
           <div className="actions">
-            <button type="button" className="button" onClick={() => submit(conflict.version)}>
+            <button type="button" className="button" onClick={() => save(conflict)}>
               Save mine over theirs
             </button>
             <button
@@ -90,7 +115,7 @@ export function NotesEditor({ html, body, version, canEdit, form, save }: Props)
               className="button"
               onClick={() => {
                 setDraft(conflict.body)
-                setBase(conflict.version)
+                setBase(conflict)
                 setConflict(null)
               }}
             >

@@ -1,24 +1,11 @@
-import { useEffect } from 'react'
 import { Link } from 'react-router'
-import { useQuery } from 'urql'
-import { graphql } from '../gql'
+import { useSubscription } from 'urql'
+import { ViewerNotificationsDocument } from '../graphql/live'
 
-const UnreadCountDocument = graphql(`
-  query UnreadCount {
-    unreadNotificationCount
-  }
-`)
-
-const POLL_MS = 15_000
-
-/** The bell in the header: unread count, refreshed while the page is open. */
+/** The bell in the header: the unread count, live (`viewerNotifications`). */
 export function NotificationBell() {
-  const [{ data }, refetch] = useQuery({ query: UnreadCountDocument })
-  useEffect(() => {
-    const timer = setInterval(() => refetch({ requestPolicy: 'network-only' }), POLL_MS)
-    return () => clearInterval(timer)
-  }, [refetch])
-  const count = data?.unreadNotificationCount ?? 0
+  const [{ data }] = useSubscription({ query: ViewerNotificationsDocument, variables: { afterSeq: null } })
+  const count = data?.viewerNotifications.unreadCount ?? 0
   return (
     <Link to="/notifications" className="bell" aria-label={`Notifications, ${count} unread`}>
       <svg aria-hidden="true" viewBox="0 0 24 24" width="22" height="22">

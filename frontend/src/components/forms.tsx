@@ -18,9 +18,10 @@ import { Alert } from './feedback'
 interface FormContextValue {
   errors: Record<string, string>
   register: (name: string) => () => void
+  clearField: (name: string) => void
 }
 
-const FormContext = createContext<FormContextValue>({ errors: {}, register: () => () => {} })
+const FormContext = createContext<FormContextValue>({ errors: {}, register: () => () => {}, clearField: () => {} })
 
 interface FormProps {
   form: MutationForm
@@ -45,7 +46,7 @@ export function Form({ form, onSubmit, children, className, ...rest }: FormProps
     onSubmit()
   }
   return (
-    <FormContext.Provider value={{ errors: form.errors, register }}>
+    <FormContext.Provider value={{ errors: form.errors, register, clearField: form.clearField }}>
       <form noValidate onSubmit={handle} className={className ?? 'form'} aria-label={rest['aria-label']}>
         {(form.formError || unshown.length > 0) && (
           <Alert tone="error">
@@ -74,20 +75,20 @@ interface ShellProps {
   name: string
   label: ReactNode
   hint?: ReactNode
-  children: (control: { id: string; 'aria-invalid': boolean; 'aria-describedby'?: string }) => ReactNode
+  children: (control: { id: string; 'aria-invalid': boolean; 'aria-describedby'?: string }, edited: () => void) => ReactNode
 }
 
 /** Label, control, hint and the field's error, wired together for screen readers. */
 function FieldShell({ name, label, hint, children }: ShellProps) {
   const id = useId()
-  const { errors, register } = useContext(FormContext)
+  const { errors, register, clearField } = useContext(FormContext)
   useEffect(() => register(name), [name, register])
   const error = errors[name]
   const described = [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(' ') || undefined
   return (
     <div className={`field${error ? ' field-invalid' : ''}`}>
       <label htmlFor={id}>{label}</label>
-      {children({ id, 'aria-invalid': Boolean(error), 'aria-describedby': described })}
+      {children({ id, 'aria-invalid': Boolean(error), 'aria-describedby': described }, () => clearField(name))}
       {hint && (
         <p className="hint" id={`${id}-hint`}>
           {hint}
@@ -104,18 +105,34 @@ function FieldShell({ name, label, hint, children }: ShellProps) {
 
 type Named = { name: string; label: ReactNode; hint?: ReactNode }
 
-export function TextField({ name, label, hint, ...input }: Named & InputHTMLAttributes<HTMLInputElement>) {
+export function TextField({ name, label, hint, onChange, ...input }: Named & InputHTMLAttributes<HTMLInputElement>) {
   return (
     <FieldShell name={name} label={label} hint={hint}>
-      {(control) => <input name={name} {...input} {...control} />}
+      {(control, edited) => (
+        <input name={name} {...input} {...control} onChange={(e) => {
+          edited()
+          onChange?.(e)
+        }} />
+      )}
     </FieldShell>
   )
 }
 
-export function TextAreaField({ name, label, hint, ...input }: Named & TextareaHTMLAttributes<HTMLTextAreaElement>) {
+export function TextAreaField({
+  name,
+  label,
+  hint,
+  onChange,
+  ...input
+}: Named & TextareaHTMLAttributes<HTMLTextAreaElement>) {
   return (
     <FieldShell name={name} label={label} hint={hint}>
-      {(control) => <textarea name={name} {...input} {...control} />}
+      {(control, edited) => (
+        <textarea name={name} {...input} {...control} onChange={(e) => {
+          edited()
+          onChange?.(e)
+        }} />
+      )}
     </FieldShell>
   )
 }
@@ -125,12 +142,16 @@ export function SelectField({
   label,
   hint,
   children,
+  onChange,
   ...input
 }: Named & SelectHTMLAttributes<HTMLSelectElement>) {
   return (
     <FieldShell name={name} label={label} hint={hint}>
-      {(control) => (
-        <select name={name} {...input} {...control}>
+      {(control, edited) => (
+        <select name={name} {...input} {...control} onChange={(e) => {
+          edited()
+          onChange?.(e)
+        }}>
           {children}
         </select>
       )}

@@ -27,6 +27,8 @@ export interface MutationForm {
   fetching: boolean
   setErrors: (errors: FieldErrors) => void
   setFormError: (message: ReactNode) => void
+  /** The person edited this field: its error is out of date. */
+  clearField: (name: string) => void
   clear: () => void
 }
 
@@ -35,6 +37,11 @@ export type LocalChecks = Record<string, string | false | null | undefined>
 
 function failing(checks: LocalChecks): FieldErrors {
   return Object.fromEntries(Object.entries(checks).filter((entry): entry is [string, string] => Boolean(entry[1])))
+}
+
+function omit(errors: FieldErrors, name: string): FieldErrors {
+  const { [name]: _, ...rest } = errors
+  return rest
 }
 
 export function useTypedForm() {
@@ -74,7 +81,12 @@ export function useTypedForm() {
     setFormError(null)
   }, [])
 
-  const form: MutationForm = { errors, formError, fetching, setErrors, setFormError, clear }
+  const clearField = useCallback(
+    (name: string) => setErrors((current) => (name in current ? omit(current, name) : current)),
+    [],
+  )
+
+  const form: MutationForm = { errors, formError, fetching, setErrors, setFormError, clearField, clear }
   return { form, run }
 }
 

@@ -6,6 +6,7 @@ import { LogView } from '../components/LogView'
 import { StatusBadge } from '../components/StatusBadge'
 import { graphql } from '../gql'
 import { humanize } from '../lib/format'
+import { useRefetchOnEvent } from '../lib/useLive'
 
 const JobSummaryDocument = graphql(`
   query JobSummary($id: ID!) {
@@ -21,9 +22,18 @@ const JobSummaryDocument = graphql(`
   }
 `)
 
+const JobStatusDocument = graphql(`
+  subscription JobStatusLive($jobId: ID!, $afterSeq: Int) {
+    jobStatus(jobId: $jobId, afterSeq: $afterSeq) {
+      seq
+    }
+  }
+`)
+
 export function JobLogsPage() {
   const { id = '' } = useParams()
-  const [result] = useQuery({ query: JobSummaryDocument, variables: { id } })
+  const [result, refetch] = useQuery({ query: JobSummaryDocument, variables: { id } })
+  useRefetchOnEvent(JobStatusDocument, { jobId: id, afterSeq: null }, refetch)
   return (
     <QueryState result={result}>
       {({ job }) => (
@@ -34,7 +44,7 @@ export function JobLogsPage() {
           <h1>
             {humanize(job.kind)} log <StatusBadge status={job.status} />
           </h1>
-          <LogView jobId={job.id} label={`${humanize(job.kind)} log`} />
+          <LogView jobId={job.id} label={`${humanize(job.kind)} log`} live={job.status === 'PENDING' || job.status === 'RUNNING'} />
         </section>
       )}
     </QueryState>

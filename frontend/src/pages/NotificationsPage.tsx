@@ -6,7 +6,9 @@ import { LoadMore, Pages } from '../components/Pages'
 import { RequireLogin } from '../components/RequireLogin'
 import { graphql } from '../gql'
 import type { NotificationsQuery } from '../gql/graphql'
+import { ViewerNotificationsDocument } from '../graphql/live'
 import { formatDate } from '../lib/format'
+import { useRefetchOnEvent } from '../lib/useLive'
 
 const NotificationsDocument = graphql(`
   query Notifications($after: String) {
@@ -61,8 +63,9 @@ function linkOf(item: Item): string | null {
 }
 
 function NotificationList({ after, onMore }: { after: string | null; onMore: ((c: string) => void) | null }) {
-  const [result] = useQuery({ query: NotificationsDocument, variables: { after } })
+  const [result, refetch] = useQuery({ query: NotificationsDocument, variables: { after } })
   const [, markRead] = useMutation(MarkReadDocument)
+  useRefetchOnEvent(ViewerNotificationsDocument, { afterSeq: null }, refetch, after !== null)
   return (
     <QueryState result={result}>
       {(data) => {
@@ -94,19 +97,27 @@ function NotificationList({ after, onMore }: { after: string | null; onMore: ((c
   )
 }
 
-export function NotificationsPage() {
+function MarkAllRead() {
   const [markAll, doMarkAll] = useMutation(MarkAllReadDocument)
   return (
-    <section className="narrow-wide">
-      <div className="page-head">
-        <h1>Notifications</h1>
-        <button type="button" className="button" disabled={markAll.fetching}
-          onClick={() => doMarkAll({}, { additionalTypenames: ['Notification'] })}>
-          Mark all read
-        </button>
-      </div>
+    <>
+      <button type="button" className="button" disabled={markAll.fetching}
+        onClick={() => doMarkAll({}, { additionalTypenames: ['Notification'] })}>
+        Mark all read
+      </button>
       {markAll.error && <ErrorMessage error={markAll.error} />}
+    </>
+  )
+}
+
+export function NotificationsPage() {
+  return (
+    <section className="narrow-wide">
       <RequireLogin what="your notifications">
+        <div className="page-head">
+          <h1>Notifications</h1>
+          <MarkAllRead />
+        </div>
         <Pages>{(after, onMore) => <NotificationList after={after} onMore={onMore} />}</Pages>
       </RequireLogin>
     </section>

@@ -11,7 +11,9 @@ import { graphql } from '../gql'
 import type { ProjectPageQuery } from '../gql/graphql'
 import { describeError } from '../lib/errors'
 import { formatCents, formatDate, humanize } from '../lib/format'
-import { useMutationForm } from '../lib/useMutationForm'
+import { ProjectActivityDocument } from '../graphql/live'
+import { useRefetchOnEvent } from '../lib/useLive'
+import { useNotesSaver } from '../lib/useNotesSaver'
 import { useSession } from '../session'
 
 const ProjectPageDocument = graphql(`
@@ -56,8 +58,38 @@ const ProjectPageDocument = graphql(`
   }
 `)
 
-const UpdateProjectNotesDocument = graphql(`
-  mutation UpdateProjectNotes($input: UpdateProjectInput!) {
+const PatchProjectNotesDocument = graphql(`
+  mutation PatchProjectNotes($input: PatchTextInput!) {
+    patchProjectNotes(input: $input) {
+      __typename
+      ... on ProjectSuccess {
+        project {
+          id
+          notes
+          notesVersion
+          notesHtml
+        }
+      }
+      ... on VersionConflict {
+        currentVersion
+        currentBody
+      }
+      ... on Error {
+        message
+        code
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
+const ReplaceProjectNotesDocument = graphql(`
+  mutation ReplaceProjectNotes($input: UpdateProjectInput!) {
     updateProject(input: $input) {
       __typename
       ... on ProjectSuccess {
@@ -201,9 +233,7 @@ function RunsTable({ runs }: { runs: RunRow[] }) {
 function ProjectView({ project }: { project: Project }) {
   const { viewer } = useSession()
   const isOwner = viewer?.id === project.owner.id
-  const { form, submit } = useMutationForm(UpdateProjectNotesDocument)
-  const saveNotes = async (notes: string, notesBaseVersion: number, editSummary: string) =>
-    (await submit({ input: { id: project.id, notes, notesBaseVersion, editSummary } }))?.updateProject ?? null
+  const notes = useNotesSaver(project.id, PatchProjectNotesDocument, ReplaceProjectNotesDocument)
 
   return (
     <article>
@@ -228,7 +258,7 @@ function ProjectView({ project }: { project: Project }) {
       <section aria-labelledby="notes-heading">
         <h2 id="notes-heading">Lab notebook</h2>
         <NotesEditor html={project.notesHtml} body={project.notes} version={project.notesVersion} canEdit={isOwner}
-          form={form} save={saveNotes} />
+          {...notes} />
       </section>
       <section aria-labelledby="runs-heading">
         <h2 id="runs-heading">Runs</h2>
@@ -242,6 +272,8 @@ function ProjectView({ project }: { project: Project }) {
 export function ProjectPage() {
   const { id = '' } = useParams()
   const [result, refetch] = useQuery({ query: ProjectPageDocument, variables: { id } })
+  // New runs, run status changes and discussions show up without a reload.
+  useRefetchOnEvent(ProjectActivityDocument, { projectId: id, afterSeq: null }, refetch)
   return (
     <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
       {(data) => <ProjectView project={data.project} />}

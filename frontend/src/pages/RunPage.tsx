@@ -16,7 +16,7 @@ import { graphql } from '../gql'
 import type { JobDetailFragment, RunDetailFragment } from '../gql/graphql'
 import { formatCents, formatDate } from '../lib/format'
 import { useRefetchOnEvent } from '../lib/useLive'
-import { useMutationForm } from '../lib/useMutationForm'
+import { useNotesSaver } from '../lib/useNotesSaver'
 import { useSession } from '../session'
 
 graphql(`
@@ -118,8 +118,38 @@ const RunUpdatesDocument = graphql(`
   }
 `)
 
-const UpdateRunNotesDocument = graphql(`
-  mutation UpdateRunNotes($input: UpdateRunInput!) {
+const PatchRunNotesDocument = graphql(`
+  mutation PatchRunNotes($input: PatchTextInput!) {
+    patchRunNotes(input: $input) {
+      __typename
+      ... on RunSuccess {
+        run {
+          id
+          notes
+          notesVersion
+          notesHtml
+        }
+      }
+      ... on VersionConflict {
+        currentVersion
+        currentBody
+      }
+      ... on Error {
+        message
+        code
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
+const ReplaceRunNotesDocument = graphql(`
+  mutation ReplaceRunNotes($input: UpdateRunInput!) {
     updateRun(input: $input) {
       __typename
       ... on RunSuccess {
@@ -189,7 +219,7 @@ function JobPanel({ title, job }: { title: string; job: JobDetailFragment }) {
       <JobError job={job} />
       {job.actualCostCents != null && <p>Actual cost: {formatCents(job.actualCostCents)}</p>}
       <h3>Log</h3>
-      <LogView jobId={job.id} label={`${title} log`} />
+      <LogView jobId={job.id} label={`${title} log`} live={live} />
       <h3>Metrics</h3>
       <MetricCharts jobId={job.id} live={live} />
     </section>
@@ -265,9 +295,7 @@ function RunView({ run }: { run: RunDetailFragment }) {
   const [funding, setFunding] = useState(false)
   const isCreator = viewer?.id === run.creator.id
   const canManage = isCreator || viewer?.id === run.project.owner.id
-  const { form, submit } = useMutationForm(UpdateRunNotesDocument)
-  const saveNotes = async (notes: string, notesBaseVersion: number, editSummary: string) =>
-    (await submit({ input: { id: run.id, notes, notesBaseVersion, editSummary } }))?.updateRun ?? null
+  const notes = useNotesSaver(run.id, PatchRunNotesDocument, ReplaceRunNotesDocument)
   const fundable = run.status === 'AWAITING_FUNDING' && run.fundingGapCents > 0
 
   return (
@@ -321,8 +349,8 @@ function RunView({ run }: { run: RunDetailFragment }) {
 
       <section aria-labelledby="run-notes-heading">
         <h2 id="run-notes-heading">Run notes</h2>
-        <NotesEditor html={run.notesHtml} body={run.notes} version={run.notesVersion} canEdit={isCreator} form={form}
-          save={saveNotes} />
+        <NotesEditor html={run.notesHtml} body={run.notes} version={run.notesVersion} canEdit={isCreator}
+          {...notes} />
       </section>
 
       <FundDialog runId={run.id} gapCents={run.fundingGapCents} open={funding} onClose={() => setFunding(false)} />

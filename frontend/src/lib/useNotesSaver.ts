@@ -1,0 +1,32 @@
+/** The two writes behind a notes editor (patch, and replace for empty notes), sharing one form state. */
+import { useMemo } from 'react'
+import { useMutation, type TypedDocumentNode } from 'urql'
+import type { SaveOutcome, NotesSaver } from '../components/NotesEditor'
+import type { PatchTextInput } from '../gql/graphql'
+import { useTypedForm } from './useMutationForm'
+
+interface ReplaceVariables {
+  input: { id: string; notes: string; notesBaseVersion: number; editSummary: string }
+}
+
+const outcomeOf = (data: object | null): SaveOutcome | null => (data ? (Object.values(data)[0] as SaveOutcome) : null)
+
+export function useNotesSaver<P extends object, R extends object>(
+  id: string,
+  patchDocument: TypedDocumentNode<P, { input: PatchTextInput }>,
+  replaceDocument: TypedDocumentNode<R, ReplaceVariables>,
+) {
+  const [, patch] = useMutation(patchDocument)
+  const [, replace] = useMutation(replaceDocument)
+  const { form, run } = useTypedForm()
+  const saver: NotesSaver = useMemo(
+    () => ({
+      patch: async (edits, baseVersion, editSummary) =>
+        outcomeOf(await run(() => patch({ input: { id, baseVersion, edits, editSummary } }))),
+      replace: async (notes, notesBaseVersion, editSummary) =>
+        outcomeOf(await run(() => replace({ input: { id, notes, notesBaseVersion, editSummary } }))),
+    }),
+    [id, patch, replace, run],
+  )
+  return { form, saver }
+}
