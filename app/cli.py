@@ -31,12 +31,12 @@ T = TypeVar("T")
 
 
 @contextlib.contextmanager
-def environment(*, mlflow: bool = False) -> Iterator[Settings]:
-    """Resolve settings; start embedded servers for whatever is not configured."""
+def environment(*, redis: bool = False, mlflow: bool = False) -> Iterator[Settings]:
+    """Resolve settings; start embedded servers for whatever is needed and not configured."""
     from app.embedded.stack import EmbeddedStack
 
     settings = get_settings()
-    need_pg, need_redis = not settings.database_url, not settings.redis_url
+    need_pg, need_redis = not settings.database_url, redis and not settings.redis_url
     need_mlflow = mlflow and not settings.mlflow_tracking_uri
     if not (need_pg or need_redis or need_mlflow):
         yield settings
@@ -96,7 +96,7 @@ def serve(
     from app.main import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with environment(mlflow=True) as settings:
+    with environment(redis=True, mlflow=True) as settings:
         async def prepare() -> None:
             await migrate_db(settings.database_url)
             await close_db()
@@ -120,7 +120,7 @@ def watcher() -> None:
     from app.main import start_runtime, stop_runtime
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    with environment() as settings:
+    with environment(redis=True) as settings:
         # This process's executor must not start a second watcher; the service below is it.
         settings = override_settings(run_watcher=False, executor="kubernetes")
 

@@ -32,6 +32,7 @@ from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.execution.recorder import JobRecorder
 from app.funding.webhooks import stripe_webhook
+from app.notifications.web import unsubscribe_page
 from app.runs.lifecycle import Lifecycle
 from app.runtime import Runtime, set_runtime
 from app.settings import Settings, get_settings
@@ -160,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/health", health),
         Route("/ready", ready),
         Route("/metrics", metrics),
+        Route("/unsubscribe", unsubscribe_page, methods=["GET", "POST"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         *spa_routes(),
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import httpx
+
 from app.notifications.services import notify_run_status
 from tests.client import GraphQLClient
 from tests.smtp import Mailbox, mailbox_fixture  # noqa: F401
@@ -23,6 +25,10 @@ LIST = """query($read: Boolean, $p: ID, $first: Int, $after: String) {
 async def _kinds(person) -> list[str]:
     edges = (await person.agent.data(LIST, {"first": 100}))["notifications"]["edges"]
     return [e["node"]["kind"] for e in edges]
+
+
+async def _prefs(person) -> list[dict]:
+    return (await person.agent.data("{ notificationPreferences { kind inApp email } }"))["notificationPreferences"]
 
 
 async def _run(owner_id: str, project_gid: str, title: str = "lr sweep"):
@@ -51,7 +57,7 @@ async def _fund(run, *funders) -> None:
 
 
 async def test_run_status_change_notifies_each_recipient_once_and_emails_those_who_want_it(
-    make_person, mailbox: Mailbox, client: GraphQLClient,
+    make_person, mailbox: Mailbox, client: GraphQLClient, api: str,
 ) -> None:
     from app.events.models import Event
 
@@ -101,9 +107,20 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
     bogus = await client.data(UNSUBSCRIBE, {"i": {"token": "not-a-token"}})
     assert bogus["unsubscribe"] == {"__typename": "ValidationFailed", "fields": [{"field": "token"}]}
 
+    # The link itself: GET only shows a button (mail scanners prefetch links); POST unsubscribes.
+    link_token = mailbox.unsubscribe_token(mailbox.to(twice.email)[0])
+    async with httpx.AsyncClient(base_url=api) as http:
+        page = await http.get("/unsubscribe", params={"token": link_token})
+        assert page.status_code == 200 and 'method="post"' in page.text
+        assert {"kind": "RUN_STATUS_CHANGED", "inApp": True, "email": True} in await _prefs(twice)
+        done = await http.post("/unsubscribe", params={"token": link_token})
+        assert done.status_code == 200 and "no more emails" in done.text
+        assert (await http.post("/unsubscribe", params={"token": "forged"})).status_code == 400
+    assert {"kind": "RUN_STATUS_CHANGED", "inApp": True, "email": False} in await _prefs(twice)
+
     mailbox.messages.clear()
     await notify_run_status(run.id, "completed", "completed")
-    assert sorted(m["To"] for m in mailbox.messages) == sorted(p.email for p in (patron, twice, muted))
+    assert sorted(m["To"] for m in mailbox.messages) == sorted(p.email for p in (patron, muted))
     assert len(await _kinds(owner)) == 2  # in-app is unaffected by email opt-out
 
 

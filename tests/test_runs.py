@@ -3,6 +3,7 @@ failures, deadlines, cancellation and shell-safe parameters. Real git, subproces
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
@@ -215,3 +216,36 @@ async def test_only_the_owner_creates_runs_and_only_managers_cancel(researcher, 
                                      {"i": {"id": run["id"]}})
     assert err["extensions"]["code"] == "FORBIDDEN"
     await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
+
+
+async def test_jobs_of_a_dead_api_process_are_failed_and_stopped(settings, work_dir: Path, researcher,
+                                                                  demo_repo: Repo) -> None:
+    """A replica dies mid-job (SIGKILL: no clean shutdown). The reconciler finds the job whose
+    owner is gone, kills its surviving process group and fails it with a platform error."""
+    import signal
+
+    from app.runs.lifecycle import lifecycle
+    from tests.api_process import ApiProcess, replica_env
+    from tests.client import GraphQLClient
+
+    replica = ApiProcess(replica_env(settings), work_dir / "api-doomed.log")
+    try:
+        await asyncio.to_thread(replica.wait_ready)
+        async with GraphQLClient(replica.url, researcher.api_key) as via_replica:
+            agent = type("Agent", (), {"agent": via_replica})()
+            project_id = await make_project(agent, demo_repo)
+            run = await create_run(agent, project_id, demo_repo,
+                                   parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
+        job_id = run["dryrunJob"]["id"]
+        lines = await eventually(lambda: logs(researcher.agent, job_id),
+                                 lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
+        child = int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
+        replica.proc.send_signal(signal.SIGKILL)
+        replica.proc.wait()
+        assert await _alive(child)  # the job outlived its API process
+        await lifecycle().reconcile()
+        run = await wait_run(researcher.agent, run["id"], {"DRYRUN_FAILED"}, within=20)
+        assert "platform restarted" in run["dryrunJob"]["error"]["platform"]
+        await eventually(lambda: _alive(child), lambda alive: not alive, within=15)
+    finally:
+        replica.stop()

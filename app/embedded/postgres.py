@@ -82,8 +82,23 @@ class EmbeddedPostgres:
         # Drop group too, otherwise subprocess keeps gid 0 and root's supplementary groups.
         self._run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
 
+    def _already_running(self) -> int | None:
+        """The port of a server another process already runs on this data dir (e.g. `make run`
+        while an admin calls `mlpatron users create`), so the CLI shares it instead of failing."""
+        pid_file = self.data_dir / "postmaster.pid"
+        try:
+            lines = pid_file.read_text().splitlines()
+            os.kill(int(lines[0]), 0)
+            return int(lines[3])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def start(self) -> str:
         if self._running:
+            return self.url
+        shared_port = self._already_running()
+        if shared_port is not None:
+            self.port = shared_port  # not ours: stop() leaves it running
             return self.url
         self._prepare()
         # cwd inside data_dir: the server user may not be allowed into our cwd.

@@ -225,9 +225,9 @@ class Lifecycle:
 
     # ---- recovery ----------------------------------------------------------------------------
 
-    async def reconcile(self, *, startup: bool = False) -> None:
-        """Start funded runs that lack a job, launch jobs that were never submitted, and (at
-        start-up) hand the executor the active jobs whose local owner process is gone."""
+    async def reconcile(self) -> None:
+        """Start funded runs that lack a job, launch jobs that were never submitted, and hand the
+        executor the active jobs whose owner is gone (a local job whose API process died)."""
         for run in await Run.filter(status="funded", funded_job_id=None):
             await self.start_funded_job(run.id)
         stale = _now() - timedelta(seconds=30)
@@ -235,20 +235,17 @@ class Lifecycle:
         for job in active:
             if not job.handle and job.created_at < stale:
                 await self.launch(job.id)
-        if startup:
-            orphans = [(str(j.id), j.handle) for j in active if j.handle and self._orphaned(j)]
-            if orphans:
-                await self.executor.reconcile(orphans)
+        orphans = [(str(j.id), j.handle) for j in active if j.handle and self._orphaned(j)]
+        if orphans:
+            await self.executor.reconcile(orphans)
 
     def start_reconciler(self, every_seconds: float = RECONCILE_SECONDS) -> None:
         """Reconcile now (start-up) and then periodically, in the background."""
 
         async def loop() -> None:
-            startup = True
             while True:
                 try:
-                    await self.reconcile(startup=startup)
-                    startup = False
+                    await self.reconcile()
                 except Exception:
                     log.exception("reconcile failed; retrying")
                 await asyncio.sleep(every_seconds)

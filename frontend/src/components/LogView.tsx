@@ -3,7 +3,7 @@
  * client resumes after a reconnect from the last `seq` it received, so lines are neither
  * lost nor repeated. The view follows the end until the reader scrolls up.
  */
-import { useEffect, useLayoutEffect, useRef, useState } from 'react'
+import { useLayoutEffect, useRef, useState } from 'react'
 import { useSubscription } from 'urql'
 import { graphql } from '../gql'
 import type { JobLogsSubscription } from '../gql/graphql'
@@ -49,7 +49,6 @@ export function LogView({ jobId, label, live }: { jobId: string; label: string; 
     const el = box.current
     if (following && el) el.scrollTop = el.scrollHeight
   }, [lines, following])
-  useEffect(() => setFollowing(true), [jobId])
 
   const onScroll = () => {
     const el = box.current

@@ -5,7 +5,7 @@ import {
   useContext,
   useEffect,
   useId,
-  useRef,
+  useState,
   type FormEvent,
   type InputHTMLAttributes,
   type ReactNode,
@@ -33,14 +33,18 @@ interface FormProps {
 
 /** A form whose fields pick up `form.errors`; errors for fields it does not show are listed on top. */
 export function Form({ form, onSubmit, children, className, ...rest }: FormProps) {
-  const shown = useRef(new Set<string>())
+  // Fields report themselves, so errors for fields this form does not show are listed on top.
+  const [shown, setShown] = useState<ReadonlySet<string>>(() => new Set())
   const register = useCallback((name: string) => {
-    shown.current.add(name)
-    return () => {
-      shown.current.delete(name)
-    }
+    setShown((names) => new Set(names).add(name))
+    return () =>
+      setShown((names) => {
+        const next = new Set(names)
+        next.delete(name)
+        return next
+      })
   }, [])
-  const unshown = Object.entries(form.errors).filter(([name]) => !shown.current.has(name))
+  const unshown = Object.entries(form.errors).filter(([name]) => !shown.has(name))
   const handle = (event: FormEvent) => {
     event.preventDefault()
     onSubmit()

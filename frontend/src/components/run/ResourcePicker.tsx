@@ -1,43 +1,16 @@
 /** GPU type → GPU count → machine type, with hourly prices from the catalog. */
-import type { NewRunContextQuery } from '../../gql/graphql'
 import { formatCents } from '../../lib/format'
+import { gpuCounts, machinesFor, resourcesFor, type Catalog, type Resources } from '../../lib/resources'
 import { SelectField } from '../forms'
-
-export type Catalog = NewRunContextQuery['gpuCatalog']
-
-export interface Resources {
-  gpuType: string
-  gpuCount: number
-  machineType: string
-  spot: boolean
-}
-
-/** The smallest machine for a GPU type and count (the API's default too). */
-function machinesFor(catalog: Catalog, gpuType: string, gpuCount: number) {
-  const gpu = catalog.find((g) => g.gpuType === gpuType)
-  return (gpu?.machineTypes ?? []).filter((m) => m.gpuCount === gpuCount).sort((a, b) => a.vcpu - b.vcpu)
-}
-
-export function defaultResources(catalog: Catalog): Resources {
-  const gpu = catalog[0]
-  const count = Math.min(...(gpu?.machineTypes.map((m) => m.gpuCount) ?? [1]))
-  const machine = gpu ? machinesFor(catalog, gpu.gpuType, count)[0] : undefined
-  return { gpuType: gpu?.gpuType ?? '', gpuCount: count, machineType: machine?.machineType ?? '', spot: false }
-}
 
 export function ResourcePicker({ catalog, value, onChange }: {
   catalog: Catalog
   value: Resources
   onChange: (value: Resources) => void
 }) {
-  const gpu = catalog.find((g) => g.gpuType === value.gpuType)
-  const counts = [...new Set(gpu?.machineTypes.map((m) => m.gpuCount) ?? [])].sort((a, b) => a - b)
+  const counts = gpuCounts(catalog, value.gpuType)
   const machines = machinesFor(catalog, value.gpuType, value.gpuCount)
-  const pick = (gpuType: string, gpuCount: number) => {
-    const available = machinesFor(catalog, gpuType, gpuCount)
-    const count = available.length ? gpuCount : Math.min(...(catalog.find((g) => g.gpuType === gpuType)?.machineTypes.map((m) => m.gpuCount) ?? [1]))
-    onChange({ ...value, gpuType, gpuCount: count, machineType: machinesFor(catalog, gpuType, count)[0]?.machineType ?? '' })
-  }
+  const pick = (gpuType: string, gpuCount: number) => onChange(resourcesFor(catalog, gpuType, gpuCount, value.spot))
   return (
     <fieldset className="fieldset">
       <legend>Resources</legend>
