@@ -42,9 +42,7 @@ class AccountsQuery:
 
     @strawberry.field
     async def user(self, info: Info, id: strawberry.ID) -> UserType | None:
-        row = await info.context.loaders.get(User, decode_id(id, "User"))
-        if row is None:
-            raise NotFound("User")
+        row = await info.context.loaders.node(User, id, "User")
         return UserType.from_model(row)
 
 

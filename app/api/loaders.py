@@ -36,3 +36,20 @@ class Loaders:
 
     async def get(self, model: type[M], id_: Any) -> M | None:
         return await self.by_id(model).load(str(id_))
+
+    async def node(self, model: type[M], global_id: Any, type_name: str) -> M:
+        """The row behind a global id of `type_name`: BAD_USER_INPUT if malformed, NOT_FOUND if absent."""
+        from app.api.errors import NotFound
+        from app.api.ids import decode_id
+
+        row = await self.get(model, decode_id(global_id, type_name))
+        if row is None:
+            raise NotFound(type_name)
+        return row
+
+    async def require(self, model: type[M], id_: Any) -> M:
+        """A row a foreign key guarantees (RESTRICT on delete): missing means corrupt data."""
+        row = await self.get(model, id_)
+        if row is None:
+            raise LookupError(f"{model.__name__} {id_} is missing")
+        return row

@@ -8,13 +8,13 @@ import strawberry
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import DomainError, InvalidStateError, NotFound, ValidationFailed, error_payload
+from app.api.errors import DomainError, InvalidStateError, ValidationFailed, error_payload
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
 from app.discussions import services
 from app.discussions.models import Comment, Discussion
 from app.discussions.types import CommentType, DiscussionType
-from app.projects.schema import load_project
+from app.projects.models import Project
 from app.revisions.errors import EditNotApplicableError, VersionConflictError
 from app.revisions.types import PatchTextInput, VersionedBody, patch_body
 from app.settings import get_settings
@@ -24,16 +24,12 @@ COMMENT_BODY = VersionedBody(Comment, "Comment", "comment", max_length=services.
 
 
 async def load_discussion(info: Info, id: strawberry.ID) -> Discussion:
-    row = await info.context.loaders.get(Discussion, decode_id(id, "Discussion"))
-    if row is None:
-        raise NotFound("Discussion")
+    row = await info.context.loaders.node(Discussion, id, "Discussion")
     return row
 
 
 async def load_comment(info: Info, id: strawberry.ID) -> Comment:
-    row = await info.context.loaders.get(Comment, decode_id(id, "Comment"))
-    if row is None:
-        raise NotFound("Comment")
+    row = await info.context.loaders.node(Comment, id, "Comment")
     return row
 
 
@@ -62,7 +58,7 @@ class DiscussionsQuery:
         self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
         before: str | None = None, project_id: strawberry.ID | None = None,
     ) -> Connection[DiscussionType]:
-        project = (await load_project(info, project_id)).id if project_id else None
+        project = (await info.context.loaders.node(Project, project_id, "Project")).id if project_id else None
         return await paginate(services.listing(project), DiscussionType.from_model, first=first, after=after,
                               last=last, before=before, sort="-sort_key")
 
@@ -170,7 +166,7 @@ class DiscussionsMutation:
         self, info: Info, input: CreateProjectDiscussionInput,
     ) -> CreateDiscussionPayload:
         user = info.context.require_user()
-        project = await load_project(info, input.project_id)
+        project = await info.context.loaders.node(Project, input.project_id, "Project")
         try:
             row = await services.create_discussion(user, title=input.title, body=input.body, project=project,
                                                    admit=lambda: _discussion_limit(info))

@@ -132,9 +132,7 @@ class CommentType(ModelNode):
 
     @strawberry.field
     async def discussion(self, info: Info) -> DiscussionType:
-        row = await info.context.loaders.get(Discussion, self.discussion_id)
-        assert row is not None  # RESTRICT foreign key
-        return DiscussionType.from_model(row)
+        return DiscussionType.from_model(await info.context.loaders.require(Discussion, self.discussion_id))
 
     @strawberry.field(description="Body revisions, newest first; empty once deleted.")
     async def body_history(self, first: int | None = None, after: str | None = None, last: int | None = None,

@@ -9,8 +9,7 @@ import strawberry
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
-from app.api.errors import DomainError, NotFound, ValidationFailed, error_payload
-from app.api.ids import decode_id
+from app.api.errors import DomainError, ValidationFailed, error_payload
 from app.funding import deposits, wallets
 from app.funding.errors import PaymentsNotConfiguredError
 from app.funding.types import BalanceType, DepositType
@@ -53,9 +52,7 @@ class FundingMutation:
     @strawberry.mutation(description="Administrators only: add promotional credit to a user's wallet.")
     async def grant_credit(self, info: Info, input: GrantCreditInput) -> GrantCreditPayload:
         admin = info.context.require_admin()
-        user = await info.context.loaders.get(User, decode_id(input.user_id, "User"))
-        if user is None:
-            raise NotFound("User")
+        user = await info.context.loaders.node(User, input.user_id, "User")
         try:
             await wallets.grant_credit(user.id, input.amount_cents, input.reason, granted_by=f"@{admin.handle}")
         except DomainError as err:

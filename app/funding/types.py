@@ -75,9 +75,7 @@ class FundingType(ModelNode):
 
     @strawberry.field
     async def funder(self, info: Info) -> UserType:
-        user = await info.context.loaders.get(User, self.funder_id)
-        assert user is not None  # RESTRICT foreign key
-        return UserType.from_model(user)
+        return UserType.from_model(await info.context.loaders.require(User, self.funder_id))
 
 
 @strawberry.type(name="Deposit")

@@ -13,7 +13,7 @@ from app.api.pagination import Connection, paginate
 from app.notifications import services
 from app.notifications.models import NotificationKind
 from app.notifications.types import NotificationKindEnum, NotificationPreferenceType, NotificationType
-from app.projects.schema import load_project
+from app.projects.models import Project
 from app.projects.types import ProjectType
 
 
@@ -140,14 +140,14 @@ class NotificationsMutation:
     @strawberry.mutation(description="Get run status changes and new discussions of a project (idempotent).")
     async def follow_project(self, info: Info, input: FollowProjectInput) -> FollowProjectSuccess:
         user = info.context.require_user()
-        project = await load_project(info, input.project_id)
+        project = await info.context.loaders.node(Project, input.project_id, "Project")
         await services.follow(user.id, project.id)
         return FollowProjectSuccess(project=ProjectType.from_model(project), following=True)
 
     @strawberry.mutation
     async def unfollow_project(self, info: Info, input: FollowProjectInput) -> FollowProjectSuccess:
         user = info.context.require_user()
-        project = await load_project(info, input.project_id)
+        project = await info.context.loaders.node(Project, input.project_id, "Project")
         await services.unfollow(user.id, project.id)
         return FollowProjectSuccess(project=ProjectType.from_model(project), following=False)
 

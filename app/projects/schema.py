@@ -9,7 +9,7 @@ import strawberry
 
 from app.accounts.models import User
 from app.api.context import Info
-from app.api.errors import DomainError, Forbidden, NotFound, ValidationFailed, error_payload
+from app.api.errors import DomainError, Forbidden, ValidationFailed, error_payload
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
 from app.projects import services
@@ -28,13 +28,6 @@ class ProjectOrder(enum.Enum):
     RECENTLY_UPDATED = "-updated_at"
 
 
-async def load_project(info: Info, id: strawberry.ID) -> Project:
-    project = await info.context.loaders.get(Project, decode_id(id, "Project"))
-    if project is None:
-        raise NotFound("Project")
-    return project
-
-
 @strawberry.type
 class ProjectsQuery:
     @strawberry.field(description="Projects, newest first by default; filter by owner or text.")
@@ -50,7 +43,7 @@ class ProjectsQuery:
 
     @strawberry.field
     async def project(self, info: Info, id: strawberry.ID) -> ProjectType:
-        return ProjectType.from_model(await load_project(info, id))
+        return ProjectType.from_model(await info.context.loaders.node(Project, id, "Project"))
 
 
 @strawberry.input
@@ -107,7 +100,7 @@ class ProjectsMutation:
     @strawberry.mutation(description="Owner only. Fields left out keep their value.")
     async def update_project(self, info: Info, input: UpdateProjectInput) -> UpdateProjectPayload:
         user = info.context.require_user()
-        project = await load_project(info, input.id)
+        project = await info.context.loaders.node(Project, input.id, "Project")
         try:
             project = await services.update_project(
                 user, project, title=input.title, git_url=input.git_url, notes=input.notes,

@@ -50,9 +50,7 @@ class ProjectType(ModelNode):
 
     @strawberry.field
     async def owner(self, info: Info) -> UserType:
-        user = await info.context.loaders.get(User, self.owner_id)
-        assert user is not None  # RESTRICT foreign key
-        return UserType.from_model(user)
+        return UserType.from_model(await info.context.loaders.require(User, self.owner_id))
 
     @strawberry.field(description="The project's runs, newest first by default.")
     async def runs(

@@ -13,8 +13,7 @@ from tortoise.models import Model
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
-from app.api.errors import DomainError, NotFound, error_payload
-from app.api.ids import decode_id
+from app.api.errors import DomainError, error_payload
 from app.api.pagination import Connection, paginate
 from app.revisions import services
 from app.revisions.models import Revision
@@ -86,9 +85,7 @@ async def patch_body(
     Returns `success(updated)` or the typed error; access errors propagate as GraphQL errors.
     """
     user = info.context.require_user()
-    entity = await info.context.loaders.get(spec.model, decode_id(input.id, spec.type_name))
-    if entity is None:
-        raise NotFound(spec.type_name)
+    entity = await info.context.loaders.node(spec.model, input.id, spec.type_name)
     try:
         checked = authorize(user, entity)
         if checked is not None:

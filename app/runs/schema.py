@@ -15,7 +15,6 @@ from app.api.errors import (
     Error,
     Forbidden,
     InvalidStateError,
-    NotFound,
     ValidationError,
     ValidationFailed,
     converts,
@@ -32,21 +31,6 @@ from app.runs import services
 from app.runs.lifecycle import lifecycle
 from app.runs.models import Run
 from app.runs.types import JobStatusEnum, JobType, RunStatus, RunType
-
-
-async def load_run(info: Info, id: strawberry.ID) -> Run:
-    row = await info.context.loaders.get(Run, decode_id(id, "Run"))
-    if row is None:
-        raise NotFound("Run")
-    return row
-
-
-async def load_job(info: Info, id: strawberry.ID) -> Job:
-    row = await info.context.loaders.get(Job, decode_id(id, "Job"))
-    if row is None:
-        raise NotFound("Job")
-    return row
-
 
 # ---- MLproject parsing ------------------------------------------------------------------------
 
@@ -126,11 +110,11 @@ ParseMLprojectPayload = Annotated[
 class RunsQuery:
     @strawberry.field
     async def run(self, info: Info, id: strawberry.ID) -> RunType:
-        return RunType.from_model(await load_run(info, id))
+        return RunType.from_model(await info.context.loaders.node(Run, id, "Run"))
 
     @strawberry.field
     async def job(self, info: Info, id: strawberry.ID) -> JobType:
-        return JobType.from_model(await load_job(info, id))
+        return JobType.from_model(await info.context.loaders.node(Job, id, "Job"))
 
     @strawberry.field(description="Jobs, newest first; `status: PENDING` is the scheduling dashboard.")
     async def jobs(
@@ -232,9 +216,7 @@ class RunsMutation:
     @strawberry.mutation(description="Project owner. Creates the run in DRYRUN and submits its dryrun job at once.")
     async def create_run(self, info: Info, input: CreateRunInput) -> CreateRunPayload:
         user = info.context.require_user()
-        project = await info.context.loaders.get(Project, decode_id(input.project_id, "Project"))
-        if project is None:
-            raise NotFound("Project")
+        project = await info.context.loaders.node(Project, input.project_id, "Project")
         if not isinstance(input.parameters, dict):
             return error_payload(ValidationError({"parameters": "must be an object of name → value"}))
         request = services.RunRequest(
@@ -253,7 +235,7 @@ class RunsMutation:
     @strawberry.mutation(description="Creator or project owner. Refunds patrons if the funded job has not started.")
     async def cancel_run(self, info: Info, input: RunIdInput) -> CancelRunPayload:
         user = info.context.require_user()
-        run = await load_run(info, input.id)
+        run = await info.context.loaders.node(Run, input.id, "Run")
         try:
             run = await services.cancel_run(user, run.id)
         except DomainError as err:
@@ -263,13 +245,13 @@ class RunsMutation:
     @strawberry.mutation(description="Stop a job; cancelling a run's active job cancels the run.")
     async def cancel_job(self, info: Info, input: RunIdInput) -> JobSuccess:
         user = info.context.require_user()
-        job = await load_job(info, input.id)
+        job = await info.context.loaders.node(Job, input.id, "Job")
         return JobSuccess(job=JobType.from_model(await services.cancel_job(user, job.id)))
 
     @strawberry.mutation(description="Creator only. Title and notes (full replace, optional base version).")
     async def update_run(self, info: Info, input: UpdateRunInput) -> UpdateRunPayload:
         user = info.context.require_user()
-        run = await load_run(info, input.id)
+        run = await info.context.loaders.node(Run, input.id, "Run")
         try:
             run = await services.update_run(user, run, title=input.title, notes=input.notes,
                                             notes_base_version=input.notes_base_version,
@@ -286,7 +268,7 @@ class RunsMutation:
     @strawberry.mutation(description="Admin: start a funded run's job now (the reconciler does this by itself).")
     async def start_funded_job(self, info: Info, input: RunIdInput) -> RunSuccess:
         info.context.require_admin()
-        run = await load_run(info, input.id)
+        run = await info.context.loaders.node(Run, input.id, "Run")
         await lifecycle().start_funded_job(run.id)
         return RunSuccess(run=RunType.from_model(await Run.get(id=run.id)))
 

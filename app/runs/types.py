@@ -218,17 +218,12 @@ class JobType(ModelNode):
 
     @strawberry.field
     async def run(self, info: Info) -> RunType:
-        row = await info.context.loaders.get(Run, self.run_id)
-        assert row is not None
-        return RunType.from_model(row)
+        return RunType.from_model(await info.context.loaders.require(Run, self.run_id))
 
     @strawberry.field
     async def project(self, info: Info) -> ProjectType:
-        run = await info.context.loaders.get(Run, self.run_id)
-        assert run is not None
-        project = await info.context.loaders.get(Project, run.project_id)
-        assert project is not None
-        return ProjectType.from_model(project)
+        run = await info.context.loaders.require(Run, self.run_id)
+        return ProjectType.from_model(await info.context.loaders.require(Project, run.project_id))
 
 
 @strawberry.type(name="Run")
@@ -315,12 +310,8 @@ class RunType(ModelNode):
 
     @strawberry.field
     async def project(self, info: Info) -> ProjectType:
-        row = await info.context.loaders.get(Project, self.project_id)
-        assert row is not None
-        return ProjectType.from_model(row)
+        return ProjectType.from_model(await info.context.loaders.require(Project, self.project_id))
 
     @strawberry.field
     async def creator(self, info: Info) -> UserType:
-        row = await info.context.loaders.get(User, self.creator_id)
-        assert row is not None
-        return UserType.from_model(row)
+        return UserType.from_model(await info.context.loaders.require(User, self.creator_id))

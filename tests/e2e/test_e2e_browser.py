@@ -182,6 +182,42 @@ async def test_researcher_and_patron_journey(new_context, api: str, e2e_repo: Re
     await expect(log_lines(p, "Funded job")).to_contain_text("epoch 2 loss")
     await p.screenshot(path=screenshots / "run-completed.png", full_page=True)
 
+    # ---- run notes: patches, a merged concurrent edit, a conflict ---------------------------
+    run_id = run_url.rsplit("/", 1)[1]
+    notes = r.get_by_role("region", name="Run notes")
+    rendered = notes.locator(".prose")
+
+    async def edit_notes(text: str) -> None:
+        await notes.get_by_role("button", name="Edit notes").click()
+        await notes.get_by_label("Notes (Markdown)").fill(text)
+
+    async def agent_patch(old: str, new: str) -> None:
+        async with GraphQLClient(api, secret) as agent:
+            version = (await agent.data("query($id: ID!) { run(id: $id) { notesVersion } }",
+                                        {"id": run_id}))["run"]["notesVersion"]
+            done = await agent.data(
+                "mutation($i: PatchTextInput!) { patchRunNotes(input: $i) { __typename } }",
+                {"i": {"id": run_id, "baseVersion": version, "edits": [{"oldText": old, "newText": new}]}})
+            assert done["patchRunNotes"]["__typename"] == "RunSuccess", done
+
+    await edit_notes("## Result\n\nLoss fell to 0.34.")
+    await notes.get_by_role("button", name="Save notes").click()
+    await expect(notes.get_by_role("heading", name="Result")).to_be_visible()
+
+    await edit_notes("## Result\n\nLoss fell to 0.34.\n\nNext: try lr 0.1.")
+    await agent_patch("## Result", "## Results after 3 epochs")  # meanwhile, elsewhere in the notes
+    await notes.get_by_role("button", name="Save notes").click()
+    await expect(rendered).to_contain_text("Results after 3 epochs")
+    await expect(rendered).to_contain_text("Next: try lr 0.1.")
+
+    await edit_notes("## Results after 3 epochs\n\nLoss fell to 0.343.\n\nNext: try lr 0.1.")
+    await agent_patch("0.34.", "0.35.")  # the same sentence: a real conflict
+    await notes.get_by_role("button", name="Save notes").click()
+    await expect(notes.get_by_text("Someone changed the same part of these notes")).to_be_visible()
+    await r.screenshot(path=screenshots / "run-notes-conflict.png", full_page=True)
+    await notes.get_by_role("button", name="Save mine over theirs").click()
+    await expect(rendered).to_contain_text("Loss fell to 0.343.")
+
     # ---- project page: sanitised notebook, runs, discussion, follow ------------------------
     await p.get_by_role("link", name=f"Loss curves {suffix}").first.click()
     await expect(p.locator(".prose strong")).to_have_text("goes down")
