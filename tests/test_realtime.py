@@ -279,3 +279,26 @@ async def test_discussion_rate_limit_holds_across_replicas(settings, work_dir: P
     finally:
         a.stop()
         b.stop()
+
+
+async def test_legacy_graphql_ws_protocol_still_streams(api: str, researcher, demo_repo: Repo) -> None:
+    """Older clients (subscriptions-transport-ws, protocol `graphql-ws`) get the same stream."""
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
+    job_id = run["dryrunJob"]["id"]
+    url = api.replace("http://", "ws://") + "/graphql"
+    received = []
+    async with websockets.connect(url, subprotocols=["graphql-ws"]) as ws:
+        await ws.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {researcher.api_key}"}}))
+        assert json.loads(await ws.recv())["type"] == "connection_ack"
+        await ws.send(json.dumps({"id": "1", "type": "start", "payload": {
+            "query": JOB_LOGS, "variables": {"id": job_id, "after": 0, "tail": 100}}}))
+        async with asyncio.timeout(30):
+            while True:
+                message = json.loads(await ws.recv())
+                if message["type"] == "complete":
+                    break
+                if message["type"] == "data":
+                    received.append(message["payload"]["data"]["jobLogs"])
+    assert received == await logs(researcher.agent, job_id, tail=1000)
