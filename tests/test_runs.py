@@ -75,7 +75,7 @@ async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo
     assert funded["status"] == "SUCCEEDED" and funded["actualCostCents"] <= run["estimatedCostCents"]
     assert funded["deadlineSeconds"] >= run["estimatedDurationSeconds"] - 1
 
-    q = """query($id: ID!) { job(id: $id) { mlflowRunId mlflowExperimentId metrics { key value }
+    q = """query($id: ID!) { job(id: $id) { mlflowRunId mlflowExperimentId mlflowRunUrl metrics { key value }
       metricHistory(key: "loss") { step value } timeline { status } run { id } project { id } } }"""
     job = (await researcher.agent.data(q, {"id": funded["id"]}))["job"]
     assert [p["step"] for p in job["metricHistory"]] == [0, 1, 2]
@@ -83,6 +83,7 @@ async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo
     assert job["metrics"] == [{"key": "loss", "value": pytest.approx(1 / 3 + 0.5)}]
     assert [t["status"] for t in job["timeline"]] == ["PENDING", "RUNNING", "SUCCEEDED"]
     assert job["project"]["id"] == project_id and job["run"]["id"] == run["id"]
+    assert job["mlflowRunUrl"].endswith(f"/#/experiments/{job['mlflowExperimentId']}/runs/{job['mlflowRunId']}")
 
     all_lines = await logs(researcher.agent, funded["id"], tail=1000)
     seqs = [x["seq"] for x in all_lines]

@@ -184,6 +184,14 @@ class JobType(ModelNode):
         return [JobTransitionType(seq=r.seq, status=JobStatusEnum(r.status), pending_info=r.pending_info, at=r.at)
                 for r in rows]
 
+    @strawberry.field(description="The MLflow UI page of this job's run (metrics, params, artifacts).")
+    def mlflow_run_url(self) -> str | None:
+        settings = get_settings()
+        base = (settings.mlflow_public_url or settings.mlflow_tracking_uri).rstrip("/")
+        if not base or not self.mlflow_run_id:
+            return None
+        return f"{base}/#/experiments/{self.mlflow_experiment_id}/runs/{self.mlflow_run_id}"
+
     @strawberry.field(description="Latest value of every metric, from MLflow.")
     async def metrics(self) -> list[Metric]:
         from app.runs.lifecycle import lifecycle
