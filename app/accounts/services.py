@@ -142,7 +142,7 @@ async def revoke_api_key(user: User, key_id: str) -> ApiKey | None:
 async def authenticate_api_key(secret: str) -> tuple[User, ApiKey] | None:
     if not secret.startswith(API_KEY_PREFIX):
         return None
-    key = await ApiKey.get_or_none(key_hash=sha256(secret), revoked_at=None).prefetch_related("user")
+    key = await ApiKey.filter(key_hash=sha256(secret), revoked_at=None).select_related("user").first()
     if key is None:
         return None
     now = datetime.now(UTC)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions.max_aliases import create_validator as aliases_rule
+from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.relay.types import GlobalIDValueError
 
 log = logging.getLogger("mlpatron.graphql")
@@ -13,6 +15,9 @@ log = logging.getLogger("mlpatron.graphql")
 MAX_DEPTH = 12
 MAX_TOKENS = 4000
 MAX_ALIASES = 30
+# Built once: QueryDepthLimiter / MaxAliasesLimiter make a new rule class per instance (one per
+# request), which would make every request a ValidationCache miss.
+LIMIT_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
 
 
 def _is_safe(error: GraphQLError) -> bool:
@@ -48,9 +53,11 @@ class TracedErrors(MaskErrors):
 
 
 def schema_extensions() -> list:
+    # Agents and the SPA send the same few documents over and over: parse and validate each once.
     return [
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+        lambda: AddValidationRules(LIMIT_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         TracedErrors,
     ]
