@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ParserCache, ValidationCache
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.relay.types import GlobalIDValueError
@@ -53,11 +53,11 @@ class TracedErrors(MaskErrors):
 
 
 def schema_extensions() -> list:
-    # Agents and the SPA send the same few documents over and over: parse and validate each once.
+    # Agents and the SPA send the same few documents over and over: validate each once. (No
+    # ParserCache: it raises syntax errors from inside its hook, past the error masking.)
     return [
-        lambda: ParserCache(maxsize=512),
+        TracedErrors,
         lambda: ValidationCache(maxsize=512),
         lambda: AddValidationRules(LIMIT_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        TracedErrors,
     ]
