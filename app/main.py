@@ -78,6 +78,8 @@ async def start_runtime(settings: Settings) -> Runtime:
     recorder = JobRecorder()
     tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
     runtime.lifecycle = Lifecycle(build_executor(settings, recorder), recorder, tracker)
+    if settings.executor == "local":
+        runtime.lifecycle.start_cancel_listener()
     if settings.run_watcher:
         runtime.lifecycle.start_reconciler()
     return runtime

@@ -290,6 +290,7 @@ class Migration(migrations.Migration):
                 ('error', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
+                ('cancel_requested_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('actual_cost_cents', fields.BigIntField(null=True)),
                 ('cost_detail', fields.JSONField(null=True, encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
                 ('log_seq', fields.BigIntField(default=0)),

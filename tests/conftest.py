@@ -126,7 +126,12 @@ async def api(settings) -> AsyncIterator[str]:
         await asyncio.sleep(0.02)
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
-    await task
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 30)
+    except TimeoutError:  # a hung shutdown must fail loudly, with the tasks that hang it
+        for pending in asyncio.all_tasks():
+            pending.print_stack(limit=8)
+        raise
 
 
 @pytest.fixture
@@ -148,3 +153,4 @@ async def make_person(api: str) -> AsyncIterator:
     yield make
     for p in made:
         await p.close()
+

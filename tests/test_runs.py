@@ -250,3 +250,31 @@ async def test_jobs_of_a_dead_api_process_are_failed_and_stopped(settings, work_
         await eventually(lambda: _alive(child), lambda alive: not alive, within=15)
     finally:
         replica.stop()
+
+
+async def test_cancel_reaches_a_job_running_in_another_replica(settings, work_dir: Path, researcher,
+                                                               demo_repo: Repo) -> None:
+    """The job runs in replica B's process tree; the cancel arrives through this process."""
+    from tests.api_process import ApiProcess, replica_env
+    from tests.client import GraphQLClient
+
+    replica = ApiProcess(replica_env(settings), work_dir / "api-cancel.log")
+    try:
+        await asyncio.to_thread(replica.wait_ready)
+        async with GraphQLClient(replica.url, researcher.api_key) as via_replica:
+            agent = type("Agent", (), {"agent": via_replica})()
+            project_id = await make_project(agent, demo_repo)
+            run = await create_run(agent, project_id, demo_repo,
+                                   parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
+        job_id = run["dryrunJob"]["id"]
+        lines = await eventually(lambda: logs(researcher.agent, job_id),
+                                 lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
+        child = int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
+        done = await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename "
+                                           "... on RunSuccess { run { status } } } }", {"i": {"id": run["id"]}})
+        assert done["cancelRun"]["run"]["status"] == "CANCELLED"
+        run = await eventually(lambda: researcher.agent.data(RUN, {"id": run["id"]}),
+                               lambda d: d["run"]["dryrunJob"]["status"] == "CANCELLED", within=20)
+        await eventually(lambda: _alive(child), lambda alive: not alive, within=15)
+    finally:
+        replica.stop()

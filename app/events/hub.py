@@ -10,17 +10,21 @@ listener is woken to re-read from Postgres.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 log = logging.getLogger("mlpatron.hub")
 
 RECONNECT_DELAY = (0.05, 2.0)  # first, max backoff in seconds
 CONFIRM_TIMEOUT = 2.0
+# How long a read waits before (un)subscriptions queued meanwhile are sent.
+POLL_SECONDS = 0.05
 
 
 class Signal:
@@ -47,7 +51,7 @@ class Hub:
     def __init__(self, redis_url: str) -> None:
         self._redis_url = redis_url
         self._listeners: dict[str, set[Signal]] = defaultdict(set)
-        self._changes: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+        self._changes: collections.deque[tuple[str, str]] = collections.deque()
         # Topics whose SUBSCRIBE Redis has not confirmed yet: a first listener waits for it,
         # or a message published between its backlog read and the subscription would be lost.
         self._confirming: dict[str, asyncio.Future[None]] = {}
@@ -76,7 +80,7 @@ class Hub:
             first = not self._listeners[topic]
             self._listeners[topic].add(signal)
             if first:
-                self._changes.put_nowait(("subscribe", topic))
+                self._changes.append(("subscribe", topic))
             if topic in self._confirming or first:
                 waits.append(self._confirming.setdefault(topic, asyncio.get_running_loop().create_future()))
         if waits and self.connected.is_set():
@@ -93,7 +97,7 @@ class Hub:
                 listeners.discard(signal)
                 if not listeners:
                     del self._listeners[topic]
-                    self._changes.put_nowait(("unsubscribe", topic))
+                    self._changes.append(("unsubscribe", topic))
 
     def _wake(self, topic: str) -> None:
         for signal in self._listeners.get(topic, ()):
@@ -116,9 +120,9 @@ class Hub:
             pubsub = redis.pubsub()
             try:
                 # A placeholder channel keeps the connection in subscribe mode with no listeners.
+                # Queued changes stay queued: a listener may register while this SUBSCRIBE is in
+                # flight, and re-subscribing a topic is harmless.
                 await pubsub.subscribe("mlpatron:hub", *self._listeners.keys())
-                while not self._changes.empty():  # already covered by the subscribe above
-                    self._changes.get_nowait()
                 self.connected.set()
                 delay = RECONNECT_DELAY[0]
                 self._wake_all()  # anything published while we were away is re-read from Postgres
@@ -135,28 +139,19 @@ class Hub:
                     await pubsub.aclose()
                     await redis.aclose()
 
-    async def _pump(self, pubsub) -> None:
-        async def apply_changes() -> None:
-            while True:
-                action, topic = await self._changes.get()
+    async def _pump(self, pubsub: PubSub) -> None:
+        """One task owns the connection: apply (un)subscriptions, then read, in turns."""
+        while True:
+            while self._changes:
+                action, topic = self._changes.popleft()
                 if action == "subscribe" and topic in self._listeners:
                     await pubsub.subscribe(topic)
                 elif action == "unsubscribe" and topic not in self._listeners:
                     await pubsub.unsubscribe(topic)
-
-        changes = asyncio.create_task(apply_changes())
-        try:
-            while True:
-                if changes.done():
-                    changes.result()  # surface a failed (un)subscribe as a reconnect
-                message = await pubsub.get_message(timeout=1.0)
-                if message is None:
-                    continue
-                if message["type"] == "message":
-                    self._wake(message["channel"])
-                elif message["type"] == "subscribe":
-                    self._confirm(message["channel"])
-        finally:
-            changes.cancel()
-            with contextlib.suppress(BaseException):
-                await changes
+            message = await pubsub.get_message(timeout=POLL_SECONDS)
+            if message is None:
+                continue
+            if message["type"] == "message":
+                self._wake(message["channel"])
+            elif message["type"] == "subscribe":
+                self._confirm(message["channel"])

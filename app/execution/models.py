@@ -20,6 +20,8 @@ class Job(Entity):
     error = fields.JSONField(null=True)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
+    # Set when someone asks to stop a local job another API process owns (see Lifecycle.cancel_job).
+    cancel_requested_at = fields.DatetimeField(null=True)
     actual_cost_cents = fields.BigIntField(null=True)
     cost_detail = fields.JSONField(null=True)
     # Last log seq handed out; lines take seqs with UPDATE … RETURNING so writers never collide.

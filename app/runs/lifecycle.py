@@ -21,6 +21,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from app.catalog.catalog import resolve_machine
+from app.events import bus
 from app.events import services as events
 from app.execution import mlproject
 from app.execution.executor import Executor, JobError, JobSpec, JobStatus, JobUpdate
@@ -36,6 +37,7 @@ from app.tracking.mlflow import MlflowTracker, TrackingError
 log = logging.getLogger("mlpatron.lifecycle")
 
 RECONCILE_SECONDS = 30.0
+CANCEL_TOPIC = "control:cancel-jobs"
 ACTIVE_RUN_STATUSES = ("dryrun", "awaiting_funding", "funded")
 TERMINAL_RUN_STATUSES = ("dryrun_failed", "funded_failed", "completed", "cancelled")
 # This process, so that a restarted platform fails only the local jobs whose owner is gone.
@@ -130,22 +132,43 @@ class Lifecycle:
         return job
 
     async def cancel_job(self, job: Job, reason: str = "cancelled by user") -> None:
+        """Stop a job wherever it runs. A local job belongs to the API process that started it:
+        the request is recorded on the job and every process is woken to check for its own."""
         if JobStatus(job.status).terminal:
             return
         if not job.handle:  # never submitted: nothing runs, end it in the database
             await self.recorder.job_update(JobUpdate(
                 job_id=str(job.id), status=JobStatus.CANCELLED, at=_now(), error=JobError(platform=reason)))
             return
+        if job.executor == "local" and not self._owns(job):
+            await Job.filter(id=job.id).update(cancel_requested_at=_now())
+            await bus.publish(CANCEL_TOPIC)
+            return
         await self.executor.cancel(str(job.id), job.handle)
-        fresh = await Job.get(id=job.id)
-        if not JobStatus(fresh.status).terminal and not self._owns(fresh):
-            # Another replica's local job, or an executor that reports asynchronously: the executor
-            # has been asked; the transition arrives through the sink.
-            log.info("job %s: cancel requested", job.id)
 
     def _owns(self, job: Job) -> bool:
         owner = (job.handle or {}).get("owner") or {}
         return owner == INSTANCE
+
+    def start_cancel_listener(self) -> None:
+        """Cancel this process's local jobs that another replica was asked to cancel."""
+
+        async def loop() -> None:
+            async with get_runtime().hub.listen(CANCEL_TOPIC) as signal:
+                while True:
+                    try:
+                        requested = await Job.filter(status__in=["pending", "running"], executor="local",
+                                                     cancel_requested_at__isnull=False)
+                        for job in requested:
+                            if self._owns(job):
+                                await self.executor.cancel(str(job.id), job.handle)
+                    except Exception:
+                        log.exception("cancel listener failed; retrying")
+                    await signal.wait(at_most=RECONCILE_SECONDS)
+
+        task = asyncio.create_task(loop(), name="cancel-listener")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ---- run transitions ---------------------------------------------------------------------
 
@@ -185,7 +208,7 @@ class Lifecycle:
             else:
                 run.status = "dryrun_failed" if new == JobStatus.FAILED else "cancelled"
             await run.save()
-        await self._run_status_changed(run, old_status)
+        await self.run_status_changed(run, old_status)
 
     async def _funded_ended(self, job: Job, new: JobStatus) -> None:
         from app.funding import settlement
@@ -208,9 +231,10 @@ class Lifecycle:
             await Job.filter(id=job.id).update(actual_cost_cents=cost, cost_detail=detail)
             await settlement.settle_run(run.id, cost, detail)
         if run.status != old_status:
-            await self._run_status_changed(run, old_status)
+            await self.run_status_changed(run, old_status)
 
-    async def _run_status_changed(self, run: Run, old_status: str) -> None:
+    async def run_status_changed(self, run: Run, old_status: str) -> None:
+        """After the commit: run and project streams, then notifications."""
         payload = {"run_id": str(run.id), "status": run.status, "previous": old_status}
         await events.append(f"run:{run.id}", "status", payload)
         await events.append(f"project:{run.project_id}", "run_status", payload)
@@ -219,9 +243,6 @@ class Lifecycle:
         except ImportError:  # collaboration not installed in this build
             return
         await notify_run_status(run.id, old_status, run.status)
-
-    async def run_status_changed(self, run: Run, old_status: str) -> None:
-        await self._run_status_changed(run, old_status)
 
     # ---- recovery ----------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ import { NotificationSettings } from './pages/settings/NotificationSettings'
 import { ProfileSettings } from './pages/settings/ProfileSettings'
 import { SettingsLayout } from './pages/settings/SettingsLayout'
 import { WalletSettings } from './pages/settings/WalletSettings'
-import { UnsubscribePage } from './pages/UnsubscribePage'
 
 export default function App() {
   return (
@@ -36,7 +35,6 @@ export default function App() {
             <Route path="jobs/:id/logs" element={<JobLogsPage />} />
             <Route path="discussions/:id" element={<DiscussionPage />} />
             <Route path="notifications" element={<NotificationsPage />} />
-            <Route path="unsubscribe" element={<UnsubscribePage />} />
             <Route path="settings" element={<SettingsLayout />}>
               <Route index element={<Navigate to="profile" replace />} />
               <Route path="profile" element={<ProfileSettings />} />

@@ -264,6 +264,18 @@ async def test_researcher_and_patron_journey(new_context, api: str, e2e_repo: Re
         await r.wait_for_load_state("networkidle")
         await r.screenshot(path=screenshots / f"{name}.png", full_page=True)
 
+    # ---- log out, a wrong password, log in --------------------------------------------------
+    await r.get_by_role("button", name="Log out").click()
+    await expect(r.get_by_role("link", name="Log in")).to_be_visible()
+    await r.get_by_role("link", name="Log in").click()
+    await r.get_by_label("Email").fill(f"{researcher}@example.test")
+    await r.get_by_label("Password").fill("not the password")
+    await r.get_by_role("button", name="Log in").click()
+    await expect(r.get_by_role("alert")).to_contain_text("Email or password is wrong")
+    await r.get_by_label("Password").fill(PASSWORD)
+    await r.get_by_role("button", name="Log in").click()
+    await expect(r.get_by_role("link", name=researcher)).to_be_visible()
+
     # ---- a phone-sized screen --------------------------------------------------------------
     phone = await new_page(await new_context(viewport=PHONE), errors)
     for path, name in [("/", "phone-explore"), (run_url, "phone-run")]:

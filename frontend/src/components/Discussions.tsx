@@ -59,10 +59,10 @@ function NewDiscussionForm({ projectId }: { projectId: string }) {
   const { form, submit } = useMutationForm(CreateProjectDiscussionDocument)
   const navigate = useNavigate()
   const onSubmit = async () => {
-    const errors: Record<string, string> = {}
-    if (!title.trim()) errors.title = 'Give the discussion a title.'
-    if (!body.trim()) errors.body = 'Write what you want to discuss.'
-    const data = await submit({ input: { projectId, title: title.trim(), body } }, errors)
+    const data = await submit(
+      { input: { projectId, title: title.trim(), body } },
+      { title: !title.trim() && 'Give the discussion a title.', body: !body.trim() && 'Write what you want to discuss.' },
+    )
     if (data?.createProjectDiscussion.__typename === 'DiscussionSuccess') {
       navigate(`/discussions/${data.createProjectDiscussion.discussion.id}`)
     }

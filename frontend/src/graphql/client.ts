@@ -52,6 +52,11 @@ export interface GraphQLClient {
 
 export function createGraphQLClient(): GraphQLClient {
   let active = 0
+  let disposed = false
+  // A replaced client (after login/logout) no longer speaks for the connection.
+  const report = (next: ConnectionStatus) => {
+    if (!disposed) setStatus(next)
+  }
   const ws = createWsClient({
     url: websocketUrl(),
     lazy: true,
@@ -63,10 +68,10 @@ export function createGraphQLClient(): GraphQLClient {
       await new Promise((resolve) => setTimeout(resolve, ms))
     },
     on: {
-      connecting: (isRetry) => setStatus(isRetry ? 'reconnecting' : 'connecting'),
-      connected: () => setStatus('connected'),
+      connecting: (isRetry) => report(isRetry ? 'reconnecting' : 'connecting'),
+      connected: () => report('connected'),
       // Lazy: the socket closes when the last subscription ends; with subscribers left it retries.
-      closed: () => setStatus(active > 0 ? 'reconnecting' : 'idle'),
+      closed: () => report(active > 0 ? 'reconnecting' : 'idle'),
     },
   })
 
@@ -122,6 +127,7 @@ export function createGraphQLClient(): GraphQLClient {
   return {
     client,
     dispose: () => {
+      disposed = true
       setStatus('idle')
       void ws.dispose()
     },

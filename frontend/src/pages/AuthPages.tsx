@@ -3,7 +3,6 @@ import { useState, type ChangeEvent } from 'react'
 import { Link, useNavigate, useSearchParams } from 'react-router'
 import { Form, SubmitButton, TextField } from '../components/forms'
 import { graphql } from '../gql'
-import type { FieldErrors } from '../lib/errors'
 import { useMutationForm } from '../lib/useMutationForm'
 import { useSession } from '../session'
 
@@ -47,7 +46,9 @@ const LoginDocument = graphql(`
   }
 `)
 
+// The API's own rules, checked before sending.
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+const HANDLE = /^[a-z0-9][a-z0-9_-]{1,38}$/
 
 /** After a session starts: a fresh client, then back where the person came from. */
 function useSignedIn() {
@@ -70,14 +71,14 @@ export function SignUpPage() {
     setValues({ ...values, [name]: e.target.value })
 
   const onSubmit = async () => {
-    const errors: FieldErrors = {}
-    if (!/^[a-z0-9][a-z0-9_-]{1,38}$/.test(values.handle.trim().toLowerCase()))
-      errors.handle = 'Use 2–39 lowercase letters, digits, - or _ (starting with a letter or digit).'
-    if (!EMAIL.test(values.email)) errors.email = 'Enter an email address like name@example.org.'
-    if (values.password.length < 8 || values.password.length > 200) errors.password = 'Use 8 to 200 characters.'
     const data = await submit(
       { input: { ...values, displayName: values.displayName.trim() || null } },
-      errors,
+      {
+        handle: !HANDLE.test(values.handle.trim().toLowerCase()) &&
+          'Use 2–39 lowercase letters, digits, - or _ (starting with a letter or digit).',
+        email: !EMAIL.test(values.email) && 'Enter an email address like name@example.org.',
+        password: (values.password.length < 8 || values.password.length > 200) && 'Use 8 to 200 characters.',
+      },
     )
     if (data?.signUp.__typename === 'ViewerSession') signedIn()
   }
@@ -110,10 +111,10 @@ export function LoginPage() {
   const [params] = useSearchParams()
 
   const onSubmit = async () => {
-    const errors: FieldErrors = {}
-    if (!EMAIL.test(values.email)) errors.email = 'Enter your email address.'
-    if (!values.password) errors.password = 'Enter your password.'
-    const data = await submit({ input: values }, errors)
+    const data = await submit(
+      { input: values },
+      { email: !EMAIL.test(values.email) && 'Enter your email address.', password: !values.password && 'Enter your password.' },
+    )
     if (data?.login.__typename === 'ViewerSession') signedIn()
   }
 

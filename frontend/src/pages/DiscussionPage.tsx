@@ -99,8 +99,10 @@ function CommentForm({ discussionId, parentId, onDone }: {
   const [body, setBody] = useState('')
   const { form, submit } = useMutationForm(CreateCommentDocument)
   const onSubmit = async () => {
-    const errors = body.trim() ? {} : { body: 'Write a comment first.' }
-    const data = await submit({ input: { discussionId, parentId: parentId ?? null, body } }, errors)
+    const data = await submit(
+      { input: { discussionId, parentId: parentId ?? null, body } },
+      { body: !body.trim() && 'Write a comment first.' },
+    )
     if (data?.createComment.__typename === 'CommentSuccess') {
       setBody('')
       onDone?.()

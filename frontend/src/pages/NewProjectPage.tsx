@@ -4,7 +4,6 @@ import { useNavigate } from 'react-router'
 import { Form, SubmitButton, TextAreaField, TextField } from '../components/forms'
 import { RequireLogin } from '../components/RequireLogin'
 import { graphql } from '../gql'
-import type { FieldErrors } from '../lib/errors'
 import { useMutationForm } from '../lib/useMutationForm'
 
 const CreateProjectDocument = graphql(`
@@ -35,10 +34,13 @@ function NewProjectForm() {
   const { form, submit } = useMutationForm(CreateProjectDocument)
   const navigate = useNavigate()
   const onSubmit = async () => {
-    const errors: FieldErrors = {}
-    if (!values.title.trim()) errors.title = 'Give the project a title.'
-    if (!values.gitUrl.trim()) errors.gitUrl = 'Enter the git repository with your MLproject.'
-    const data = await submit({ input: { ...values, title: values.title.trim(), gitUrl: values.gitUrl.trim() } }, errors)
+    const data = await submit(
+      { input: { ...values, title: values.title.trim(), gitUrl: values.gitUrl.trim() } },
+      {
+        title: !values.title.trim() && 'Give the project a title.',
+        gitUrl: !values.gitUrl.trim() && 'Enter the git repository with your MLproject.',
+      },
+    )
     if (data?.createProject.__typename === 'ProjectSuccess') {
       navigate(`/projects/${data.createProject.project.id}/runs/new`)
     }

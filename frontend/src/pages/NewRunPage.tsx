@@ -124,13 +124,10 @@ function SourceStep({ defaultUri, onParsed }: { defaultUri: string; onParsed: (p
   const { form, run } = useTypedForm()
 
   const read = async () => {
-    const errors: FieldErrors = {}
-    if (!uri.trim()) errors.uri = 'Enter the repository.'
-    if (!version.trim()) errors.version = 'Enter a branch, tag or commit.'
     const variables = { uri: uri.trim(), version: version.trim() }
     const data = await run(
       () => client.query(ParseMlprojectDocument, variables, { requestPolicy: 'network-only' }).toPromise(),
-      errors,
+      { uri: !variables.uri && 'Enter the repository.', version: !variables.version && 'Enter a branch, tag or commit.' },
     )
     const payload = data?.parseMlproject
     if (payload?.__typename === 'ParsedMLproject') onParsed(payload)

@@ -83,6 +83,7 @@ graphql(`
     project {
       id
       title
+      balanceCents
       owner {
         id
       }
@@ -353,7 +354,8 @@ function RunView({ run }: { run: RunDetailFragment }) {
           {...notes} />
       </section>
 
-      <FundDialog runId={run.id} gapCents={run.fundingGapCents} open={funding} onClose={() => setFunding(false)} />
+      <FundDialog runId={run.id} gapCents={run.fundingGapCents} open={funding} onClose={() => setFunding(false)}
+        projectBalanceCents={viewer?.id === run.project.owner.id ? run.project.balanceCents : 0} />
     </article>
   )
 }

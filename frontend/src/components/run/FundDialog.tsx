@@ -6,7 +6,7 @@ import { useState } from 'react'
 import { Link } from 'react-router'
 import { useQuery } from 'urql'
 import { graphql } from '../../gql'
-import type { SurplusPolicy } from '../../gql/graphql'
+import type { FundingSource, SurplusPolicy } from '../../gql/graphql'
 import { formatCents, parseDollars } from '../../lib/format'
 import { useMutationForm } from '../../lib/useMutationForm'
 import { Dialog } from '../Dialog'
@@ -70,14 +70,17 @@ const SURPLUS_OPTIONS = [
 interface Props {
   runId: string
   gapCents: number
+  /** The project's balance, offered only to the project's owner. */
+  projectBalanceCents?: number
   open: boolean
   onClose: () => void
 }
 
-function FundForm({ runId, gapCents, onClose }: Omit<Props, 'open'>) {
+function FundForm({ runId, gapCents, projectBalanceCents = 0, onClose }: Omit<Props, 'open'>) {
   const [{ data: wallet }] = useQuery({ query: WalletBalanceDocument, requestPolicy: 'network-only' })
   const [amount, setAmount] = useState((gapCents / 100).toFixed(2))
   const [surplus, setSurplus] = useState<SurplusPolicy>('TO_PROJECT')
+  const [source, setSource] = useState<FundingSource>('WALLET')
   const [idempotencyKey] = useState(() => crypto.randomUUID())
   const [done, setDone] = useState<string | null>(null)
   const { form, submit } = useMutationForm(FundRunDocument)
@@ -88,20 +91,24 @@ function FundForm({ runId, gapCents, onClose }: Omit<Props, 'open'>) {
   const fromCredit = Math.min(taken, balance?.creditCents ?? 0)
 
   const onSubmit = async () => {
-    const errors = cents === null ? { amountCents: 'Enter an amount in dollars, like 12.50.' } : {}
     const data = await submit(
-      { input: { runId, amountCents: cents ?? 0, surplusPolicy: surplus, idempotencyKey } },
-      errors,
+      { input: { runId, amountCents: cents ?? 0, surplusPolicy: surplus, source, idempotencyKey } },
+      { amountCents: cents === null && 'Enter an amount in dollars, like 12.50.' },
     )
     const result = data?.fundRun
     if (result?.__typename === 'FundRunSuccess') {
       const f = result.funding
-      setDone(`You funded ${formatCents(f.amountCents)} (${formatCents(f.creditCents)} credit, ${formatCents(f.cashCents)} cash).`)
+      setDone(
+        source === 'PROJECT_BALANCE'
+          ? `You funded ${formatCents(f.amountCents)} from the project balance.`
+          : `You funded ${formatCents(f.amountCents)} (${formatCents(f.creditCents)} credit, ${formatCents(f.cashCents)} cash).`,
+      )
     } else if (result?.__typename === 'InsufficientFunds') {
       form.setFormError(
         <>
-          Not enough money in your wallet: this needs {formatCents(result.requiredCents)} and you have{' '}
-          {formatCents(result.availableCents)}. <Link to="/settings/wallet">Add funds to your wallet</Link>.
+          Not enough money {source === 'PROJECT_BALANCE' ? 'in the project balance' : 'in your wallet'}: this needs{' '}
+          {formatCents(result.requiredCents)} and there is {formatCents(result.availableCents)}.{' '}
+          <Link to="/settings/wallet">Add funds to your wallet</Link>.
         </>,
       )
     }
@@ -127,9 +134,15 @@ function FundForm({ runId, gapCents, onClose }: Omit<Props, 'open'>) {
       <TextField name="amountCents" label="Amount (USD)" inputMode="decimal" value={amount}
         onChange={(e) => setAmount(e.target.value)}
         hint={cents !== null && cents > gapCents ? `Only ${formatCents(gapCents)} is needed; that is all that will be taken.` : undefined} />
+      {projectBalanceCents > 0 && (
+        <RadioGroup name="source" legend="Pay from" value={source} onChange={setSource} options={[
+          { value: 'WALLET', label: 'My wallet' },
+          { value: 'PROJECT_BALANCE', label: `The project balance (${formatCents(projectBalanceCents)})` },
+        ]} />
+      )}
       <RadioGroup name="surplusPolicy" legend="If the run costs less than funded" options={SURPLUS_OPTIONS} value={surplus}
         onChange={setSurplus} />
-      {cents !== null && (
+      {cents !== null && source === 'WALLET' && (
         <p className="small" data-testid="fund-split">
           Paid with {formatCents(fromCredit)} credit and {formatCents(taken - fromCredit)} cash (credit is used first).
         </p>

@@ -89,7 +89,7 @@ function CreateKeyForm() {
   const { form, submit } = useMutationForm(CreateApiKeyDocument)
   const onSubmit = async () => {
     setCreated(null)
-    const data = await submit({ input: { name: name.trim() } }, name.trim() ? {} : { name: 'Name the key, e.g. “my agent”.' })
+    const data = await submit({ input: { name: name.trim() } }, { name: !name.trim() && 'Name the key, e.g. “my agent”.' })
     const result = data?.createApiKey
     if (result?.__typename === 'CreateApiKeySuccess') {
       setCreated({ name: result.apiKey.name, secret: result.secret })

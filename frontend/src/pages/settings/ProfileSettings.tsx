@@ -50,8 +50,10 @@ function ProfileForm({ viewer }: { viewer: NonNullable<ProfileQuery['viewer']> }
   const { form, submit } = useMutationForm(UpdateViewerDocument)
   const onSubmit = async () => {
     setSaved(false)
-    const errors = displayName.trim() ? {} : { displayName: 'Enter the name others see.' }
-    const data = await submit({ input: { displayName: displayName.trim(), bio } }, errors)
+    const data = await submit(
+      { input: { displayName: displayName.trim(), bio } },
+      { displayName: !displayName.trim() && 'Enter the name others see.' },
+    )
     setSaved(data?.updateViewer.__typename === 'UpdateViewerSuccess')
   }
   return (

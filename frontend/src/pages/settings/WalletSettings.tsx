@@ -111,10 +111,13 @@ function DepositForm({ onDeposited }: { onDeposited: () => void }) {
 
   const onSubmit = async () => {
     const cents = parseDollars(amount)
-    const data = await submit({ input: { amountCents: cents ?? 0 } }, cents === null ? { amountCents: 'Enter an amount in dollars, like 20.00.' } : {})
+    const data = await submit(
+      { input: { amountCents: cents ?? 0 } },
+      { amountCents: cents === null && 'Enter an amount in dollars, like 20.00.' },
+    )
     const result = data?.createDeposit
     setNotConfigured(result?.__typename === 'PaymentsNotConfigured')
-    if (result?.__typename === 'PaymentsNotConfigured') form.clear()
+    if (result?.__typename === 'PaymentsNotConfigured') form.clear() // the notice below says it better
     if (result?.__typename === 'CreateDepositSuccess') {
       if (result.publishableKey) {
         setPayment({ depositId: result.deposit.id, clientSecret: result.clientSecret, publishableKey: result.publishableKey })
@@ -127,7 +130,14 @@ function DepositForm({ onDeposited }: { onDeposited: () => void }) {
   if (payment) {
     return (
       <Suspense fallback={<Loading label="Loading the card form…" />}>
-        <StripePayment {...payment} onDone={() => { setPayment(null); onDeposited() }} onCancel={() => setPayment(null)} />
+        <StripePayment
+          {...payment}
+          onDone={() => {
+            setPayment(null)
+            onDeposited()
+          }}
+          onCancel={() => setPayment(null)}
+        />
       </Suspense>
     )
   }
