@@ -302,3 +302,36 @@ async def test_legacy_graphql_ws_protocol_still_streams(api: str, researcher, de
                 if message["type"] == "data":
                     received.append(message["payload"]["data"]["jobLogs"])
     assert received == await logs(researcher.agent, job_id, tail=1000)
+
+
+RUN_UPDATES = """subscription($id: ID!, $after: Int) { runUpdates(runId: $id, afterSeq: $after) {
+  seq kind payload run { status fundedCents fundingGapCents } } }"""
+
+
+async def test_run_updates_stream_funding_and_every_status_to_the_end(api: str, researcher, make_person,
+                                                                      demo_repo: Repo) -> None:
+    from app.funding.wallets import grant_credit
+
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
+    patron = await make_person("stream-patron")
+    await grant_credit(patron.user_id, run["fundingGapCents"], "test", granted_by="tests")
+    ws = await WsClient.connect(api)
+    try:
+        updates = ws.subscribe(RUN_UPDATES, {"id": run["id"]})
+        snapshot = (await anext(updates))["runUpdates"]
+        assert snapshot["kind"] == "snapshot" and snapshot["run"]["status"] == "AWAITING_FUNDING"
+        await patron.agent.data("mutation($i: FundRunInput!) { fundRun(input: $i) { __typename } }",
+                                {"i": {"runId": run["id"], "amountCents": run["fundingGapCents"]}})
+        rest = []
+        async with asyncio.timeout(90):
+            async for data in updates:
+                rest.append(data["runUpdates"])
+    finally:
+        await ws.close()
+    statuses = [u["payload"]["status"] for u in rest if u["kind"] == "status"]
+    assert statuses == ["funded", "completed"]  # the stream ends only after the final status
+    assert [u["seq"] for u in rest] == sorted({u["seq"] for u in rest}) and rest[0]["seq"] > snapshot["seq"]
+    funding = next(u for u in rest if u["kind"] == "funding")
+    assert funding["run"]["fundedCents"] >= run["fundingGapCents"] or funding["run"]["fundingGapCents"] == 0

@@ -85,6 +85,14 @@ async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo
     assert job["project"]["id"] == project_id and job["run"]["id"] == run["id"]
     assert job["mlflowRunUrl"].endswith(f"/#/experiments/{job['mlflowExperimentId']}/runs/{job['mlflowRunId']}")
 
+    q = """query($id: ID!) { project(id: $id) { viewerIsFollowing stats { runsByStatus { status count } totalRuns
+      totalFundedCents totalSpentCents followers } } }"""
+    project = (await researcher.agent.data(q, {"id": project_id}))["project"]
+    assert project["stats"] == {"runsByStatus": [{"status": "completed", "count": 1}], "totalRuns": 1,
+                                "totalFundedCents": run["fundedCents"], "totalSpentCents": funded["actualCostCents"],
+                                "followers": 0}
+    assert project["viewerIsFollowing"] is False
+
     all_lines = await logs(researcher.agent, funded["id"], tail=1000)
     seqs = [x["seq"] for x in all_lines]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)

@@ -6,6 +6,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
@@ -28,6 +29,9 @@ from app.funding.models import (
     SurplusPolicy,
     Wallet,
 )
+
+if TYPE_CHECKING:
+    from app.runs.types import RunType
 
 strawberry.enum(SurplusPolicy, description="Where a funding's unspent share goes when its run settles.")
 strawberry.enum(LedgerKind, name="LedgerKind")
@@ -76,6 +80,14 @@ class FundingType(ModelNode):
     @strawberry.field
     async def funder(self, info: Info) -> UserType:
         return UserType.from_model(await info.context.loaders.require(User, self.funder_id))
+
+    @strawberry.field
+    async def run(self, info: Info) -> Annotated[RunType, strawberry.lazy("app.runs.types")]:
+        from app.api.ids import decode_id
+        from app.runs.models import Run
+        from app.runs.types import RunType
+
+        return RunType.from_model(await info.context.loaders.require(Run, decode_id(self.run_id, "Run")))
 
 
 @strawberry.type(name="Deposit")

@@ -211,7 +211,7 @@ async def notify_run_status(run_id: Any, old_status: str, new_status: str) -> li
     payload = {
         "runId": encode_id("Run", run.id), "runTitle": run.title,
         "projectId": encode_id("Project", run.project_id), "projectTitle": run.project.title,
-        "oldStatus": old_status, "newStatus": new_status,
+        "oldStatus": old_status.replace("_", " "), "newStatus": new_status.replace("_", " "),
     }
     return await notify(NotificationKind.RUN_STATUS_CHANGED, recipients, payload, project_id=run.project_id)
 

@@ -23,6 +23,47 @@ if TYPE_CHECKING:
     from app.runs.types import RunStatus, RunType
 
 
+@strawberry.type
+class RunStatusCount:
+    status: str
+    count: int
+
+
+@strawberry.type
+class ProjectStats:
+    runs_by_status: list[RunStatusCount]
+    total_runs: int
+    total_funded_cents: int = strawberry.field(description="Everything patrons put into the project's runs.")
+    total_spent_cents: int = strawberry.field(description="Actual compute cost of its settled runs.")
+    followers: int
+
+
+_STATS_SQL = """
+SELECT
+    (SELECT COALESCE(json_object_agg(status, n), '{}') FROM
+        (SELECT status, count(*) AS n FROM runs WHERE project_id = $1 GROUP BY status) s) AS by_status,
+    (SELECT COALESCE(SUM(funded_cents), 0) FROM runs WHERE project_id = $1) AS funded,
+    (SELECT COALESCE(SUM(j.actual_cost_cents), 0) FROM jobs j JOIN runs r ON r.id = j.run_id
+        WHERE r.project_id = $1) AS spent,
+    (SELECT count(*) FROM project_subscriptions WHERE project_id = $1) AS followers
+"""
+
+
+async def project_stats(project_id: str) -> ProjectStats:
+    """One round trip, whatever the number of runs."""
+    import json
+
+    from tortoise import connections
+
+    [row] = await connections.get("default").execute_query_dict(_STATS_SQL, [project_id])
+    by_status = row["by_status"] if isinstance(row["by_status"], dict) else json.loads(row["by_status"])
+    counts = [RunStatusCount(status=k, count=int(v)) for k, v in sorted(by_status.items())]
+    return ProjectStats(
+        runs_by_status=counts, total_runs=sum(c.count for c in counts), total_funded_cents=int(row["funded"]),
+        total_spent_cents=int(row["spent"]), followers=int(row["followers"]),
+    )
+
+
 @strawberry.type(name="Project")
 class ProjectType(ModelNode):
     model = Project
@@ -51,6 +92,17 @@ class ProjectType(ModelNode):
     @strawberry.field
     async def owner(self, info: Info) -> UserType:
         return UserType.from_model(await info.context.loaders.require(User, self.owner_id))
+
+    @strawberry.field(description="Whether the signed-in caller follows the project (false when anonymous).")
+    async def viewer_is_following(self, info: Info) -> bool:
+        from app.notifications.services import is_following
+
+        user = info.context.user
+        return user is not None and await is_following(user.id, self.id)
+
+    @strawberry.field(description="Runs by status, money raised and spent, followers.")
+    async def stats(self) -> ProjectStats:
+        return await project_stats(self.id)
 
     @strawberry.field(description="The project's runs, newest first by default.")
     async def runs(

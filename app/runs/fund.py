@@ -22,7 +22,7 @@ from app.funding.events import emit
 from app.funding.models import Funding, IdempotencyRecord, LedgerKind, SurplusPolicy
 from app.funding.money import validate_amount
 from app.projects.models import Project
-from app.runs.lifecycle import start_funded_job
+from app.runs.lifecycle import lifecycle, start_funded_job
 from app.runs.models import Run
 
 log = logging.getLogger("mlpatron.funding")
@@ -155,13 +155,18 @@ async def _debit_project(user: User, project_id: uuid.UUID, amount: int) -> int:
 
 
 async def _after_commit(result: FundingResult) -> None:
+    """The funding's event, then (gap closed) the run's status change, then the funded job."""
     run, funding = result.run, result.funding
-    if run.status == FUNDED:
-        await _start_funded_job(run.id)
     await emit(f"run:{run.id}", "funding", {
         "fundingId": str(funding.id), "funderId": str(funding.funder_id), "amountCents": funding.amount_cents,
         "fundedCents": run.funded_cents, "fundingGapCents": run.funding_gap_cents, "status": run.status,
     })
+    if run.status == FUNDED:
+        try:
+            await lifecycle().run_status_changed(run, "awaiting_funding")
+        except Exception:  # the money has moved; a lost notification must not fail the funding
+            log.exception("announcing run %s funded failed", run.id)
+        await _start_funded_job(run.id)
 
 
 async def _start_funded_job(run_id: uuid.UUID) -> None:

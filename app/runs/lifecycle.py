@@ -238,6 +238,8 @@ class Lifecycle:
         payload = {"run_id": str(run.id), "status": run.status, "previous": old_status}
         await events.append(f"run:{run.id}", "status", payload)
         await events.append(f"project:{run.project_id}", "run_status", payload)
+        if not old_status:
+            return  # a new run: its creator just made it, nobody needs telling
         try:
             from app.notifications.services import notify_run_status
         except ImportError:  # collaboration not installed in this build

@@ -14,6 +14,7 @@ from app.api.errors import BadInput, NotFound
 from app.api.ids import decode_id
 from app.api.loaders import Loaders
 from app.events import streams
+from app.events.models import Event
 from app.execution.executor import JobStatus
 from app.execution.models import Job, JobLogLine, JobTransition
 from app.projects.models import Project
@@ -123,8 +124,10 @@ class RunsSubscription:
             yield RunUpdate(seq=start, kind="snapshot", payload={}, run=RunType.from_model(run))
 
         async def finished() -> bool:
-            status = await Run.filter(id=run_pk).values_list("status", flat=True)
-            return bool(status) and status[0] in TERMINAL_RUN_STATUSES
+            # The stream's own last status event, not the run row: the row commits before its
+            # event is appended, and ending on the row would skip that final event.
+            last = await Event.filter(stream=stream, kind="status").order_by("-seq").first()
+            return last is not None and last.payload.get("status") in TERMINAL_RUN_STATUSES
 
         async for event in streams.follow([stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, finished=finished, on_item=lambda: _fresh(info)):
