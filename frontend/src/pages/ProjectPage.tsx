@@ -27,6 +27,17 @@ const ProjectPageDocument = graphql(`
       notesHtml
       balanceCents
       createdAt
+      viewerIsFollowing
+      stats {
+        runsByStatus {
+          status
+          count
+        }
+        totalRuns
+        totalFundedCents
+        totalSpentCents
+        followers
+      }
       owner {
         id
         handle
@@ -45,13 +56,6 @@ const ProjectPageDocument = graphql(`
             gpuType
             gpuCount
           }
-          fundedJob {
-            id
-            actualCostCents
-          }
-        }
-        pageInfo {
-          hasNextPage
         }
       }
     }
@@ -122,6 +126,10 @@ const FollowDocument = graphql(`
   mutation FollowProject($input: FollowProjectInput!) {
     followProject(input: $input) {
       following
+      project {
+        id
+        viewerIsFollowing
+      }
     }
   }
 `)
@@ -130,6 +138,10 @@ const UnfollowDocument = graphql(`
   mutation UnfollowProject($input: FollowProjectInput!) {
     unfollowProject(input: $input) {
       following
+      project {
+        id
+        viewerIsFollowing
+      }
     }
   }
 `)
@@ -137,8 +149,10 @@ const UnfollowDocument = graphql(`
 type Project = ProjectPageQuery['project']
 type RunRow = Project['runs']['nodes'][number]
 
-function FollowButton({ projectId }: { projectId: string }) {
-  const [following, setFollowing] = useState(false)
+function FollowButton({ projectId, viewerIsFollowing }: { projectId: string; viewerIsFollowing: boolean }) {
+  // The latest answer to a click wins over the page's (possibly not yet re-read) value.
+  const [toggled, setFollowing] = useState<boolean | null>(null)
+  const following = toggled ?? viewerIsFollowing
   const [follow, doFollow] = useMutation(FollowDocument)
   const [unfollow, doUnfollow] = useMutation(UnfollowDocument)
   const error = follow.error ?? unfollow.error
@@ -159,30 +173,30 @@ function FollowButton({ projectId }: { projectId: string }) {
   )
 }
 
-function ProjectStats({ runs, partial, balanceCents }: { runs: RunRow[]; partial: boolean; balanceCents: number }) {
-  const byStatus = new Map<string, number>()
-  runs.forEach((run) => byStatus.set(run.status, (byStatus.get(run.status) ?? 0) + 1))
-  const funded = runs.reduce((sum, run) => sum + run.fundedCents, 0)
-  const spent = runs.reduce((sum, run) => sum + (run.fundedJob?.actualCostCents ?? 0), 0)
+function ProjectStats({ stats, balanceCents }: { stats: Project['stats']; balanceCents: number }) {
   return (
     <dl className="stats">
       <div>
-        <dt>Runs{partial && ' (latest 100)'}</dt>
-        <dd>{runs.length}</dd>
+        <dt>Runs</dt>
+        <dd>{stats.totalRuns}</dd>
       </div>
       <div>
         <dt>Total funded</dt>
-        <dd>{formatCents(funded)}</dd>
+        <dd>{formatCents(stats.totalFundedCents)}</dd>
       </div>
       <div>
         <dt>Total spent</dt>
-        <dd>{formatCents(spent)}</dd>
+        <dd>{formatCents(stats.totalSpentCents)}</dd>
       </div>
       <div>
         <dt>Project balance</dt>
         <dd>{formatCents(balanceCents)}</dd>
       </div>
-      {[...byStatus].map(([status, count]) => (
+      <div>
+        <dt>Followers</dt>
+        <dd>{stats.followers}</dd>
+      </div>
+      {stats.runsByStatus.map(({ status, count }) => (
         <div key={status}>
           <dt>{humanize(status)}</dt>
           <dd>{count}</dd>
@@ -245,7 +259,7 @@ function ProjectView({ project }: { project: Project }) {
           </p>
         </div>
         <div className="actions">
-          {viewer && <FollowButton projectId={project.id} />}
+          {viewer && <FollowButton projectId={project.id} viewerIsFollowing={project.viewerIsFollowing} />}
           {isOwner && (
             <Link className="button primary" to={`/projects/${project.id}/runs/new`}>
               New run
@@ -253,8 +267,7 @@ function ProjectView({ project }: { project: Project }) {
           )}
         </div>
       </div>
-      <ProjectStats runs={project.runs.nodes} partial={project.runs.pageInfo.hasNextPage}
-        balanceCents={project.balanceCents} />
+      <ProjectStats stats={project.stats} balanceCents={project.balanceCents} />
       <section aria-labelledby="notes-heading">
         <h2 id="notes-heading">Lab notebook</h2>
         <NotesEditor html={project.notesHtml} body={project.notes} version={project.notesVersion} canEdit={isOwner}

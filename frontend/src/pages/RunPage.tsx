@@ -2,11 +2,13 @@
 import { useState } from 'react'
 import { Link, useParams } from 'react-router'
 import { useMutation, useQuery } from 'urql'
-import { ErrorMessage, QueryState } from '../components/feedback'
+import { EmptyState, ErrorMessage, QueryState } from '../components/feedback'
 import { FundingProgress } from '../components/FundingProgress'
 import { LogView } from '../components/LogView'
 import { MetricCharts } from '../components/MetricCharts'
+import { FundingList, LedgerTable } from '../components/Money'
 import { NotesEditor } from '../components/NotesEditor'
+import { LoadMore, Pages } from '../components/Pages'
 import { EstimatePanel } from '../components/run/EstimatePanel'
 import { FundDialog } from '../components/run/FundDialog'
 import { JobError } from '../components/run/JobError'
@@ -106,6 +108,45 @@ const RunPageDocument = graphql(`
   query RunPage($id: ID!) {
     run(id: $id) {
       ...RunDetail
+    }
+  }
+`)
+
+const RunFundingsDocument = graphql(`
+  query RunFundings($id: ID!, $after: String) {
+    run(id: $id) {
+      id
+      fundings(first: 20, after: $after) {
+        nodes {
+          ...FundingItem
+          funder {
+            id
+            handle
+            displayName
+          }
+        }
+        pageInfo {
+          hasNextPage
+          endCursor
+        }
+      }
+    }
+  }
+`)
+
+const RunTransactionsDocument = graphql(`
+  query RunTransactions($id: ID!, $after: String) {
+    run(id: $id) {
+      id
+      transactions(first: 20, after: $after) {
+        nodes {
+          ...LedgerEntryItem
+        }
+        pageInfo {
+          hasNextPage
+          endCursor
+        }
+      }
     }
   }
 `)
@@ -291,6 +332,44 @@ function Parameters({ run }: { run: RunDetailFragment }) {
   )
 }
 
+type PageProps = { runId: string; after: string | null; onMore: ((cursor: string) => void) | null }
+
+function PatronsPage({ runId, after, onMore }: PageProps) {
+  const [result] = useQuery({ query: RunFundingsDocument, variables: { id: runId, after } })
+  return (
+    <QueryState result={result}>
+      {(data) => {
+        const page = data.run.fundings
+        if (after === null && page.nodes.length === 0) return <EmptyState title="No patrons yet." />
+        return (
+          <>
+            <FundingList fundings={page.nodes} title={(f) => f.funder.displayName || f.funder.handle} />
+            <LoadMore pageInfo={page.pageInfo} fetching={result.fetching} onMore={onMore} />
+          </>
+        )
+      }}
+    </QueryState>
+  )
+}
+
+function LedgerPage({ runId, after, onMore }: PageProps) {
+  const [result] = useQuery({ query: RunTransactionsDocument, variables: { id: runId, after } })
+  return (
+    <QueryState result={result}>
+      {(data) => {
+        const page = data.run.transactions
+        if (after === null && page.nodes.length === 0) return <EmptyState title="No money has moved yet." />
+        return (
+          <>
+            <LedgerTable entries={page.nodes} caption="Run ledger" />
+            <LoadMore pageInfo={page.pageInfo} fetching={result.fetching} onMore={onMore} />
+          </>
+        )
+      }}
+    </QueryState>
+  )
+}
+
 function RunView({ run }: { run: RunDetailFragment }) {
   const { viewer } = useSession()
   const [funding, setFunding] = useState(false)
@@ -342,6 +421,18 @@ function RunView({ run }: { run: RunDetailFragment }) {
         <section aria-labelledby="setup-heading" className="panel">
           <h2 id="setup-heading">Setup</h2>
           <Parameters run={run} />
+        </section>
+      </div>
+
+      {/* Re-read both lists (from the first page) whenever money moves or the run settles. */}
+      <div className="grid-2" key={`${run.fundedCents}:${run.status}`}>
+        <section aria-labelledby="patrons-heading" className="panel">
+          <h2 id="patrons-heading">Patrons</h2>
+          <Pages>{(after, onMore) => <PatronsPage runId={run.id} after={after} onMore={onMore} />}</Pages>
+        </section>
+        <section aria-labelledby="ledger-heading" className="panel">
+          <h2 id="ledger-heading">Ledger</h2>
+          <Pages>{(after, onMore) => <LedgerPage runId={run.id} after={after} onMore={onMore} />}</Pages>
         </section>
       </div>
 

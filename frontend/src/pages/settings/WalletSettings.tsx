@@ -4,9 +4,10 @@ import { Link } from 'react-router'
 import { useQuery } from 'urql'
 import { Alert, EmptyState, Loading, QueryState } from '../../components/feedback'
 import { Form, SubmitButton, TextField } from '../../components/forms'
+import { FundingList, LedgerList } from '../../components/Money'
 import { LoadMore, Pages } from '../../components/Pages'
 import { graphql } from '../../gql'
-import { formatCents, formatDate, humanize, parseDollars } from '../../lib/format'
+import { formatCents, parseDollars } from '../../lib/format'
 import { useMutationForm } from '../../lib/useMutationForm'
 
 const StripePayment = lazy(() => import('../../components/StripePayment'))
@@ -30,11 +31,7 @@ const WalletTransactionsDocument = graphql(`
       id
       transactions(first: 20, after: $after) {
         nodes {
-          id
-          kind
-          memo
-          amountCents
-          createdAt
+          ...LedgerEntryItem
         }
         pageInfo {
           hasNextPage
@@ -51,15 +48,11 @@ const WalletFundingsDocument = graphql(`
       id
       fundings(first: 20, after: $after) {
         nodes {
-          id
-          runId
-          amountCents
-          creditCents
-          cashCents
-          surplusPolicy
-          refundedCents
-          toProjectCents
-          createdAt
+          ...FundingItem
+          run {
+            id
+            title
+          }
         }
         pageInfo {
           hasNextPage
@@ -168,23 +161,7 @@ function TransactionsPage({ after, onMore }: { after: string | null; onMore: ((c
         if (after === null && page.nodes.length === 0) return <EmptyState title="No money has moved yet." />
         return (
           <>
-            <ul className="ledger">
-              {page.nodes.map((entry) => (
-                <li key={entry.id}>
-                  <span className={entry.amountCents < 0 ? 'amount out' : 'amount in'}>
-                    {entry.amountCents > 0 ? '+' : ''}
-                    {formatCents(entry.amountCents)}
-                  </span>
-                  <span>
-                    {humanize(entry.kind)}
-                    {entry.memo && <span className="muted"> — {entry.memo}</span>}
-                  </span>
-                  <time className="muted small" dateTime={entry.createdAt}>
-                    {formatDate(entry.createdAt)}
-                  </time>
-                </li>
-              ))}
-            </ul>
+            <LedgerList entries={page.nodes} />
             <LoadMore pageInfo={page.pageInfo} fetching={result.fetching} onMore={onMore} />
           </>
         )
@@ -205,25 +182,7 @@ function FundingsPage({ after, onMore }: { after: string | null; onMore: ((c: st
         }
         return (
           <>
-            <ul className="ledger">
-              {page.nodes.map((f) => (
-                <li key={f.id}>
-                  <span className="amount">{formatCents(f.amountCents)}</span>
-                  <span>
-                    <Link to={`/runs/${f.runId}`}>Run</Link>{' '}
-                    <span className="muted small">
-                      {formatCents(f.creditCents)} credit + {formatCents(f.cashCents)} cash · surplus{' '}
-                      {f.surplusPolicy === 'REFUND' ? 'refunded' : 'to project'}
-                      {f.refundedCents > 0 && ` · ${formatCents(f.refundedCents)} refunded`}
-                      {f.toProjectCents > 0 && ` · ${formatCents(f.toProjectCents)} kept by the project`}
-                    </span>
-                  </span>
-                  <time className="muted small" dateTime={f.createdAt}>
-                    {formatDate(f.createdAt)}
-                  </time>
-                </li>
-              ))}
-            </ul>
+            <FundingList fundings={page.nodes} title={(f) => <Link to={`/runs/${f.run.id}`}>{f.run.title}</Link>} />
             <LoadMore pageInfo={page.pageInfo} fetching={result.fetching} onMore={onMore} />
           </>
         )
