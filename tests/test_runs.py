@@ -131,13 +131,7 @@ async def test_deadline_fails_with_platform_error(researcher, demo_repo: Repo) -
 
 
 async def test_cancel_kills_the_process_tree(researcher, demo_repo: Repo) -> None:
-    project_id = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project_id, demo_repo,
-                           parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
-    job_id = run["dryrunJob"]["id"]
-    lines = await eventually(lambda: logs(researcher.agent, job_id),
-                             lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
-    child = int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
+    run, child = await start_spawning_run(researcher.agent, researcher, demo_repo)
     os.kill(child, 0)  # alive while the job runs
     done = await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename "
                                        "... on RunSuccess { run { status } } } }", {"i": {"id": run["id"]}})
@@ -148,6 +142,17 @@ async def test_cancel_kills_the_process_tree(researcher, demo_repo: Repo) -> Non
     again = await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename } }",
                                         {"i": {"id": run["run"]["id"]}})
     assert again["cancelRun"]["__typename"] == "RunSuccess"  # idempotent
+
+
+async def start_spawning_run(client, observer, demo_repo: Repo) -> tuple[dict, int]:
+    """Through `client` (any API process), a dryrun whose script spawns a grandchild `sleep`;
+    returns the run and the grandchild's pid once the job has logged it (read by `observer`)."""
+    agent = type("Agent", (), {"agent": client})()
+    project_id = await make_project(agent, demo_repo)
+    run = await create_run(agent, project_id, demo_repo, parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
+    lines = await eventually(lambda: logs(observer.agent, run["dryrunJob"]["id"]),
+                             lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
+    return run, int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
 
 
 async def _alive(pid: int) -> bool:
@@ -241,14 +246,7 @@ async def test_jobs_of_a_dead_api_process_are_failed_and_stopped(settings, work_
     try:
         await asyncio.to_thread(replica.wait_ready)
         async with GraphQLClient(replica.url, researcher.api_key) as via_replica:
-            agent = type("Agent", (), {"agent": via_replica})()
-            project_id = await make_project(agent, demo_repo)
-            run = await create_run(agent, project_id, demo_repo,
-                                   parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
-        job_id = run["dryrunJob"]["id"]
-        lines = await eventually(lambda: logs(researcher.agent, job_id),
-                                 lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
-        child = int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
+            run, child = await start_spawning_run(via_replica, researcher, demo_repo)
         replica.proc.send_signal(signal.SIGKILL)
         replica.proc.wait()
         assert await _alive(child)  # the job outlived its API process
@@ -270,14 +268,7 @@ async def test_cancel_reaches_a_job_running_in_another_replica(settings, work_di
     try:
         await asyncio.to_thread(replica.wait_ready)
         async with GraphQLClient(replica.url, researcher.api_key) as via_replica:
-            agent = type("Agent", (), {"agent": via_replica})()
-            project_id = await make_project(agent, demo_repo)
-            run = await create_run(agent, project_id, demo_repo,
-                                   parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
-        job_id = run["dryrunJob"]["id"]
-        lines = await eventually(lambda: logs(researcher.agent, job_id),
-                                 lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
-        child = int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
+            run, child = await start_spawning_run(via_replica, researcher, demo_repo)
         done = await researcher.agent.data("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename "
                                            "... on RunSuccess { run { status } } } }", {"i": {"id": run["id"]}})
         assert done["cancelRun"]["run"]["status"] == "CANCELLED"
