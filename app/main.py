@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 from tortoise import connections
+from tortoise.functions import Count
 
 from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
 from app.api.errors import Unauthenticated
@@ -41,6 +42,8 @@ from app.tracking.mlflow import MlflowTracker
 log = logging.getLogger("mlpatron")
 SPA_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 GRAPHQL_REQUESTS = Counter("mlpatron_graphql_requests_total", "GraphQL HTTP requests", ["method"])
+HUB_TOPICS = Gauge("mlpatron_realtime_topics", "Redis topics this process's subscribers listen on")
+JOBS = Gauge("mlpatron_jobs", "Jobs by status (platform-wide)", ["status"])
 
 
 class GraphQLApp(GraphQL):
@@ -132,7 +135,14 @@ async def ready(request: Request) -> Response:
     return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
 
 
-async def metrics(_: Request) -> Response:
+async def metrics(request: Request) -> Response:
+    from app.execution.models import Job
+
+    HUB_TOPICS.set(request.app.state.runtime.hub.topics)
+    counts = dict(await Job.filter(status__in=["pending", "running"]).group_by("status")
+                  .annotate(n=Count("id")).values_list("status", "n"))
+    for status in ("pending", "running"):
+        JOBS.labels(status).set(counts.get(status, 0))
     return PlainTextResponse(generate_latest().decode(), media_type=CONTENT_TYPE_LATEST)
 
 

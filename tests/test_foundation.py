@@ -22,6 +22,7 @@ async def test_health_ready_metrics(api: str) -> None:
         assert ready == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}}
         metrics = await http.get("/metrics")
         assert "mlpatron_graphql_requests_total" in metrics.text
+        assert 'mlpatron_jobs{status="pending"}' in metrics.text and "mlpatron_realtime_topics" in metrics.text
 
 
 async def test_graphql_served_with_and_without_trailing_slash(api: str) -> None:
