@@ -56,24 +56,33 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def graphql_subscriber(port: int, job_id: str, expected: int, latencies: list[float], ready: asyncio.Event,
+QUERIES = {
+    "lines": "subscription($id: ID!) { jobLogs(jobId: $id, afterSeq: 0, tail: 5000) { seq line } }",
+    "batches": "subscription($id: ID!) { jobLogBatches(jobId: $id, afterSeq: 0) { lastSeq lines { seq line } } }",
+}
+
+
+async def graphql_subscriber(port: int, job_id: str, mode: str, latencies: list[float], ready: asyncio.Event,
                              counter: list[int]) -> int:
     got = 0
     async with websockets.connect(f"ws://127.0.0.1:{port}/graphql", subprotocols=["graphql-transport-ws"],
                                   max_queue=None) as ws:
         await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
         await ws.recv()
-        query = "subscription($id: ID!) { jobLogs(jobId: $id, afterSeq: 0, tail: 5000) { seq line } }"
-        await ws.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query, "variables": {"id": job_id}}}))
+        await ws.send(json.dumps({"id": "1", "type": "subscribe",
+                                  "payload": {"query": QUERIES[mode], "variables": {"id": job_id}}}))
         counter[0] += 1
         if counter[0] == counter[1]:
             ready.set()
         async for raw in ws:
             message = json.loads(raw)
             if message["type"] == "next":
-                line = message["payload"]["data"]["jobLogs"]["line"]
-                latencies.append(time.time() - float(line.split()[1]))
-                got += 1
+                data = message["payload"]["data"]
+                lines = [data["jobLogs"]] if mode == "lines" else data["jobLogBatches"]["lines"]
+                now = time.time()
+                for line in lines:
+                    latencies.append(now - float(line["line"].split()[1]))
+                got += len(lines)
             elif message["type"] in ("complete", "error"):
                 break
     return got
@@ -99,6 +108,8 @@ async def main() -> None:
     parser.add_argument("--subscribers", type=int, default=500)
     parser.add_argument("--rate", type=float, default=5.0, help="log lines per second")
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--mode", choices=sorted(QUERIES), default="lines",
+                        help="jobLogs (one message per line) or jobLogBatches (all available lines per message)")
     args = parser.parse_args()
     lines = int(args.rate * args.seconds)
 
@@ -155,7 +166,7 @@ async def main() -> None:
             counter = [0, args.subscribers]
             if kind == "platform":
                 job_gid = encode_id("Job", job.id)
-                subs = [asyncio.create_task(graphql_subscriber(api_ports[i % 2], job_gid, lines, latencies, ready, counter))
+                subs = [asyncio.create_task(graphql_subscriber(api_ports[i % 2], job_gid, args.mode, latencies, ready, counter))
                         for i in range(args.subscribers)]
             else:
                 subs = [asyncio.create_task(floor_subscriber(floor_ports[i % 2], lines, latencies, ready, counter))
@@ -181,7 +192,7 @@ async def main() -> None:
         floor_ratio, floor_lat = await measure("floor")
         p50, p99 = percentile(platform_lat, 0.5) * 1000, percentile(platform_lat, 0.99) * 1000
         f50, f99 = percentile(floor_lat, 0.5) * 1000, percentile(floor_lat, 0.99) * 1000
-        print(f"subscribers={args.subscribers} (2 API processes) lines={lines} rate={args.rate}/s")
+        print(f"subscribers={args.subscribers} (2 API processes) lines={lines} rate={args.rate}/s mode={args.mode}")
         print(f"platform: delivered/expected={platform_ratio:.4f} p50={p50:.1f}ms p99={p99:.1f}ms "
               f"mean={statistics.fmean(platform_lat) * 1000:.1f}ms")
         print(f"floor (bare Redis→websocket): delivered/expected={floor_ratio:.4f} p50={f50:.1f}ms p99={f99:.1f}ms")

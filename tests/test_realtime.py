@@ -335,3 +335,28 @@ async def test_run_updates_stream_funding_and_every_status_to_the_end(api: str, 
     assert [u["seq"] for u in rest] == sorted({u["seq"] for u in rest}) and rest[0]["seq"] > snapshot["seq"]
     funding = next(u for u in rest if u["kind"] == "funding")
     assert funding["run"]["fundedCents"] >= run["fundingGapCents"] or funding["run"]["fundingGapCents"] == 0
+
+
+BATCHES = """subscription($id: ID!, $after: Int, $max: Int!) { jobLogBatches(jobId: $id, afterSeq: $after, maxLines: $max) {
+  lastSeq lines { seq stream line } } }"""
+
+
+async def test_log_batches_carry_every_line_once_and_resume_from_last_seq(api: str, researcher,
+                                                                          demo_repo: Repo) -> None:
+    project = await make_project(researcher, demo_repo)
+    run = await create_run(researcher, project, demo_repo, **dryrun_of(6, 0))
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
+    job_id = run["dryrunJob"]["id"]
+    every = await logs(researcher.agent, job_id, tail=1000)
+    ws = await WsClient.connect(api)
+    try:
+        batches = await collect(ws, BATCHES, {"id": job_id, "after": 0, "max": 4})
+        assert all(1 <= len(b["lines"]) <= 4 and b["lastSeq"] == b["lines"][-1]["seq"] for b in batches)
+        assert [line for b in batches for line in b["lines"]] == every
+        rest = await collect(ws, BATCHES, {"id": job_id, "after": batches[0]["lastSeq"], "max": 500})
+        assert [line for b in rest for line in b["lines"]] == every[len(batches[0]["lines"]):]
+        with pytest.raises(SubscriptionError) as err:
+            await collect(ws, BATCHES, {"id": job_id, "after": 0, "max": 0})
+        assert err.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    finally:
+        await ws.close()

@@ -30,17 +30,18 @@ async def shared(key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
     return await asyncio.shield(future)
 
 
-async def follow(
+async def follow_batches(
     topics: Sequence[str],
     read_after: Callable[[int, int], Awaitable[Sequence[T]]],
     seq_of: Callable[[T], int],
     start: int,
     *,
     finished: Callable[[], Awaitable[bool]] | None = None,
-    on_item: Callable[[], None] | None = None,
     share_key: str | None = None,
-) -> AsyncIterator[T]:
-    """Yield items with seq > `start` in order, forever or until `finished()` and drained.
+    batch: int = BATCH,
+) -> AsyncIterator[Sequence[T]]:
+    """Yield every item with seq > `start`, in order, as the batches each read returns (never
+    empty), forever or until `finished()` and drained.
 
     `finished` is checked *before* each read, so the items written before the stream's end
     (e.g. the log lines before a job's terminal status) are still read once more and sent.
@@ -50,8 +51,8 @@ async def follow(
 
     async def read(last: int) -> Sequence[T]:
         if share_key is None:
-            return await read_after(last, BATCH)
-        return await shared((share_key, "read", last), lambda: read_after(last, BATCH))
+            return await read_after(last, batch)
+        return await shared((share_key, "read", last, batch), lambda: read_after(last, batch))
 
     async def is_finished() -> bool:
         if finished is None:
@@ -65,16 +66,32 @@ async def follow(
         while True:
             done = await is_finished()
             items = await read(last)
-            for item in items:
-                if on_item is not None:
-                    on_item()
-                yield item
-                last = seq_of(item)
-            if len(items) >= BATCH:
+            if items:
+                yield items
+                last = seq_of(items[-1])
+            if len(items) >= batch:
                 continue  # more backlog: no need to wait
             if done:
                 return
             await signal.wait(at_most=IDLE_REREAD_SECONDS)
+
+
+async def follow(
+    topics: Sequence[str],
+    read_after: Callable[[int, int], Awaitable[Sequence[T]]],
+    seq_of: Callable[[T], int],
+    start: int,
+    *,
+    finished: Callable[[], Awaitable[bool]] | None = None,
+    on_item: Callable[[], None] | None = None,
+    share_key: str | None = None,
+) -> AsyncIterator[T]:
+    """`follow_batches`, one item at a time."""
+    async for items in follow_batches(topics, read_after, seq_of, start, finished=finished, share_key=share_key):
+        for item in items:
+            if on_item is not None:
+                on_item()
+            yield item
 
 
 async def events_after(stream: str, after: int, limit: int) -> list[Event]:
@@ -84,7 +101,3 @@ async def events_after(stream: str, after: int, limit: int) -> list[Event]:
 async def last_event_seq(stream: str) -> int:
     row = await Event.filter(stream=stream).order_by("-seq").first()
     return row.seq if row else 0
-
-
-def event_payload(event: Event) -> dict[str, Any]:
-    return {"seq": event.seq, "kind": event.kind, **event.payload}
