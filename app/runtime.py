@@ -6,8 +6,8 @@ tests, the CLI and the server share one wiring path (`app.main.start_runtime`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -21,7 +21,6 @@ class Runtime:
     redis: Redis
     hub: Hub
     lifecycle: Lifecycle | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
 
 
 _runtime: Runtime | None = None
