@@ -72,8 +72,8 @@ def make_demo_repo(work_dir: Path) -> Repo:
     return repo
 
 
-async def make_project(person, repo: Repo) -> str:
-    data = await person.agent.data(
+async def make_project(client, repo: Repo) -> str:
+    data = await client.data(
         'mutation($i: CreateProjectInput!) { createProject(input: $i) { ... on ProjectSuccess { project { id } } } }',
         {"i": {"title": "demo", "gitUrl": str(repo.path)}})
     return data["createProject"]["project"]["id"]
@@ -86,8 +86,8 @@ def run_input(project_id: str, repo: Repo, **overrides) -> dict:
     return base | overrides
 
 
-async def create_run(person, project_id: str, repo: Repo, **overrides) -> dict:
-    result = (await person.agent.data(CREATE_RUN, {"i": run_input(project_id, repo, **overrides)}))["createRun"]
+async def create_run(client, project_id: str, repo: Repo, **overrides) -> dict:
+    result = (await client.data(CREATE_RUN, {"i": run_input(project_id, repo, **overrides)}))["createRun"]
     assert result["__typename"] == "RunSuccess", result
     return result["run"]
 

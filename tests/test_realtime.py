@@ -14,7 +14,7 @@ import pytest
 import websockets
 
 from tests.api_process import ApiProcess, replica_env
-from tests.experiments import create_run, logs, make_demo_repo, make_project, wait_run
+from tests.experiments import create_run, logs, make_demo_repo, make_project, pk, wait_run
 from tests.helpers import eventually
 from tests.repos import Repo
 from tests.ws import SubscriptionError, WsClient
@@ -50,8 +50,8 @@ async def collect(ws: WsClient, query: str, variables: dict, limit: int | None =
 
 
 async def test_job_logs_and_status_stream_to_the_end(api: str, researcher, demo_repo: Repo) -> None:
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, **dryrun_of(4, 0.15))
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, **dryrun_of(4, 0.15))
     job_id = run["dryrunJob"]["id"]
     ws = await WsClient.connect(api)  # anonymous: job logs are public, as over HTTP
     try:
@@ -69,8 +69,8 @@ async def test_job_logs_and_status_stream_to_the_end(api: str, researcher, demo_
 
 
 async def test_resume_after_disconnect_gets_every_line_exactly_once(api: str, researcher, demo_repo: Repo) -> None:
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, **dryrun_of(12, 0.15))
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, **dryrun_of(12, 0.15))
     job_id = run["dryrunJob"]["id"]
     first = await WsClient.connect(api)
     head = await collect(first, JOB_LOGS, {"id": job_id, "after": 0, "tail": 100}, limit=3)
@@ -86,8 +86,8 @@ async def test_resume_after_disconnect_gets_every_line_exactly_once(api: str, re
 
 
 async def test_tail_and_after_seq_beyond_the_end(api: str, researcher, demo_repo: Repo) -> None:
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
     run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
     job_id = run["dryrunJob"]["id"]
     every = await logs(researcher.agent, job_id, tail=1000)
@@ -143,8 +143,8 @@ async def test_bad_subscriptions_get_protocol_errors(api: str, make_person) -> N
 async def test_hub_releases_topics_when_clients_go(api: str, researcher, demo_repo: Repo) -> None:
     from app.runtime import get_runtime
 
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, **dryrun_of(30, 0.2))
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, **dryrun_of(30, 0.2))
     job_id = run["dryrunJob"]["id"]
     hub = get_runtime().hub
     before = hub.topics
@@ -177,8 +177,8 @@ async def test_two_processes_share_events_and_survive_a_redis_restart(settings, 
         from tests.client import GraphQLClient
 
         async with GraphQLClient(b.url, researcher.api_key) as via_b:
-            project = await make_project(type("P", (), {"agent": via_b})(), demo_repo)
-            run = await create_run(type("P", (), {"agent": via_b})(), project, demo_repo,
+            project = await make_project(via_b, demo_repo)
+            run = await create_run(via_b, project, demo_repo,
                                    **dryrun_of(25, 0.2))
         job_id = run["dryrunJob"]["id"]
         ws = await WsClient.connect(a.url, {"authorization": f"Bearer {researcher.api_key}"})
@@ -210,8 +210,8 @@ async def test_javascript_graphql_ws_client_receives_log_lines(api: str, researc
     node_dir = ROOT / "tests" / "js"
     assert shutil.which("node"), "node is required for the interop test"
     assert (node_dir / "node_modules" / "graphql-ws").exists(), "run `npm ci` in tests/js (make test does)"
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, **dryrun_of(3, 0.1))
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, **dryrun_of(3, 0.1))
     job_id = run["dryrunJob"]["id"]
     proc = await asyncio.create_subprocess_exec(
         "node", str(node_dir / "subscribe_logs.mjs"), api.replace("http://", "ws://") + "/graphql", job_id,
@@ -230,7 +230,7 @@ DISCUSS = """mutation($i: CreateProjectDiscussionInput!) { createProjectDiscussi
 
 async def test_viewer_notifications_and_project_activity_stream_live(api: str, make_person, demo_repo: Repo) -> None:
     owner, patron = await make_person("owner"), await make_person("fan")
-    project = await make_project(owner, demo_repo)
+    project = await make_project(owner.agent, demo_repo)
     anonymous = await WsClient.connect(api)
     try:
         with pytest.raises(SubscriptionError) as err:
@@ -264,7 +264,7 @@ async def test_discussion_rate_limit_holds_across_replicas(settings, work_dir: P
     from tests.client import GraphQLClient
 
     owner = await make_person("limits")
-    project = await make_project(owner, demo_repo)
+    project = await make_project(owner.agent, demo_repo)
     a = ApiProcess(replica_env(settings), work_dir / "api-rl-a.log")
     b = ApiProcess(replica_env(settings), work_dir / "api-rl-b.log")
     try:
@@ -283,8 +283,8 @@ async def test_discussion_rate_limit_holds_across_replicas(settings, work_dir: P
 
 async def test_legacy_graphql_ws_protocol_still_streams(api: str, researcher, demo_repo: Repo) -> None:
     """Older clients (subscriptions-transport-ws, protocol `graphql-ws`) get the same stream."""
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
     run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
     job_id = run["dryrunJob"]["id"]
     url = api.replace("http://", "ws://") + "/graphql"
@@ -312,8 +312,8 @@ async def test_run_updates_stream_funding_and_every_status_to_the_end(api: str, 
                                                                       demo_repo: Repo) -> None:
     from app.funding.wallets import grant_credit
 
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, parameters={"epochs": 2, "seconds": 0})
     run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
     patron = await make_person("stream-patron")
     await grant_credit(patron.user_id, run["fundingGapCents"], "test", granted_by="tests")
@@ -343,8 +343,8 @@ BATCHES = """subscription($id: ID!, $after: Int, $max: Int!) { jobLogBatches(job
 
 async def test_log_batches_carry_every_line_once_and_resume_from_last_seq(api: str, researcher,
                                                                           demo_repo: Repo) -> None:
-    project = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project, demo_repo, **dryrun_of(6, 0))
+    project = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project, demo_repo, **dryrun_of(6, 0))
     run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
     job_id = run["dryrunJob"]["id"]
     every = await logs(researcher.agent, job_id, tail=1000)
@@ -360,3 +360,38 @@ async def test_log_batches_carry_every_line_once_and_resume_from_last_seq(api: s
         assert err.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
     finally:
         await ws.close()
+
+
+BOARD = "subscription { jobsBoard(status: PENDING) { jobs { id queuePosition } } }"
+
+
+async def test_jobs_board_positions_match_the_queue(api: str, researcher, demo_repo: Repo) -> None:
+    """The board ranks pending jobs itself; each rank equals the job's own queuePosition."""
+    import uuid
+
+    from app.api.ids import encode_id
+    from app.execution.models import Job
+    from app.runs.models import Run
+
+    project = await make_project(researcher.agent, demo_repo)
+    run = await Run.create(project_id=pk(project), creator_id=researcher.user_id, title="queued", status="cancelled",
+                           uri=str(demo_repo.path), version="main", commit_sha="0" * 40, gpu_type="l4",
+                           gpu_count=1, machine_type="g2-standard-4", dryrun_override_param="epochs",
+                           dryrun_override_value="1")
+    # Never submitted (no handle) and fresh: nothing launches them during the test.
+    queued = [await Job.create(id=uuid.uuid4(), run=run, kind="dryrun", executor="local", deadline_seconds=60)
+              for _ in range(3)]
+    ours = [encode_id("Job", j.id) for j in queued]
+    ws = await WsClient.connect(api)
+    try:
+        board = (await collect(ws, BOARD, {}, limit=1))[0]["jobs"]
+        counted = [(await researcher.agent.data("query($id: ID!) { job(id: $id) { queuePosition } }",
+                                                {"id": i}))["job"]["queuePosition"] for i in ours]
+    finally:
+        await ws.close()
+        for job in queued:
+            await job.delete()
+        await run.delete()
+    positions = {j["id"]: j["queuePosition"] for j in board}
+    assert [positions[i] for i in ours] == counted  # the board's ranks agree with the per-job count
+    assert counted == sorted(counted) and sorted(positions.values()) == list(range(1, len(board) + 1))

@@ -45,8 +45,8 @@ async def test_parse_mlproject(researcher, demo_repo: Repo) -> None:
 
 
 async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo: Repo, make_person) -> None:
-    project_id = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project_id, demo_repo)
+    project_id = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project_id, demo_repo)
     assert run["status"] == "DRYRUN" and run["image"] == "ghcr.io/mlpatron/demo:1.0"
     assert run["parameters"]["epochs"] == "3" and run["resources"]["machineType"] == "g2-standard-4"
 
@@ -106,8 +106,8 @@ async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo
 
 
 async def test_failing_script_is_dryrun_failed_with_exit_code(researcher, demo_repo: Repo) -> None:
-    project_id = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project_id, demo_repo,
+    project_id = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project_id, demo_repo,
                            parameters={"epochs": 2, "exit_code": 3, "seconds": 0})
     run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
     assert run["status"] == "DRYRUN_FAILED"
@@ -118,11 +118,11 @@ async def test_failing_script_is_dryrun_failed_with_exit_code(researcher, demo_r
 
 
 async def test_deadline_fails_with_platform_error(researcher, demo_repo: Repo) -> None:
-    project_id = await make_project(researcher, demo_repo)
+    project_id = await make_project(researcher.agent, demo_repo)
     previous = get_settings().dryrun_deadline_seconds
     override_settings(dryrun_deadline_seconds=3)
     try:
-        run = await create_run(researcher, project_id, demo_repo, parameters={"epochs": 3, "seconds": 60})
+        run = await create_run(researcher.agent, project_id, demo_repo, parameters={"epochs": 3, "seconds": 60})
     finally:
         override_settings(dryrun_deadline_seconds=previous)
     run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
@@ -147,9 +147,8 @@ async def test_cancel_kills_the_process_tree(researcher, demo_repo: Repo) -> Non
 async def start_spawning_run(client, observer, demo_repo: Repo) -> tuple[dict, int]:
     """Through `client` (any API process), a dryrun whose script spawns a grandchild `sleep`;
     returns the run and the grandchild's pid once the job has logged it (read by `observer`)."""
-    agent = type("Agent", (), {"agent": client})()
-    project_id = await make_project(agent, demo_repo)
-    run = await create_run(agent, project_id, demo_repo, parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
+    project_id = await make_project(client, demo_repo)
+    run = await create_run(client, project_id, demo_repo, parameters={"epochs": 3, "seconds": 60, "note": "spawn"})
     lines = await eventually(lambda: logs(observer.agent, run["dryrunJob"]["id"]),
                              lambda ls: any(x["line"].startswith("CHILD ") for x in ls))
     return run, int(next(x["line"] for x in lines if x["line"].startswith("CHILD ")).split()[1])
@@ -168,8 +167,8 @@ async def _alive(pid: int) -> bool:
 async def test_hostile_parameter_values_reach_the_script_verbatim(researcher, demo_repo: Repo, tmp_path) -> None:
     marker = tmp_path / "pwned"
     note = f"a b 'q' \"dq\" ; touch {marker} $(touch {marker}) `touch {marker}` && echo"
-    project_id = await make_project(researcher, demo_repo)
-    run = await create_run(researcher, project_id, demo_repo, parameters={"epochs": 2, "note": note, "seconds": 0})
+    project_id = await make_project(researcher.agent, demo_repo)
+    run = await create_run(researcher.agent, project_id, demo_repo, parameters={"epochs": 2, "note": note, "seconds": 0})
     run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
     argv_line = next(x["line"] for x in await logs(researcher.agent, run["dryrunJob"]["id"])
                      if x["line"].startswith("ARGV "))
@@ -181,10 +180,10 @@ async def test_hostile_parameter_values_reach_the_script_verbatim(researcher, de
 async def test_idempotent_create_run(researcher, demo_repo: Repo) -> None:
     from app.execution.models import Job
 
-    project_id = await make_project(researcher, demo_repo)
+    project_id = await make_project(researcher.agent, demo_repo)
     key = f"key-{uuid.uuid4()}"
-    first = await create_run(researcher, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
-    second = await create_run(researcher, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
+    first = await create_run(researcher.agent, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
+    second = await create_run(researcher.agent, project_id, demo_repo, idempotencyKey=key, parameters={"epochs": 1, "seconds": 0})
     assert first["id"] == second["id"]
     assert await Job.filter(run_id=pk(first["id"])).count() == 1
 
@@ -208,7 +207,7 @@ async def test_bad_run_input_creates_nothing(researcher, demo_repo: Repo, overri
     from app.execution.models import Job
     from app.runs.models import Run
 
-    project_id = await make_project(researcher, demo_repo)
+    project_id = await make_project(researcher.agent, demo_repo)
     runs, jobs = await Run.all().count(), await Job.all().count()
     result = (await researcher.agent.data(CREATE_RUN, {"i": run_input(project_id, demo_repo, **overrides)}))["createRun"]
     kind, detail = expected
@@ -222,10 +221,10 @@ async def test_bad_run_input_creates_nothing(researcher, demo_repo: Repo, overri
 
 async def test_only_the_owner_creates_runs_and_only_managers_cancel(researcher, demo_repo: Repo, make_person) -> None:
     stranger = await make_person("stranger")
-    project_id = await make_project(researcher, demo_repo)
+    project_id = await make_project(researcher.agent, demo_repo)
     err = await stranger.agent.error(CREATE_RUN, {"i": run_input(project_id, demo_repo)})
     assert err["extensions"]["code"] == "FORBIDDEN"
-    run = await create_run(researcher, project_id, demo_repo, parameters={"epochs": 1, "seconds": 0})
+    run = await create_run(researcher.agent, project_id, demo_repo, parameters={"epochs": 1, "seconds": 0})
     err = await stranger.agent.error("mutation($i: RunIdInput!) { cancelRun(input: $i) { __typename } }",
                                      {"i": {"id": run["id"]}})
     assert err["extensions"]["code"] == "FORBIDDEN"

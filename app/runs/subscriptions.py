@@ -23,6 +23,20 @@ from app.runs.models import Run
 from app.runs.types import MAX_LOG_TAIL, JobErrorType, JobStatusEnum, JobType, LogLine, RunType
 
 BOARD_COALESCE_SECONDS = 0.2
+BOARD_SIZE = 200
+
+
+def _with_queue_positions(rows: list[Job]) -> list[JobType]:
+    """The board holds the oldest jobs first, so a pending job's position is its rank among the
+    pending ones on it: no count query per job."""
+    jobs, pending = [], 0
+    for row in rows:
+        job = JobType.from_model(row)
+        if row.status == JobStatus.PENDING.value:
+            pending += 1
+            job.known_queue_position = pending
+        jobs.append(job)
+    return jobs
 
 
 @strawberry.type
@@ -182,7 +196,7 @@ class RunsSubscription:
         async with get_runtime().hub.listen("jobs") as signal:
             while True:
                 _fresh(info)
-                rows = await Job.filter(status__in=wanted).order_by("created_at").limit(200)
-                yield JobsBoard(jobs=[JobType.from_model(r) for r in rows], at=datetime.now().astimezone())
+                rows = await Job.filter(status__in=wanted).order_by("created_at").limit(BOARD_SIZE)
+                yield JobsBoard(jobs=_with_queue_positions(rows), at=datetime.now().astimezone())
                 await signal.wait(at_most=streams.IDLE_REREAD_SECONDS)
                 await asyncio.sleep(BOARD_COALESCE_SECONDS)  # a burst of changes → one board

@@ -2,8 +2,27 @@
 import { useMemo } from 'react'
 import { useMutation, type TypedDocumentNode } from 'urql'
 import type { SaveOutcome, NotesSaver } from '../components/NotesEditor'
+import { graphql } from '../gql'
 import type { PatchTextInput } from '../gql/graphql'
 import { useTypedForm } from './useMutationForm'
+
+/** What every notes write answers besides the success: spread these in each notes mutation. */
+graphql(`
+  fragment NotesConflict on VersionConflict {
+    currentVersion
+    currentBody
+  }
+  fragment WriteError on Error {
+    message
+    code
+  }
+  fragment WriteFieldErrors on ValidationFailed {
+    fields {
+      field
+      message
+    }
+  }
+`)
 
 interface ReplaceVariables {
   input: { id: string; notes: string; notesBaseVersion: number; editSummary: string }

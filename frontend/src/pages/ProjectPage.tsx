@@ -62,32 +62,27 @@ const ProjectPageDocument = graphql(`
   }
 `)
 
+graphql(`
+  fragment ProjectNotes on Project {
+    id
+    notes
+    notesVersion
+    notesHtml
+  }
+`)
+
 const PatchProjectNotesDocument = graphql(`
   mutation PatchProjectNotes($input: PatchTextInput!) {
     patchProjectNotes(input: $input) {
       __typename
       ... on ProjectSuccess {
         project {
-          id
-          notes
-          notesVersion
-          notesHtml
+          ...ProjectNotes
         }
       }
-      ... on VersionConflict {
-        currentVersion
-        currentBody
-      }
-      ... on Error {
-        message
-        code
-      }
-      ... on ValidationFailed {
-        fields {
-          field
-          message
-        }
-      }
+      ...NotesConflict
+      ...WriteError
+      ...WriteFieldErrors
     }
   }
 `)
@@ -98,26 +93,12 @@ const ReplaceProjectNotesDocument = graphql(`
       __typename
       ... on ProjectSuccess {
         project {
-          id
-          notes
-          notesVersion
-          notesHtml
+          ...ProjectNotes
         }
       }
-      ... on VersionConflict {
-        currentVersion
-        currentBody
-      }
-      ... on Error {
-        message
-        code
-      }
-      ... on ValidationFailed {
-        fields {
-          field
-          message
-        }
-      }
+      ...NotesConflict
+      ...WriteError
+      ...WriteFieldErrors
     }
   }
 `)

@@ -160,32 +160,27 @@ const RunUpdatesDocument = graphql(`
   }
 `)
 
+graphql(`
+  fragment RunNotes on Run {
+    id
+    notes
+    notesVersion
+    notesHtml
+  }
+`)
+
 const PatchRunNotesDocument = graphql(`
   mutation PatchRunNotes($input: PatchTextInput!) {
     patchRunNotes(input: $input) {
       __typename
       ... on RunSuccess {
         run {
-          id
-          notes
-          notesVersion
-          notesHtml
+          ...RunNotes
         }
       }
-      ... on VersionConflict {
-        currentVersion
-        currentBody
-      }
-      ... on Error {
-        message
-        code
-      }
-      ... on ValidationFailed {
-        fields {
-          field
-          message
-        }
-      }
+      ...NotesConflict
+      ...WriteError
+      ...WriteFieldErrors
     }
   }
 `)
@@ -196,26 +191,12 @@ const ReplaceRunNotesDocument = graphql(`
       __typename
       ... on RunSuccess {
         run {
-          id
-          notes
-          notesVersion
-          notesHtml
+          ...RunNotes
         }
       }
-      ... on VersionConflict {
-        currentVersion
-        currentBody
-      }
-      ... on Error {
-        message
-        code
-      }
-      ... on ValidationFailed {
-        fields {
-          field
-          message
-        }
-      }
+      ...NotesConflict
+      ...WriteError
+      ...WriteFieldErrors
     }
   }
 `)
