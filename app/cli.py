@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import typer
 
-from app.settings import Settings, get_settings, override_settings
+from app.core.settings import Settings, get_settings, override_settings
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="mlpatron: ML experiment crowdfunding.")
 users_cli = typer.Typer(no_args_is_help=True, help="Manage users.")
@@ -57,7 +57,7 @@ def environment(*, redis: bool = False, mlflow: bool = False) -> Iterator[Settin
 
 
 def _run_db(settings: Settings, fn: Callable[[], Awaitable[T]]) -> T:
-    from app.db import close_db, init_db
+    from app.core.db import close_db, init_db
 
     async def go() -> T:
         await init_db(settings.database_url)
@@ -72,7 +72,7 @@ def _run_db(settings: Settings, fn: Callable[[], Awaitable[T]]) -> T:
 @cli.command()
 def migrate() -> None:
     """Apply database migrations."""
-    from app.db import close_db, migrate_db
+    from app.core.db import close_db, migrate_db
 
     with environment() as settings:
         async def go() -> None:
@@ -92,7 +92,7 @@ def serve(
     """Migrate, then serve the API (and the SPA when built) on http://HOST:PORT."""
     import uvicorn
 
-    from app.db import close_db, migrate_db
+    from app.core.db import close_db, migrate_db
     from app.main import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -152,7 +152,7 @@ def users_create(
 ) -> None:
     """Create a user (the first admin is created this way)."""
     from app.accounts import services
-    from app.api.errors import DomainError
+    from app.core.errors import DomainError
 
     with environment() as settings:
         try:
@@ -189,7 +189,7 @@ def credit_grant(
 ) -> None:
     """Grant promotional credit to a user's wallet (credit is spent before cash)."""
     from app.accounts.models import User
-    from app.api.errors import DomainError
+    from app.core.errors import DomainError
     from app.funding import wallets
     from app.funding.models import Wallet
 

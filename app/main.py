@@ -28,7 +28,8 @@ from tortoise.functions import Count
 
 from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
 from app.api.errors import Unauthenticated
-from app.db import close_db, init_db
+from app.core.db import close_db, init_db
+from app.core.settings import Settings, get_settings
 from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.execution.recorder import JobRecorder
@@ -36,7 +37,6 @@ from app.funding.webhooks import stripe_webhook
 from app.notifications.web import unsubscribe_page
 from app.runs.lifecycle import Lifecycle
 from app.runtime import Runtime, set_runtime
-from app.settings import Settings, get_settings
 from app.tracking.mlflow import MlflowTracker
 
 log = logging.getLogger("mlpatron")

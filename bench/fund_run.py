@@ -201,7 +201,7 @@ def floor_calls(pool: asyncpg.Pool, patrons: list[tuple[uuid.UUID, str]],
 
 
 async def bench(server_url: str, redis_url: str, n: int, n_runs: int) -> None:
-    from app.db import close_db, init_db, migrate_db
+    from app.core.db import close_db, init_db, migrate_db
     from app.embedded.postgres import create_database
 
     database_url = await create_database(server_url, f"mlpatron_bench_{uuid.uuid4().hex[:8]}")

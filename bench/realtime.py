@@ -113,7 +113,7 @@ async def main() -> None:
     args = parser.parse_args()
     lines = int(args.rate * args.seconds)
 
-    from app.db import close_db, migrate_db
+    from app.core.db import close_db, migrate_db
     from app.embedded.postgres import EmbeddedPostgres, create_database
     from app.embedded.redis import EmbeddedRedis
 
@@ -139,8 +139,8 @@ async def main() -> None:
         for port in floor_ports:
             wait_port(port, "/")
 
+        from app.core.settings import override_settings
         from app.main import start_runtime, stop_runtime
-        from app.settings import override_settings
 
         runtime = await start_runtime(override_settings(database_url=db_url, redis_url=redis_url, run_watcher=False,
                                                         data_dir=work))

@@ -78,7 +78,7 @@ async def database_url(postgres_server: str) -> AsyncIterator[str]:
     """A fresh database for this session, migrated with the project's migrations."""
     import asyncpg
 
-    from app.db import close_db, migrate_db
+    from app.core.db import close_db, migrate_db
     from app.embedded.postgres import create_database
 
     name = f"mlpatron_test_{uuid.uuid4().hex[:10]}"
@@ -96,7 +96,7 @@ async def database_url(postgres_server: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="session")
 async def settings(database_url: str, redis_server: str, mlflow_server: str, work_dir: Path):
-    from app.settings import override_settings
+    from app.core.settings import override_settings
 
     return override_settings(
         database_url=database_url,

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from app.core.settings import get_settings, override_settings
 from app.embedded.ports import free_port
-from app.settings import get_settings, override_settings
 
 _TOKEN = re.compile(r"/unsubscribe\?token=([A-Za-z0-9_\-]+)")
 

@@ -7,8 +7,8 @@ import os
 import sys
 import uuid
 
+from app.core.settings import get_settings
 from app.funding.models import Wallet
-from app.settings import get_settings
 from tests.test_money_support import (
     assert_books_balance,
     books,

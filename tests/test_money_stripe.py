@@ -13,8 +13,8 @@ import httpx
 import pytest
 import stripe
 
+from app.core.settings import get_settings, override_settings
 from app.funding.models import Deposit, StripeEvent
-from app.settings import get_settings, override_settings
 from tests.helpers import eventually
 from tests.stripe_server import SECRET_KEY, LocalStripe, WebhookRecorder
 from tests.test_money_support import assert_books_balance, books, wallet_of

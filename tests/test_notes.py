@@ -7,7 +7,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from app.api.errors import ValidationError
+from app.core.errors import ValidationError
 from app.revisions.errors import EditNotApplicable
 from app.revisions.services import TextEdit, apply_edits
 from tests.client import GraphQLClient

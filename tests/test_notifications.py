@@ -125,8 +125,8 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
 
 
 async def test_email_failure_never_breaks_notifications(make_person, settings) -> None:
+    from app.core.settings import get_settings, override_settings
     from app.embedded.ports import free_port
-    from app.settings import get_settings, override_settings
 
     owner = await make_person("smtpdown")
     pid = await project_of(owner)

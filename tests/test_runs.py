@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from app.settings import get_settings, override_settings
+from app.core.settings import get_settings, override_settings
 from tests.experiments import CREATE_RUN, RUN, create_run, logs, make_demo_repo, make_project, pk, run_input, wait_run
 from tests.helpers import eventually
 from tests.repos import Repo

@@ -11,9 +11,10 @@ from app.accounts.models import User
 from app.accounts.types import ApiKeyType, UserType
 from app.api import ratelimit
 from app.api.context import SESSION_COOKIE, Info
-from app.api.errors import DomainError, InvalidCredentialsError, NotFound, ValidationFailed, error_payload
+from app.api.errors import InvalidCredentialsError, NotFound, ValidationFailed, error_payload
 from app.api.ids import decode_id
-from app.settings import get_settings
+from app.core.errors import DomainError
+from app.core.settings import get_settings
 
 
 def _client_ip(info: Info) -> str:

@@ -14,9 +14,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import ApiKey, Session, User
-from app.api.errors import InvalidCredentials, ValidationError
+from app.core.errors import InvalidCredentials, ValidationError
+from app.core.settings import get_settings
 from app.funding.models import Wallet
-from app.settings import get_settings
 
 API_KEY_PREFIX = "mlp_sk_"
 HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,38}$")

@@ -8,54 +8,15 @@ found, rate limited, bad arguments) are GraphQL errors carrying `extensions.code
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 
+from app.core.errors import DomainError, ErrorCode, InvalidCredentials, InvalidState, ValidationError
 
-@strawberry.enum
-class ErrorCode(enum.Enum):
-    VALIDATION_FAILED = "VALIDATION_FAILED"
-    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
-    ALREADY_EXISTS = "ALREADY_EXISTS"
-    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
-    RUN_NOT_FUNDABLE = "RUN_NOT_FUNDABLE"
-    INVALID_STATE = "INVALID_STATE"
-    VERSION_CONFLICT = "VERSION_CONFLICT"
-    EDIT_NOT_APPLICABLE = "EDIT_NOT_APPLICABLE"
-    MLPROJECT_ERROR = "MLPROJECT_ERROR"
-    GIT_ERROR = "GIT_ERROR"
-    PAYMENTS_NOT_CONFIGURED = "PAYMENTS_NOT_CONFIGURED"
-
-
-# ---- domain errors (raised by services) ---------------------------------------------------
-
-
-class DomainError(Exception):
-    code: ErrorCode = ErrorCode.VALIDATION_FAILED
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class ValidationError(DomainError):
-    code = ErrorCode.VALIDATION_FAILED
-
-    def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
-        super().__init__(message or "; ".join(f"{k}: {v}" for k, v in fields.items()))
-        self.fields = fields
-
-
-class InvalidCredentials(DomainError):
-    code = ErrorCode.INVALID_CREDENTIALS
-
-
-class InvalidState(DomainError):
-    code = ErrorCode.INVALID_STATE
+strawberry.enum(ErrorCode)
 
 
 # ---- GraphQL errors (access and addressing) -----------------------------------------------

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from app.api.errors import ValidationError
-from app.settings import get_settings
+from app.core.errors import ValidationError
+from app.core.settings import get_settings
 
 DEFAULT_PATH = Path(__file__).with_name("gpu_catalog.yaml")
 

@@ -2,7 +2,7 @@
 
 from tortoise import fields
 
-from app.models_base import Entity
+from app.core.models import Entity
 
 
 class Discussion(Entity):

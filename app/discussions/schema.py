@@ -8,16 +8,17 @@ import strawberry
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import DomainError, InvalidStateError, ValidationFailed, error_payload
+from app.api.errors import InvalidStateError, ValidationFailed, error_payload
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
+from app.core.errors import DomainError
+from app.core.settings import get_settings
 from app.discussions import services
 from app.discussions.models import Comment, Discussion
 from app.discussions.types import CommentType, DiscussionType
 from app.projects.models import Project
 from app.revisions.errors import EditNotApplicableError, VersionConflictError
 from app.revisions.types import PatchTextInput, VersionedBody, patch_body
-from app.settings import get_settings
 
 DISCUSSION_BODY = VersionedBody(Discussion, "Discussion", "discussion", max_length=services.BODY_MAX, required=True)
 COMMENT_BODY = VersionedBody(Comment, "Comment", "comment", max_length=services.COMMENT_MAX, required=True)

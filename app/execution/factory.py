@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from app.core.settings import Settings
 from app.execution.executor import Executor, JobSink
-from app.settings import Settings
 
 
 def build_executor(settings: Settings, sink: JobSink) -> Executor:

@@ -22,8 +22,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.api.errors import DomainError
 from app.catalog.catalog import resolve_machine
+from app.core.errors import DomainError
 from app.execution.executor import JobSpec
 
 JOB_ID_LABEL = "mlpatron.io/job-id"

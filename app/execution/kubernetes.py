@@ -374,7 +374,7 @@ class KubernetesExecutor(Executor):
         self._owns_client = api_client is None
         self._api: KubeApi | None = None
         if watch is None:
-            from app.settings import get_settings
+            from app.core.settings import get_settings
 
             watch = get_settings().run_watcher
         self._watch = watch

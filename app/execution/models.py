@@ -3,7 +3,7 @@
 from tortoise import fields
 from tortoise.models import Model
 
-from app.models_base import Entity
+from app.core.models import Entity
 
 
 class Job(Entity):

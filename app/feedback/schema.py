@@ -8,12 +8,13 @@ import strawberry
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import DomainError, ValidationFailed, error_payload
+from app.api.errors import ValidationFailed, error_payload
 from app.api.pagination import Connection, paginate
+from app.core.errors import DomainError
+from app.core.settings import get_settings
 from app.feedback import services
 from app.feedback.services import FeedbackKind
 from app.feedback.types import FeedbackType, FeedbackTypeEnum
-from app.settings import get_settings
 
 
 @strawberry.type

@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from tortoise.queryset import QuerySet
 
 from app.accounts.models import User
-from app.api.errors import ValidationError
+from app.core.errors import ValidationError
 from app.feedback.models import Feedback
 
 TITLE_MAX = 200

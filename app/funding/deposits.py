@@ -17,13 +17,13 @@ import stripe
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
+from app.core.settings import get_settings
 from app.funding import ledger, wallets
 from app.funding.claims import insert_once
 from app.funding.errors import PaymentsNotConfigured
 from app.funding.events import emit
 from app.funding.models import Deposit, DepositStatus, LedgerKind, StripeEvent
 from app.funding.money import validate_amount
-from app.settings import get_settings
 
 log = logging.getLogger("mlpatron.stripe")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from app.api.errors import ValidationError
+from app.core.errors import ValidationError
 
 MAX_AMOUNT_CENTS = 10_000_000  # $100,000: one funding, grant or deposit
 

@@ -9,11 +9,12 @@ import strawberry
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
-from app.api.errors import DomainError, ValidationFailed, error_payload
+from app.api.errors import ValidationFailed, error_payload
+from app.core.errors import DomainError
+from app.core.settings import get_settings
 from app.funding import deposits, wallets
 from app.funding.errors import PaymentsNotConfiguredError
 from app.funding.types import BalanceType, DepositType
-from app.settings import get_settings
 
 
 @strawberry.input

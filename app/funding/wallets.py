@@ -9,7 +9,7 @@ from tortoise import connections
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from app.api.errors import ValidationError
+from app.core.errors import ValidationError
 from app.funding import ledger
 from app.funding.errors import InsufficientFunds
 from app.funding.models import LedgerKind, Wallet

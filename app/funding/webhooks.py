@@ -8,8 +8,8 @@ import stripe
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.core.settings import get_settings
 from app.funding import deposits
-from app.settings import get_settings
 
 log = logging.getLogger("mlpatron.stripe")
 MAX_BODY_BYTES = 512 * 1024

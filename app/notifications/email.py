@@ -8,7 +8,7 @@ import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
 
-from app.settings import get_settings
+from app.core.settings import get_settings
 
 log = logging.getLogger("mlpatron.email")
 SMTP_TIMEOUT_SECONDS = 10

@@ -5,7 +5,7 @@ import enum
 from tortoise import fields
 from tortoise.models import Model
 
-from app.models_base import Entity
+from app.core.models import Entity
 
 
 class NotificationKind(enum.StrEnum):

@@ -7,9 +7,10 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.errors import DomainError, NotFound, ValidationFailed, error_payload
+from app.api.errors import NotFound, ValidationFailed, error_payload
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
+from app.core.errors import DomainError
 from app.notifications import services
 from app.notifications.models import NotificationKind
 from app.notifications.types import NotificationKindEnum, NotificationPreferenceType, NotificationType

@@ -20,8 +20,9 @@ from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
 
 from app.accounts.models import User
-from app.api.errors import ValidationError
 from app.api.ids import encode_id
+from app.core.errors import ValidationError
+from app.core.settings import get_settings
 from app.events import services as events
 from app.funding.models import Funding
 from app.notifications import email
@@ -33,7 +34,6 @@ from app.notifications.models import (
     UnsubscribeToken,
 )
 from app.runs.models import Run
-from app.settings import get_settings
 
 
 @dataclass(frozen=True)

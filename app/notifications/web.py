@@ -11,7 +11,7 @@ import html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from app.api.errors import ValidationError
+from app.core.errors import ValidationError
 from app.notifications import services
 
 _PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">

@@ -1,6 +1,6 @@
 from tortoise import fields
 
-from app.models_base import Entity
+from app.core.models import Entity
 
 
 class Project(Entity):

@@ -9,9 +9,10 @@ import strawberry
 
 from app.accounts.models import User
 from app.api.context import Info
-from app.api.errors import DomainError, Forbidden, ValidationFailed, error_payload
+from app.api.errors import Forbidden, ValidationFailed, error_payload
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
+from app.core.errors import DomainError
 from app.projects import services
 from app.projects.models import Project
 from app.projects.types import ProjectType

@@ -9,11 +9,12 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.errors import Forbidden, ValidationError
+from app.api.errors import Forbidden
+from app.core.errors import ValidationError
+from app.core.settings import get_settings
 from app.execution.git import GitError, validate_git_url
 from app.projects.models import Project
 from app.revisions import services as revisions
-from app.settings import get_settings
 
 TITLE_MAX = 200
 NOTES_MAX = 100_000

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import strawberry
 
-from app.api.errors import DomainError, Error, ErrorCode, converts
+from app.api.errors import Error, converts
+from app.core.errors import DomainError, ErrorCode
 
 
 class VersionConflict(DomainError):

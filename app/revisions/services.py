@@ -17,7 +17,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.errors import ValidationError
+from app.core.errors import ValidationError
 from app.revisions.errors import EditNotApplicable, VersionConflict
 from app.revisions.models import Revision
 

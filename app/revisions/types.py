@@ -13,8 +13,9 @@ from tortoise.models import Model
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
-from app.api.errors import DomainError, error_payload
+from app.api.errors import error_payload
 from app.api.pagination import Connection, paginate
+from app.core.errors import DomainError
 from app.revisions import services
 from app.revisions.models import Revision
 

@@ -7,8 +7,9 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.errors import DomainError, Error, ValidationFailed, converts, error_payload
+from app.api.errors import Error, ValidationFailed, converts, error_payload
 from app.api.ids import decode_id
+from app.core.errors import DomainError
 from app.funding.errors import InsufficientFundsError
 from app.funding.models import SurplusPolicy
 from app.funding.types import FundingType

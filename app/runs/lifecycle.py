@@ -21,6 +21,7 @@ from typing import Any
 from tortoise.transactions import in_transaction
 
 from app.catalog.catalog import resolve_machine
+from app.core.settings import get_settings
 from app.events import bus
 from app.events import services as events
 from app.execution import mlproject
@@ -31,7 +32,6 @@ from app.projects.models import Project
 from app.runs import estimates
 from app.runs.models import Run
 from app.runtime import get_runtime
-from app.settings import get_settings
 from app.tracking.mlflow import MlflowTracker, TrackingError
 
 log = logging.getLogger("mlpatron.lifecycle")

@@ -10,18 +10,10 @@ from strawberry.scalars import JSON
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import (
-    DomainError,
-    Error,
-    Forbidden,
-    InvalidStateError,
-    ValidationError,
-    ValidationFailed,
-    converts,
-    error_payload,
-)
+from app.api.errors import Error, Forbidden, InvalidStateError, ValidationFailed, converts, error_payload
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
+from app.core.errors import DomainError, ValidationError
 from app.execution import mlproject
 from app.execution.models import Job
 from app.projects.models import Project

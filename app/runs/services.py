@@ -10,8 +10,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.errors import DomainError, ErrorCode, Forbidden, InvalidState, ValidationError
+from app.api.errors import Forbidden
 from app.catalog.catalog import resolve_machine
+from app.core.errors import DomainError, ErrorCode, InvalidState, ValidationError
+from app.core.settings import get_settings
 from app.execution import git, mlproject
 from app.execution.models import Job
 from app.funding.models import IdempotencyRecord
@@ -19,7 +21,6 @@ from app.projects.models import Project
 from app.revisions import services as revisions
 from app.runs.lifecycle import ACTIVE_RUN_STATUSES, lifecycle
 from app.runs.models import Run
-from app.settings import get_settings
 
 TITLE_MAX = 200
 NOTES_MAX = 100_000

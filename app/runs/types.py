@@ -16,6 +16,7 @@ from app.api.context import Info
 from app.api.errors import BadInput
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
+from app.core.settings import get_settings
 from app.execution.models import Job, JobLogLine, JobTransition
 from app.funding.types import FundingType, LedgerEntryType, run_fundings, run_transactions
 from app.projects.models import Project
@@ -23,7 +24,6 @@ from app.projects.types import ProjectType
 from app.revisions.markdown import render_markdown
 from app.revisions.types import RevisionType, revision_history
 from app.runs.models import Run
-from app.settings import get_settings
 from app.tracking.mlflow import TrackingError
 
 MAX_LOG_TAIL = 5000

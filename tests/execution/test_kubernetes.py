@@ -513,7 +513,7 @@ async def test_gpu_type_without_node_mapping_is_a_clear_error(
 ) -> None:
     import dataclasses
 
-    import app.settings
+    import app.core.settings
 
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text(
@@ -524,7 +524,7 @@ async def test_gpu_type_without_node_mapping_is_a_clear_error(
         "      - {machine_type: m1, vcpu: 8, memory_gib: 32, gpu_count: 1, on_demand_cents: 100, spot_cents: 40}\n"
     )
     monkeypatch.setattr(
-        app.settings, "_settings", dataclasses.replace(app.settings.get_settings(), gpu_catalog_path=str(catalog))
+        app.core.settings, "_settings", dataclasses.replace(app.core.settings.get_settings(), gpu_catalog_path=str(catalog))
     )
     spec = make_spec(gpu_type="mystery", gpu_count=1)
     with pytest.raises(ManifestError, match="GPU type 'mystery' has no node_selector"):

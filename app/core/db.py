@@ -66,5 +66,5 @@ def _cli_config() -> dict[str, Any]:
     return tortoise_config(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mlpatron_dev"))
 
 
-# `tortoise -c app.db.TORTOISE_ORM makemigrations` reads this.
+# `tortoise -c app.core.db.TORTOISE_ORM makemigrations` reads this.
 TORTOISE_ORM = _cli_config()

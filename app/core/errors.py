@@ -1,0 +1,47 @@
+"""Domain errors: what services raise when a request cannot be carried out.
+
+The GraphQL layer (`app/api/errors.py`) turns each into a typed result implementing `Error`;
+services never know about that.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.Enum):
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    INVALID_CREDENTIALS = "INVALID_CREDENTIALS"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    INSUFFICIENT_FUNDS = "INSUFFICIENT_FUNDS"
+    RUN_NOT_FUNDABLE = "RUN_NOT_FUNDABLE"
+    INVALID_STATE = "INVALID_STATE"
+    VERSION_CONFLICT = "VERSION_CONFLICT"
+    EDIT_NOT_APPLICABLE = "EDIT_NOT_APPLICABLE"
+    MLPROJECT_ERROR = "MLPROJECT_ERROR"
+    GIT_ERROR = "GIT_ERROR"
+    PAYMENTS_NOT_CONFIGURED = "PAYMENTS_NOT_CONFIGURED"
+
+
+class DomainError(Exception):
+    code: ErrorCode = ErrorCode.VALIDATION_FAILED
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ValidationError(DomainError):
+    code = ErrorCode.VALIDATION_FAILED
+
+    def __init__(self, fields: dict[str, str], message: str | None = None) -> None:
+        super().__init__(message or "; ".join(f"{k}: {v}" for k, v in fields.items()))
+        self.fields = fields
+
+
+class InvalidCredentials(DomainError):
+    code = ErrorCode.INVALID_CREDENTIALS
+
+
+class InvalidState(DomainError):
+    code = ErrorCode.INVALID_STATE
