@@ -34,6 +34,7 @@ from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.execution.recorder import JobRecorder
 from app.funding.webhooks import stripe_webhook
+from app.notifications.outbox import OutboxSender
 from app.notifications.web import unsubscribe_page
 from app.runs.lifecycle import Lifecycle
 from app.runtime import Runtime, set_runtime
@@ -85,10 +86,15 @@ async def start_runtime(settings: Settings) -> Runtime:
         runtime.lifecycle.start_cancel_listener()
     if settings.run_watcher:
         runtime.lifecycle.start_reconciler()
+    # Every process sends mail: claims skip rows another sender holds.
+    runtime.outbox = OutboxSender(hub)
+    runtime.outbox.start()
     return runtime
 
 
 async def stop_runtime(runtime: Runtime) -> None:
+    if runtime.outbox is not None:
+        await runtime.outbox.close()
     if runtime.lifecycle is not None:
         await runtime.lifecycle.close()
     await runtime.hub.close()

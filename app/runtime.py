@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from app.events.hub import Hub
+    from app.notifications.outbox import OutboxSender
     from app.runs.lifecycle import Lifecycle
 
 
@@ -21,6 +22,7 @@ class Runtime:
     redis: Redis
     hub: Hub
     lifecycle: Lifecycle | None = None
+    outbox: OutboxSender | None = None
 
 
 _runtime: Runtime | None = None

@@ -7,7 +7,7 @@ Use it in a test module with `from tests.smtp import mailbox_fixture  # noqa: F4
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -17,6 +17,7 @@ from aiosmtpd.controller import Controller
 
 from app.core.settings import get_settings, override_settings
 from app.embedded.ports import free_port
+from tests.helpers import eventually
 
 _TOKEN = re.compile(r"/unsubscribe\?token=([A-Za-z0-9_\-]+)")
 
@@ -30,6 +31,16 @@ class Mailbox:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content, policy=policy.default))  # type: ignore[arg-type]
         return "250 Message accepted"
+
+    async def settle(self, addresses: Iterable[str], timeout: float = 20.0) -> list[str]:
+        """Wait until the outbox holds no unsent mail to `addresses` (the sender runs in the background),
+        then return the recipients among them of every message received, sorted."""
+        from app.notifications.models import OutboxEmail
+
+        wanted = set(addresses)
+        await eventually(OutboxEmail.filter(to_address__in=wanted, sent_at__isnull=True).exists, lambda x: not x,
+                         within=timeout, every=0.05)
+        return sorted(m["To"] for m in self.messages if m["To"] in wanted)
 
     def to(self, address: str) -> list[EmailMessage]:
         return [m for m in self.messages if m["To"] == address]

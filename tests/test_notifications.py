@@ -6,6 +6,7 @@ import httpx
 
 from app.notifications.services import notify_run_status
 from tests.client import GraphQLClient
+from tests.helpers import eventually
 from tests.smtp import Mailbox, mailbox_fixture  # noqa: F401
 from tests.test_discussions import comment_on, discussion_in, project_of
 
@@ -86,7 +87,8 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
     assert await _kinds(muted) == [] and await _kinds(bystander) == []
 
     wants_email = {owner, patron, twice, follower, muted}  # muted turned off in-app only
-    assert sorted(m["To"] for m in mailbox.messages) == sorted(p.email for p in wants_email)
+    everyone = [p.email for p in (owner, patron, twice, follower, quiet, muted, bystander)]
+    assert await mailbox.settle(everyone) == sorted(p.email for p in wants_email)
     mail = mailbox.to(owner.email)[0]
     assert "lr sweep" in mail["Subject"] and "/runs/" in mail.get_content()
 
@@ -120,24 +122,40 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
 
     mailbox.messages.clear()
     await notify_run_status(run.id, "completed", "completed")
-    assert sorted(m["To"] for m in mailbox.messages) == sorted(p.email for p in (patron, muted))
+    assert await mailbox.settle(everyone) == sorted(p.email for p in (patron, muted))
     assert len(await _kinds(owner)) == 2  # in-app is unaffected by email opt-out
 
 
-async def test_email_failure_never_breaks_notifications(make_person, settings) -> None:
+async def test_mail_written_during_an_smtp_outage_arrives_once_when_it_returns(make_person, settings) -> None:
+    from aiosmtpd.controller import Controller
+
     from app.core.settings import get_settings, override_settings
     from app.embedded.ports import free_port
+    from app.notifications.models import OutboxEmail
 
-    owner = await make_person("smtpdown")
+    owner, follower = await make_person("smtpdown"), await make_person("smtpfol")
     pid = await project_of(owner)
+    await follower.agent.data(FOLLOW, {"i": {"projectId": pid}})
     run = await _run(owner.user_id, pid)
-    previous = get_settings()
-    override_settings(smtp_host="127.0.0.1", smtp_port=free_port())  # nothing listens there
+    box, port, previous = Mailbox(), free_port(), get_settings()
+    override_settings(smtp_host="127.0.0.1", smtp_port=port, email_retry_base_seconds=0.2)  # nothing listens yet
+    controller = Controller(box, hostname="127.0.0.1", port=port)
     try:
         written = await notify_run_status(run.id, "dryrun", "awaiting_funding")
+        assert sorted(str(n.user_id) for n in written) == sorted([owner.user_id, follower.user_id])
+        # The sender tried and failed: the mail waits in the outbox.
+        await eventually(OutboxEmail.filter(to_address=owner.email, attempts__gte=1).exists, bool, within=20)
+        assert box.messages == []
+
+        controller.start()
+        assert await box.settle([owner.email, follower.email]) == sorted([owner.email, follower.email])
+        failed = await OutboxEmail.get(to_address=owner.email)
+        assert failed.attempts >= 1 and failed.sent_at is not None and "Connection refused" in failed.last_error
     finally:
-        override_settings(smtp_host=previous.smtp_host, smtp_port=previous.smtp_port)
-    assert [str(n.user_id) for n in written] == [owner.user_id]
+        override_settings(smtp_host=previous.smtp_host, smtp_port=previous.smtp_port,
+                          email_retry_base_seconds=previous.email_retry_base_seconds)
+        if controller.loop.is_running():
+            controller.stop()
 
 
 async def test_discussion_notifications_reach_followers_participants_not_author(make_person) -> None:

@@ -53,6 +53,10 @@ class Settings:
     smtp_host: str = field(default_factory=lambda: os.environ.get("SMTP_HOST", ""))
     smtp_port: int = field(default_factory=lambda: int(os.environ.get("SMTP_PORT", "25")))
     email_from: str = field(default_factory=lambda: os.environ.get("EMAIL_FROM", "mlpatron@localhost"))
+    # First retry of an undelivered email; each further retry waits twice as long (capped at an hour).
+    email_retry_base_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("EMAIL_RETRY_BASE_SECONDS", "30"))
+    )
     # Sign-ups and logins per client IP per hour (guessing passwords, mass sign-up).
     auth_attempts_per_hour: int = field(default_factory=lambda: int(os.environ.get("AUTH_ATTEMPTS_PER_HOUR", "60")))
     # Per user; an API key gets the lower ceiling (agents post faster than people read).

@@ -1,8 +1,7 @@
-"""Outgoing email over plain SMTP (stdlib smtplib in a worker thread: the sends are short and rare)."""
+"""Outgoing email over plain SMTP (stdlib smtplib, called from a worker thread by the outbox sender)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import smtplib
 from dataclasses import dataclass
@@ -33,31 +32,24 @@ def _message(mail: OutgoingEmail, sender: str) -> EmailMessage:
     return msg
 
 
-def _send_batch(host: str, port: int, sender: str, mails: list[OutgoingEmail]) -> int:
-    sent = 0
-    with smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
-        for mail in mails:
-            try:
-                smtp.send_message(_message(mail, sender))
-                sent += 1
-            except smtplib.SMTPRecipientsRefused:
-                log.warning("recipient refused: %s", mail.to)
-    return sent
+def deliver(host: str, port: int, sender: str, mails: list[OutgoingEmail]) -> list[str | None]:
+    """Send over one SMTP connection (blocking: call it from a thread). Returns, per mail, None when the
+    server accepted it, else why not; mails after a lost connection all carry that connection's error."""
+    outcome: list[str | None] = []
+    try:
+        with smtplib.SMTP(host, port, timeout=SMTP_TIMEOUT_SECONDS) as smtp:
+            for mail in mails:
+                try:
+                    smtp.send_message(_message(mail, sender))
+                    outcome.append(None)
+                except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                    log.warning("SMTP refused mail to %s: %s", mail.to, exc)
+                    outcome.append(f"refused: {exc}"[:500])
+    except (OSError, smtplib.SMTPException) as exc:
+        log.warning("SMTP via %s:%s failed", host, port, exc_info=True)
+        outcome += [f"{type(exc).__name__}: {exc}"[:500]] * (len(mails) - len(outcome))
+    return outcome
 
 
 def email_enabled() -> bool:
     return bool(get_settings().smtp_host)
-
-
-async def send(mails: list[OutgoingEmail]) -> int:
-    """Send over one SMTP connection; returns how many were accepted. Failures are logged, never raised:
-    a notification email must not fail the run transition or mutation that caused it."""
-    settings = get_settings()
-    if not mails or not settings.smtp_host:
-        return 0
-    try:
-        return await asyncio.to_thread(_send_batch, settings.smtp_host, settings.smtp_port, settings.email_from, mails)
-    except (OSError, smtplib.SMTPException):
-        log.warning("sending %d email(s) via %s:%s failed", len(mails), settings.smtp_host, settings.smtp_port,
-                    exc_info=True)
-        return 0

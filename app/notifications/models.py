@@ -63,3 +63,22 @@ class UnsubscribeToken(Entity):
 
     class Meta:
         table = "unsubscribe_tokens"
+
+
+class OutboxEmail(Model):
+    """An email waiting for (or done with) delivery, written in the notification's transaction."""
+
+    id = fields.BigIntField(primary_key=True)
+    created_at = fields.DatetimeField(auto_now_add=True)
+    to_address = fields.CharField(max_length=254)
+    subject = fields.CharField(max_length=500)
+    body = fields.TextField()
+    unsubscribe_url = fields.CharField(max_length=500)
+    attempts = fields.IntField(default=0)
+    next_attempt_at = fields.DatetimeField()
+    sent_at = fields.DatetimeField(null=True)
+    last_error = fields.CharField(max_length=500, default="")
+
+    class Meta:
+        table = "email_outbox"
+        indexes = (("sent_at", "next_attempt_at"),)

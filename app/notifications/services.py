@@ -1,8 +1,9 @@
 """Notifications: who hears about what, in-app rows, email with one-click unsubscribe, preferences.
 
 `notify` is the one entry point producers call, after their own transaction has committed:
-it writes in-app rows, then appends a `user:<id>` event per row (the realtime wake-up) and
-sends the emails. Preferences are per kind with merge semantics; missing rows mean the default.
+it writes the in-app rows and the emails (into the outbox, `outbox.py`) in one transaction,
+then appends a `user:<id>` event per row (the realtime wake-up) and wakes the outbox sender.
+Preferences are per kind with merge semantics; missing rows mean the default.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from tortoise import connections
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.queryset import QuerySet
+from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
 from app.api.ids import encode_id
@@ -25,7 +28,7 @@ from app.core.errors import ValidationError
 from app.core.settings import get_settings
 from app.events import services as events
 from app.funding.models import Funding
-from app.notifications import email
+from app.notifications import email, outbox
 from app.notifications.models import (
     Notification,
     NotificationKind,
@@ -176,29 +179,36 @@ async def notify(kind: NotificationKind | str, recipients: Iterable[Any], payloa
     message = render_message(kind, payload)
     rows = [Notification(user_id=uid, kind=kind.value, project_id=project_id, message=message, payload=payload)
             for uid in user_ids if prefs[uid].in_app]
-    if rows:
-        await Notification.bulk_create(rows)
+    emailed = [uid for uid in user_ids if prefs[uid].email] if email.email_enabled() else []
+    async with in_transaction() as conn:
+        if rows:
+            await Notification.bulk_create(rows, using_db=conn)
+        mails = await _emails(kind, emailed, message, payload, conn)
     for row in rows:
         await events.append(f"user:{row.user_id}", "notification",
                             {"id": encode_id("Notification", row.id), "kind": kind.value})
-    await _email(kind, [uid for uid in user_ids if prefs[uid].email], message, payload)
+    if mails:
+        await outbox.announce()
     return rows
 
 
-async def _email(kind: NotificationKind, user_ids: list[str], message: str, payload: dict[str, Any]) -> int:
-    if not user_ids or not email.email_enabled():
+async def _emails(kind: NotificationKind, user_ids: list[str], message: str, payload: dict[str, Any],
+                  conn: BaseDBAsyncClient) -> int:
+    """Queue one email per user (with its own unsubscribe token) in the caller's transaction."""
+    if not user_ids:
         return 0
-    users = await User.filter(id__in=user_ids)
+    users = await User.filter(id__in=user_ids).using_db(conn)
     tokens = {str(u.id): secrets.token_urlsafe(24) for u in users}
     await UnsubscribeToken.bulk_create(
-        [UnsubscribeToken(user_id=uid, kind=kind.value, token_hash=_sha256(t)) for uid, t in tokens.items()])
+        [UnsubscribeToken(user_id=uid, kind=kind.value, token_hash=_sha256(t)) for uid, t in tokens.items()],
+        using_db=conn)
     base, link = get_settings().public_url, _link(kind, payload)
-    mails = [
+    await outbox.enqueue([
         email.OutgoingEmail(to=u.email, subject=message, text=f"{message}\n\n{link}",
                             unsubscribe_url=f"{base}/unsubscribe?token={tokens[str(u.id)]}")
         for u in users
-    ]
-    return await email.send(mails)
+    ], conn)
+    return len(users)
 
 
 async def notify_run_status(run_id: Any, old_status: str, new_status: str) -> list[Notification]:
