@@ -38,3 +38,4 @@ class ApiKey(Entity):
 
     class Meta:
         table = "api_keys"
+        indexes = (("user_id", "created_at"),)

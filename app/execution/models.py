@@ -30,6 +30,8 @@ class Job(Entity):
 
     class Meta:
         table = "jobs"
+        # A run's jobs; the queue (pending, oldest first) and status lists, keyset ordered.
+        indexes = (("run_id", "created_at", "id"), ("status", "created_at", "id"))
 
 
 class JobLogLine(Model):

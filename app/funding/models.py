@@ -75,8 +75,8 @@ class LedgerPosting(Model):
 
     class Meta:
         table = "ledger_postings"
-        indexes = (("transaction_id", "account"),)
         # Account history pages look postings up by account, then join their transactions.
+        indexes = (("transaction_id", "account"), ("account", "transaction_id"))
 
 
 class Funding(Entity):

@@ -36,6 +36,7 @@ class ProjectSubscription(Entity):
 
     class Meta:
         table = "project_subscriptions"
+        indexes = (("project_id", "user_id"),)  # a project's followers
         unique_together = (("user", "project"),)
 
 

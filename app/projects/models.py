@@ -15,3 +15,5 @@ class Project(Entity):
 
     class Meta:
         table = "projects"
+        # Keyset pages: by owner newest first, and recently updated (column names: migrations do not map FKs).
+        indexes = (("owner_id", "created_at", "id"), ("updated_at", "id"))

@@ -37,6 +37,8 @@ class Run(Entity):
 
     class Meta:
         table = "runs"
+        # A project's runs page, with or without a status filter (and its stats by status).
+        indexes = (("project_id", "created_at", "id"), ("project_id", "status", "created_at", "id"))
 
     @property
     def funding_gap_cents(self) -> int:

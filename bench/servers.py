@@ -1,0 +1,57 @@
+"""Child servers for the read benchmarks: always stopped, even on failure, Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+
+from app.embedded.ports import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt like Ctrl-C, so every `finally` (server stops) still runs."""
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.asynccontextmanager
+async def uvicorn_process(app: str, env: dict[str, str], ready_path: str = "/health",
+                          factory: bool = False) -> AsyncIterator[str]:
+    """One uvicorn process serving `app`; yields its base URL once `ready_path` answers 200."""
+    port = free_port()
+    args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level",
+            "warning", "--no-access-log", *(["--factory"] if factory else [])]
+    proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env={**os.environ, **env})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(base_url=url) as http, asyncio.timeout(60):
+            while True:
+                if proc.returncode is not None:
+                    raise RuntimeError(f"{app} exited with {proc.returncode}")
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(ready_path) as r:
+                        if r.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
