@@ -3,7 +3,7 @@ from tortoise.migrations import operations as ops
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0001_initial')]
+    dependencies = [('models', '0002_email_outbox')]
 
     initial = False
 
@@ -43,9 +43,5 @@ class Migration(migrations.Migration):
         ops.AddIndex(
             model_name='Run',
             index=Index(fields=['project_id', 'status', 'created_at', 'id']),
-        ),
-        ops.AlterModelOptions(
-            name='Wallet',
-            options={'table': 'wallets', 'app': 'models', 'pk_attr': 'user_id'},
         ),
     ]
