@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import typer
 
 from app.core.settings import Settings, get_settings, override_settings
+from app.core.telemetry import configure_logging, setup_tracing
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="mlpatron: ML experiment crowdfunding.")
 users_cli = typer.Typer(no_args_is_help=True, help="Manage users.")
@@ -95,7 +95,7 @@ def serve(
     from app.core.db import close_db, migrate_db
     from app.main import create_app
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
     with environment(redis=True, mlflow=True) as settings:
         async def prepare() -> None:
             await migrate_db(settings.database_url)
@@ -119,7 +119,8 @@ def watcher() -> None:
     from app.execution.models import Job
     from app.main import start_runtime, stop_runtime
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging()
+    setup_tracing("mlpatron-watcher")
     with environment(redis=True) as settings:
         # This process's executor must not start a second watcher; the service below is it.
         settings = override_settings(run_watcher=False, executor="kubernetes")

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from redis.asyncio import Redis
 from redis.backoff import ExponentialBackoff
@@ -15,6 +17,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -30,6 +33,7 @@ from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
 from app.api.errors import Unauthenticated
 from app.core.db import close_db, init_db
 from app.core.settings import Settings, get_settings
+from app.core.telemetry import configure_logging, setup_tracing, shutdown_tracing
 from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.execution.recorder import JobRecorder
@@ -156,6 +160,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     from app.schema import schema
 
     settings = settings or get_settings()
+    if os.environ.get("LOG_FORMAT"):
+        configure_logging()  # uvicorn started without the CLI (`uvicorn app.main:create_app --factory`)
+    tracing = setup_tracing()
     graphql = GraphQLApp(
         schema,
         graphql_ide="graphiql",
@@ -170,6 +177,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             yield
         finally:
             await stop_runtime(runtime)
+            shutdown_tracing()
 
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
@@ -183,4 +191,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         *spa_routes(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(OpenTelemetryMiddleware, excluded_urls="health,ready,metrics")] if tracing else []
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ from app.accounts import services as accounts
 from app.accounts.models import ApiKey, User
 from app.api.errors import Forbidden, Unauthenticated
 from app.api.loaders import Loaders
+from app.core.telemetry import current_trace_id
 
 SESSION_COOKIE = "mlp_session"
 
@@ -25,7 +25,7 @@ class Context:
     response: Response | None
     user: User | None = None
     api_key: ApiKey | None = None
-    trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    trace_id: str = field(default_factory=current_trace_id)
     loaders: Loaders = field(default_factory=Loaders)
     connection_params: dict[str, Any] | None = None
     # A credential was presented but is wrong: anything needing a user reports this instead.

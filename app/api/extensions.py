@@ -8,7 +8,10 @@ from graphql import GraphQLError
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
+from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.relay.types import GlobalIDValueError
+
+from app.core.telemetry import tracing_enabled
 
 log = logging.getLogger("mlpatron.graphql")
 
@@ -48,6 +51,8 @@ class TracedErrors(MaskErrors):
             elif original is None and not error.extensions:
                 error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
             error.extensions = {**(error.extensions or {}), "traceId": trace_id}
+            log.info("graphql error %s: %s", error.extensions.get("code"), error.message[:200],
+                     extra={"trace_id": trace_id, "code": error.extensions.get("code")})
             out.append(error)
         return out
 
@@ -55,7 +60,9 @@ class TracedErrors(MaskErrors):
 def schema_extensions() -> list:
     # Agents and the SPA send the same few documents over and over: validate each once. (No
     # ParserCache: it raises syntax errors from inside its hook, past the error masking.)
+    tracing = [OpenTelemetryExtension] if tracing_enabled() else []
     return [
+        *tracing,
         TracedErrors,
         lambda: ValidationCache(maxsize=512),
         lambda: AddValidationRules(LIMIT_RULES),
