@@ -32,8 +32,8 @@ from app.core.db import close_db, init_db
 from app.core.settings import Settings, get_settings
 from app.events.hub import Hub
 from app.execution.factory import build_executor
-from app.execution.recorder import JobRecorder
 from app.funding.webhooks import stripe_webhook
+from app.jobs.recorder import JobRecorder
 from app.notifications.web import unsubscribe_page
 from app.runs.lifecycle import Lifecycle
 from app.runtime import Runtime, set_runtime
@@ -51,7 +51,8 @@ class GraphQLApp(GraphQL):
         if isinstance(request, Request):
             GRAPHQL_REQUESTS.labels(request.method).inc()
         return await build_context(
-            request, response, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
+            request, response, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE),
+            services=request.app.state.runtime,
         )
 
     async def on_ws_connect(self, context: Context) -> Any:
@@ -76,10 +77,10 @@ async def start_runtime(settings: Settings) -> Runtime:
                            retry_on_error=[RedisConnectionError, TimeoutError])
     hub = Hub(settings.redis_url)
     hub.start()
-    runtime = Runtime(redis=redis, hub=hub)
+    tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
+    runtime = Runtime(redis=redis, hub=hub, tracker=tracker)
     set_runtime(runtime)
     recorder = JobRecorder()
-    tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
     runtime.lifecycle = Lifecycle(build_executor(settings, recorder), recorder, tracker)
     if settings.executor == "local":
         runtime.lifecycle.start_cancel_listener()
@@ -136,7 +137,7 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    from app.execution.models import Job
+    from app.jobs.models import Job
 
     HUB_TOPICS.set(request.app.state.runtime.hub.topics)
     counts = dict(await Job.filter(status__in=["pending", "running"]).group_by("status")
