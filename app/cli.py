@@ -116,7 +116,7 @@ def watcher() -> None:
     import signal
 
     from app.execution.k8s_watcher import run_watcher_service
-    from app.execution.models import Job
+    from app.jobs.models import Job
     from app.main import start_runtime, stop_runtime
 
     configure_logging()

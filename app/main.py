@@ -36,8 +36,8 @@ from app.core.settings import Settings, get_settings
 from app.core.telemetry import configure_logging, setup_tracing, shutdown_tracing
 from app.events.hub import Hub
 from app.execution.factory import build_executor
-from app.execution.recorder import JobRecorder
 from app.funding.webhooks import stripe_webhook
+from app.jobs.recorder import JobRecorder
 from app.notifications.outbox import OutboxSender
 from app.notifications.web import unsubscribe_page
 from app.runs.lifecycle import Lifecycle
@@ -56,7 +56,8 @@ class GraphQLApp(GraphQL):
         if isinstance(request, Request):
             GRAPHQL_REQUESTS.labels(request.method).inc()
         return await build_context(
-            request, response, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE)
+            request, response, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE),
+            services=request.app.state.runtime,
         )
 
     async def on_ws_connect(self, context: Context) -> Any:
@@ -81,10 +82,10 @@ async def start_runtime(settings: Settings) -> Runtime:
                            retry_on_error=[RedisConnectionError, TimeoutError])
     hub = Hub(settings.redis_url)
     hub.start()
-    runtime = Runtime(redis=redis, hub=hub)
+    tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
+    runtime = Runtime(redis=redis, hub=hub, tracker=tracker)
     set_runtime(runtime)
     recorder = JobRecorder()
-    tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
     runtime.lifecycle = Lifecycle(build_executor(settings, recorder), recorder, tracker)
     if settings.executor == "local":
         runtime.lifecycle.start_cancel_listener()
@@ -146,7 +147,7 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    from app.execution.models import Job
+    from app.jobs.models import Job
 
     HUB_TOPICS.set(request.app.state.runtime.hub.topics)
     counts = dict(await Job.filter(status__in=["pending", "running"]).group_by("status")

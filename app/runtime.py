@@ -15,12 +15,14 @@ if TYPE_CHECKING:
     from app.events.hub import Hub
     from app.notifications.outbox import OutboxSender
     from app.runs.lifecycle import Lifecycle
+    from app.tracking.mlflow import MlflowTracker
 
 
 @dataclass
 class Runtime:
     redis: Redis
     hub: Hub
+    tracker: MlflowTracker | None = None
     lifecycle: Lifecycle | None = None
     outbox: OutboxSender | None = None
 

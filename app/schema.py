@@ -12,11 +12,12 @@ from app.catalog.schema import CatalogQuery
 from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
 from app.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.funding.schema import FundingMutation
+from app.jobs.schema import JobsQuery
+from app.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.notifications.subscriptions import NotificationsSubscription
 from app.projects.schema import ProjectsMutation, ProjectsQuery
-from app.runs.fund_schema import FundRunMutation
-from app.runs.schema import RunsMutation, RunsQuery
+from app.runs.schema import FundRunMutation, MLprojectQuery, RunsMutation, RunsQuery
 from app.runs.subscriptions import RunsSubscription
 
 
@@ -26,15 +27,17 @@ class NodeQuery:
 
 
 Query = merge_types("Query", (
-    NodeQuery, AccountsQuery, ProjectsQuery, RunsQuery, CatalogQuery, DiscussionsQuery, NotificationsQuery,
-    FeedbackQuery,
+    NodeQuery, AccountsQuery, ProjectsQuery, RunsQuery, JobsQuery, MLprojectQuery, CatalogQuery, DiscussionsQuery,
+    NotificationsQuery, FeedbackQuery,
 ))
 Mutation = merge_types("Mutation", (
     AccountsMutation, ProjectsMutation, RunsMutation, FundRunMutation, FundingMutation, DiscussionsMutation,
     NotificationsMutation, FeedbackMutation,
 ))
 
-Subscription = merge_types("Subscription", (RunsSubscription, NotificationsSubscription))
+Subscription = merge_types("Subscription", (
+    JobStreamsSubscription, RunsSubscription, JobsBoardSubscription, NotificationsSubscription,
+))
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
                            extensions=schema_extensions())

@@ -146,8 +146,8 @@ async def main() -> None:
                                                         data_dir=work))
         from app.accounts.services import create_user
         from app.api.ids import encode_id
-        from app.execution.executor import JobStatus, JobUpdate
-        from app.execution.models import Job
+        from app.jobs.models import Job
+        from app.jobs.status import JobStatus, JobUpdate
         from app.projects.models import Project
         from app.runs.models import Run
 

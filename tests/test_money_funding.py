@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from app.execution.models import Job
 from app.funding.models import Funding, IdempotencyRecord, Settlement
 from app.funding.settlement import settle_run
+from app.jobs.models import Job
 from app.runs.models import Run
 from tests.helpers import eventually
 from tests.repos import Repo, git

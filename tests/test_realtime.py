@@ -370,7 +370,7 @@ async def test_jobs_board_positions_match_the_queue(api: str, researcher, demo_r
     import uuid
 
     from app.api.ids import encode_id
-    from app.execution.models import Job
+    from app.jobs.models import Job
     from app.runs.models import Run
 
     project = await make_project(researcher.agent, demo_repo)

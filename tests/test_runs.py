@@ -178,7 +178,7 @@ async def test_hostile_parameter_values_reach_the_script_verbatim(researcher, de
 
 
 async def test_idempotent_create_run(researcher, demo_repo: Repo) -> None:
-    from app.execution.models import Job
+    from app.jobs.models import Job
 
     project_id = await make_project(researcher.agent, demo_repo)
     key = f"key-{uuid.uuid4()}"
@@ -204,7 +204,7 @@ async def test_idempotent_create_run(researcher, demo_repo: Repo) -> None:
     ({"title": ""}, ("ValidationFailed", "title")),
 ])
 async def test_bad_run_input_creates_nothing(researcher, demo_repo: Repo, overrides, expected) -> None:
-    from app.execution.models import Job
+    from app.jobs.models import Job
     from app.runs.models import Run
 
     project_id = await make_project(researcher.agent, demo_repo)

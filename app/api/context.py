@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,6 +15,9 @@ from app.accounts.models import ApiKey, User
 from app.api.errors import Forbidden, Unauthenticated
 from app.api.loaders import Loaders
 from app.core.telemetry import current_trace_id
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
 
 SESSION_COOKIE = "mlp_session"
 
@@ -30,6 +33,8 @@ class Context:
     connection_params: dict[str, Any] | None = None
     # A credential was presented but is wrong: anything needing a user reports this instead.
     auth_error: Unauthenticated | None = None
+    # The process's services (tracking, hub, …), handed in by the ASGI app that serves the request.
+    services: Runtime | None = None
 
     @property
     def is_human(self) -> bool:
@@ -48,6 +53,11 @@ class Context:
         if self.api_key is not None:
             raise Forbidden("This operation is for humans in the web UI; API keys cannot perform it.")
         return user
+
+    def require_services(self) -> Runtime:
+        if self.services is None:
+            raise RuntimeError("no services in this context")
+        return self.services
 
     def require_admin(self) -> User:
         user = self.require_user()
@@ -78,8 +88,9 @@ async def build_context(
     response: Response | None,
     authorization: str | None,
     session_token: str | None,
+    services: Runtime | None = None,
 ) -> Context:
-    ctx = Context(request=request, response=response)
+    ctx = Context(request=request, response=response, services=services)
     try:
         ctx.user, ctx.api_key = await authenticate(authorization, session_token)
     except Unauthenticated as exc:

@@ -21,9 +21,23 @@ def _uuid_or_none(value: str) -> str | None:
 
 
 class ModelNode(relay.Node):
-    """Subclasses set `model` and implement `from_model`; `visible` hides nodes from some callers."""
+    """Subclasses set `model` and implement `from_model`; `visible` hides nodes from some callers.
+
+    Each subclass registers for its model, so a resolver can return another domain's type for a
+    row (`ModelNode.of(row)`) without importing that domain's GraphQL module."""
 
     model: ClassVar[type[Model]]
+    _by_model: ClassVar[dict[type[Model], type[ModelNode]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "model" in cls.__dict__:
+            ModelNode._by_model[cls.model] = cls
+
+    @staticmethod
+    def of(row: Model) -> Any:
+        """The GraphQL type registered for the row's model, built from the row."""
+        return ModelNode._by_model[type(row)].from_model(row)
 
     @classmethod
     def from_model(cls, row: Any) -> Self:

@@ -12,7 +12,7 @@ MODEL_MODULES = [
     "app.revisions.models",
     "app.funding.models",
     "app.runs.models",
-    "app.execution.models",
+    "app.jobs.models",
     "app.events.models",
     "app.discussions.models",
     "app.notifications.models",

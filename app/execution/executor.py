@@ -1,38 +1,16 @@
 """The one contract every executor (local subprocess, Kubernetes) implements.
 
-Executors know nothing about runs, money or the database: they take a `JobSpec`,
-and report what happens through a `JobSink` that the run lifecycle provides.
+Executors know nothing about runs, money or the database: they take a `JobSpec`, and report
+`JobUpdate`s (`app.jobs.status`) through a `JobSink` (the job recorder, `app.jobs.recorder`).
 """
 
 from __future__ import annotations
 
 import abc
-import enum
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, Protocol
 
-
-class JobStatus(str, enum.Enum):  # noqa: UP042 - keep str() == 'JobStatus.X' semantics unchanged
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-# Forward-only order: a late or repeated event never moves a job backwards.
-STATUS_RANK = {
-    JobStatus.PENDING: 0,
-    JobStatus.RUNNING: 1,
-    JobStatus.SUCCEEDED: 2,
-    JobStatus.FAILED: 2,
-    JobStatus.CANCELLED: 2,
-}
+from app.jobs.status import JobUpdate
 
 
 @dataclass(frozen=True)
@@ -51,31 +29,6 @@ class JobSpec:
     machine_type: str | None = None
     spot: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class JobError:
-    """Structured diagnosis, in the order a reader should check it."""
-
-    platform: str | None = None
-    container_terminated: dict[str, Any] | None = None  # {"reason": str, "exit_code": int}
-    k8s_job_condition: dict[str, Any] | None = None  # {"type": str, "reason": str, "message": str}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "platform": self.platform,
-            "container_terminated": self.container_terminated,
-            "k8s_job_condition": self.k8s_job_condition,
-        }
-
-
-@dataclass(frozen=True)
-class JobUpdate:
-    job_id: str
-    status: JobStatus
-    at: datetime
-    pending_info: str | None = None
-    error: JobError | None = None
 
 
 class JobSink(Protocol):

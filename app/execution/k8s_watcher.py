@@ -43,9 +43,10 @@ from typing import Any
 
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from app.execution.executor import STATUS_RANK, JobError, JobSink, JobStatus, JobUpdate
+from app.execution.executor import JobSink
 from app.execution.k8s_manifests import CLONE_CONTAINER, JOB_ID_LABEL, MAIN_CONTAINER, KubernetesConfig
 from app.execution.kubernetes import KubeApi, create_api_client, describe_api_error, is_transient, iter_lines
+from app.jobs.status import STATUS_RANK, JobError, JobStatus, JobUpdate
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from app.execution.executor import Executor, JobError, JobSink, JobSpec, JobStatus, JobUpdate
+from app.execution.executor import Executor, JobSink, JobSpec
 from app.execution.k8s_manifests import (
     JOB_ID_LABEL,
     KIND_LABEL,
@@ -38,6 +38,7 @@ from app.execution.k8s_manifests import (
     ManifestError,
     build_job_manifest,
 )
+from app.jobs.status import JobError, JobStatus, JobUpdate
 
 if TYPE_CHECKING:
     from app.execution.k8s_watcher import KubernetesWatcher

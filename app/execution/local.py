@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from app.execution import git
-from app.execution.executor import Executor, JobError, JobSink, JobSpec, JobStatus, JobUpdate
+from app.execution.executor import Executor, JobSink, JobSpec
+from app.jobs.status import JobError, JobStatus, JobUpdate
 
 log = logging.getLogger(__name__)
 

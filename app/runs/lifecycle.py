@@ -25,9 +25,10 @@ from app.core.settings import get_settings
 from app.events import bus
 from app.events import services as events
 from app.execution import mlproject
-from app.execution.executor import Executor, JobError, JobSpec, JobStatus, JobUpdate
-from app.execution.models import Job
-from app.execution.recorder import JobRecorder
+from app.execution.executor import Executor, JobSpec
+from app.jobs.models import Job
+from app.jobs.recorder import JobRecorder
+from app.jobs.status import JobError, JobStatus, JobUpdate
 from app.projects.models import Project
 from app.runs import estimates
 from app.runs.models import Run
@@ -38,8 +39,6 @@ log = logging.getLogger("mlpatron.lifecycle")
 
 RECONCILE_SECONDS = 30.0
 CANCEL_TOPIC = "control:cancel-jobs"
-ACTIVE_RUN_STATUSES = ("dryrun", "awaiting_funding", "funded")
-TERMINAL_RUN_STATUSES = ("dryrun_failed", "funded_failed", "completed", "cancelled")
 # This process, so that a restarted platform fails only the local jobs whose owner is gone.
 INSTANCE = {"host": socket.gethostname(), "pid": os.getpid()}
 

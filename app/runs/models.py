@@ -1,8 +1,25 @@
-"""Runs: the business entity (configuration, estimate, funding). Jobs live in `app.execution.models`."""
+"""Runs: the business entity (configuration, estimate, funding). Jobs live in `app.jobs.models`."""
+
+import enum
 
 from tortoise import fields
 
 from app.core.models import Entity
+
+
+class RunStatus(str, enum.Enum):  # noqa: UP042 - str() of a member stays 'RunStatus.X'
+    DRYRUN = "dryrun"
+    DRYRUN_FAILED = "dryrun_failed"
+    AWAITING_FUNDING = "awaiting_funding"
+    FUNDED = "funded"
+    FUNDED_FAILED = "funded_failed"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_RUN_STATUSES = (RunStatus.DRYRUN.value, RunStatus.AWAITING_FUNDING.value, RunStatus.FUNDED.value)
+TERMINAL_RUN_STATUSES = (RunStatus.DRYRUN_FAILED.value, RunStatus.FUNDED_FAILED.value, RunStatus.COMPLETED.value,
+                         RunStatus.CANCELLED.value)
 
 
 class Run(Entity):

@@ -1,4 +1,4 @@
-"""Runs API: parse an MLproject, create/cancel/update runs, read runs and jobs (logs, metrics)."""
+"""Runs API: parse an MLproject, create/cancel/update/fund runs, read runs."""
 
 from __future__ import annotations
 
@@ -15,14 +15,20 @@ from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
 from app.core.errors import DomainError, ValidationError
 from app.execution import mlproject
-from app.execution.models import Job
+from app.funding.errors import InsufficientFundsError
+from app.funding.models import SurplusPolicy
+from app.funding.types import FundingType
+from app.jobs.models import Job
+from app.jobs.schema import JobSuccess
+from app.jobs.types import JobType
 from app.projects.models import Project
 from app.revisions.errors import EditNotApplicableError, VersionConflictError
 from app.revisions.types import PatchTextInput, VersionedBody, patch_body
 from app.runs import services
+from app.runs.fund import FundingSource, RunNotFundable, fund_run
 from app.runs.lifecycle import lifecycle
-from app.runs.models import Run
-from app.runs.types import JobStatusEnum, JobType, RunStatus, RunType
+from app.runs.models import Run, RunStatus
+from app.runs.types import RunType
 
 # ---- MLproject parsing ------------------------------------------------------------------------
 
@@ -104,22 +110,10 @@ class RunsQuery:
     async def run(self, info: Info, id: strawberry.ID) -> RunType:
         return RunType.from_model(await info.context.loaders.node(Run, id, "Run"))
 
-    @strawberry.field
-    async def job(self, info: Info, id: strawberry.ID) -> JobType:
-        return JobType.from_model(await info.context.loaders.node(Job, id, "Job"))
 
-    @strawberry.field(description="Jobs, newest first; `status: PENDING` is the scheduling dashboard.")
-    async def jobs(
-        self, info: Info, status: JobStatusEnum | None = None, run_id: strawberry.ID | None = None,
-        first: int | None = None, after: str | None = None,
-    ) -> Connection[JobType]:
-        qs = Job.all()
-        if status is not None:
-            qs = qs.filter(status=status.value)
-        if run_id is not None:
-            qs = qs.filter(run_id=decode_id(run_id, "Run"))
-        return await paginate(qs, JobType.from_model, first=first, after=after)
 
+@strawberry.type
+class MLprojectQuery:
     @strawberry.field(description="Resolve a repository version and read its MLproject (authenticated).")
     async def parse_mlproject(self, info: Info, uri: str, version: str) -> ParseMLprojectPayload:
         user = info.context.require_user()
@@ -175,11 +169,6 @@ class UpdateRunInput:
     notes: str | None = None
     notes_base_version: int | None = None
     edit_summary: str = ""
-
-
-@strawberry.type
-class JobSuccess:
-    job: JobType
 
 
 CreateRunPayload = Annotated[
@@ -263,6 +252,64 @@ class RunsMutation:
         run = await info.context.loaders.node(Run, input.id, "Run")
         await lifecycle().start_funded_job(run.id)
         return RunSuccess(run=RunType.from_model(await Run.get(id=run.id)))
+
+
+# ---- fundRun ------------------------------------------------------------------------------------
+
+strawberry.enum(FundingSource, name="FundingSource")
+
+
+@strawberry.input
+class FundRunInput:
+    run_id: strawberry.ID
+    amount_cents: int = strawberry.field(
+        description="Offered amount; at most the run's funding gap is taken (see `Funding.amountCents`)."
+    )
+    surplus_policy: SurplusPolicy = SurplusPolicy.TO_PROJECT
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key returns the first funding and charges once."
+    )
+    source: FundingSource = strawberry.field(
+        default=FundingSource.WALLET, description="PROJECT_BALANCE: the project owner spends the project's balance."
+    )
+
+
+@strawberry.type
+class FundRunSuccess:
+    funding: FundingType
+    run: RunType
+    requested_cents: int = strawberry.field(description="The amount offered; `funding.amountCents` was taken.")
+    replayed: bool = strawberry.field(description="True when an earlier call with this idempotency key answered.")
+
+
+@strawberry.type(name="RunNotFundable")
+class RunNotFundableError(Error):
+    status: RunStatus
+
+
+@converts(RunNotFundable)
+def _not_fundable(err: RunNotFundable) -> RunNotFundableError:
+    return RunNotFundableError(message=err.message, code=err.code, status=RunStatus(err.status))
+
+
+FundRunPayload = Annotated[
+    FundRunSuccess | InsufficientFundsError | RunNotFundableError | ValidationFailed, strawberry.union("FundRunPayload")
+]
+
+
+@strawberry.type
+class FundRunMutation:
+    @strawberry.mutation(description="Fund a run awaiting funding from your wallet (credit first, then cash).")
+    async def fund_run(self, info: Info, input: FundRunInput) -> FundRunPayload:
+        user = info.context.require_user()
+        run_id = decode_id(input.run_id, "Run")
+        try:
+            result = await fund_run(user, run_id, input.amount_cents, input.surplus_policy, input.source,
+                                    input.idempotency_key)
+        except DomainError as err:
+            return error_payload(err)
+        return FundRunSuccess(funding=FundingType.from_model(result.funding), run=RunType.from_model(result.run),
+                              requested_cents=input.amount_cents, replayed=result.replayed)
 
 
 @strawberry.enum

@@ -15,12 +15,12 @@ from app.catalog.catalog import resolve_machine
 from app.core.errors import DomainError, ErrorCode, InvalidState, ValidationError
 from app.core.settings import get_settings
 from app.execution import git, mlproject
-from app.execution.models import Job
 from app.funding.models import IdempotencyRecord
+from app.jobs.models import Job
 from app.projects.models import Project
 from app.revisions import services as revisions
-from app.runs.lifecycle import ACTIVE_RUN_STATUSES, lifecycle
-from app.runs.models import Run
+from app.runs.lifecycle import lifecycle
+from app.runs.models import ACTIVE_RUN_STATUSES, Run
 
 TITLE_MAX = 200
 NOTES_MAX = 100_000

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.execution.executor import JobStatus, JobUpdate
+from app.jobs.status import JobStatus, JobUpdate
 from tests.repos import Repo, git
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from app.execution.executor import JobSpec, JobStatus
+from app.execution.executor import JobSpec
 from app.execution.local import MAX_LINE_BYTES, RESTART_MESSAGE, SHUTDOWN_MESSAGE, LocalExecutor
 from app.execution.mlproject import parse_mlproject, render_command, validate_parameters
+from app.jobs.status import JobStatus
 
 SCRIPTS = {
     "ok.py": """

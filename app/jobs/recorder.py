@@ -1,7 +1,7 @@
 """The JobSink every executor reports to: persist first (monotonic, idempotent), then wake subscribers.
 
-Run-level consequences (estimates, settlement, notifications) are not known here: the run
-lifecycle registers a callback with `on_transition`, so `execution/` never imports `runs/`.
+Run-level consequences (estimates, settlement, notifications) are not known here: listeners
+register with `on_transition`, so `jobs/` never imports `runs/`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app.events import bus
-from app.execution.executor import STATUS_RANK, JobStatus, JobUpdate
-from app.execution.models import Job, JobLogLine, JobTransition
+from app.jobs.models import Job, JobLogLine, JobTransition
+from app.jobs.status import STATUS_RANK, JobStatus, JobUpdate
 
 log = logging.getLogger("mlpatron.jobs")
 
