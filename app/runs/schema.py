@@ -120,7 +120,8 @@ class RunsQuery:
             qs = qs.filter(run_id=decode_id(run_id, "Run"))
         return await paginate(qs, JobType.from_model, first=first, after=after)
 
-    @strawberry.field(description="Resolve a repository version and read its MLproject (authenticated).")
+    @strawberry.field(description="Resolve a repository version and read its MLproject (authenticated); "
+                                  "an empty `version` is the repository's default branch.")
     async def parse_mlproject(self, info: Info, uri: str, version: str) -> ParseMLprojectPayload:
         user = info.context.require_user()
         await ratelimit.hit("parse", str(user.id), 60, 3600)
