@@ -18,6 +18,7 @@ from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
@@ -108,16 +109,25 @@ async def stop_runtime(runtime: Runtime) -> None:
     await close_db()
 
 
+# Vite puts a content hash in every file name under assets/: a changed file gets a new name.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
 class SpaFiles(StaticFiles):
-    """The built SPA: its files, and index.html for any other path (client-side routes)."""
+    """The built SPA: its files, and index.html for any other path (client-side routes).
+
+    Hashed assets are cached for a year; everything else (index.html names the current
+    assets) is revalidated on every load."""
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         try:
-            return await super().get_response(path, scope)
+            response = await super().get_response(path, scope)
         except HTTPException as exc:
             if exc.status_code != 404:
                 raise
-        return FileResponse(Path(str(self.directory)) / "index.html", headers={"Cache-Control": "no-cache"})
+            return FileResponse(Path(str(self.directory)) / "index.html", headers={"Cache-Control": "no-cache"})
+        response.headers["Cache-Control"] = IMMUTABLE if path.startswith("assets/") else "no-cache"
+        return response
 
 
 def spa_routes(dist: Path = SPA_DIST) -> list[BaseRoute]:
@@ -192,5 +202,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         *spa_routes(),
     ]
-    middleware = [Middleware(OpenTelemetryMiddleware, excluded_urls="health,ready,metrics")] if tracing else []
+    # Assets and JSON answers compressed (websockets pass through untouched).
+    middleware = [Middleware(GZipMiddleware, minimum_size=1000)]
+    if tracing:
+        middleware.insert(0, Middleware(OpenTelemetryMiddleware, excluded_urls="health,ready,metrics"))
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -173,6 +173,9 @@ async def test_projects_keyset_pagination_and_filters(make_person, client: Graph
     assert [e["node"]["title"] for e in back["projects"]["edges"]] == list(reversed(titles))[4:6]
     found = await client.data(query, {"q": titles[3]})
     assert [e["node"]["title"] for e in found["projects"]["edges"]] == [titles[3]]
+    await owner.agent.data(CREATE_PROJECT, {"i": {"title": "Untitled idea", "gitUrl": "https://example.com/r.git"}})
+    by_owner = await client.data(query, {"q": owner.handle.upper(), "first": 20})  # who runs it, any case
+    assert [e["node"]["title"] for e in by_owner["projects"]["edges"]] == ["Untitled idea", *reversed(titles)]
     err = await client.error(query, {"first": 101})
     assert err["extensions"]["code"] == "BAD_USER_INPUT"
 

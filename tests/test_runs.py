@@ -13,9 +13,20 @@ from pathlib import Path
 import pytest
 
 from app.core.settings import get_settings, override_settings
-from tests.experiments import CREATE_RUN, RUN, create_run, logs, make_demo_repo, make_project, pk, run_input, wait_run
+from tests.experiments import (
+    CREATE_RUN,
+    MLPROJECT,
+    RUN,
+    create_run,
+    logs,
+    make_demo_repo,
+    make_project,
+    pk,
+    run_input,
+    wait_run,
+)
 from tests.helpers import eventually
-from tests.repos import Repo
+from tests.repos import Repo, git
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +53,17 @@ async def test_parse_mlproject(researcher, demo_repo: Repo) -> None:
     assert missing == {"__typename": "GitError", "reason": "UNKNOWN_REF"}
     bad = (await researcher.agent.data(q, {"u": "ssh://git@example.com/x.git", "v": "main"}))["parseMlproject"]
     assert bad == {"__typename": "ValidationFailed", "fields": [{"field": "uri"}]}
+
+
+async def test_parse_mlproject_default_branch(researcher, work_dir) -> None:
+    """An empty version reads the repository's default branch and names it, whatever it is called."""
+    path = work_dir / f"master-only-{uuid.uuid4().hex[:6]}"
+    path.mkdir()
+    git(path, "init", "-q", "-b", "master")
+    sha = Repo(path).commit({"MLproject": MLPROJECT, "train.py": "print(1)"})
+    q = "query($u: String!) { parseMlproject(uri: $u, version: \"\") { __typename ... on ParsedMLproject { version commitSha } } }"
+    parsed = (await researcher.agent.data(q, {"u": str(path)}))["parseMlproject"]
+    assert parsed == {"__typename": "ParsedMLproject", "version": "master", "commitSha": sha}
 
 
 async def test_dryrun_estimate_funded_job_metrics_and_logs(researcher, demo_repo: Repo, make_person) -> None:

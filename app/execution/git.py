@@ -208,6 +208,18 @@ async def resolve_ref(url: str, version: str) -> str:
     raise GitError("UNKNOWN_REF", f"no branch or tag {version!r} in {url}{hint}")
 
 
+async def default_branch(url: str) -> str:
+    """The branch the repository's HEAD points at (`main`, `master`, …)."""
+    rc, out, err = await _git("ls-remote", "--symref", "--", url, "HEAD", time_limit=LS_REMOTE_TIMEOUT)
+    if rc != 0:
+        raise GitError("REPO_UNREACHABLE", f"cannot reach repository {url}: {_tail(err)}")
+    for line in out.decode(errors="replace").splitlines():
+        target, _, name = line.partition("\t")
+        if name == "HEAD" and target.startswith("ref: refs/heads/"):
+            return target.removeprefix("ref: refs/heads/")
+    raise GitError("UNKNOWN_REF", f"{url} has no default branch: enter a branch, tag or commit")
+
+
 # --------------------------------------------------------------------------- reading files
 
 # One bare, shallow, blob-less repo per URL, reused across calls in this process: parsing

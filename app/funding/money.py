@@ -15,8 +15,14 @@ def validate_amount(amount_cents: int, *, field: str = "amountCents", minimum: i
     if isinstance(amount_cents, bool) or not isinstance(amount_cents, int):
         raise ValidationError({field: "must be a whole number of cents"})
     if not minimum <= amount_cents <= maximum:
-        raise ValidationError({field: f"must be between {minimum} and {maximum} cents"})
+        # Worded in dollars: people type amounts in dollars, agents read `field` and the limits.
+        raise ValidationError({field: f"must be between {dollars(minimum)} and {dollars(maximum)}"})
     return amount_cents
+
+
+def dollars(cents: int) -> str:
+    """1234567 → "$12,345.67"."""
+    return f"${cents / 100:,.2f}"
 
 
 def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:

@@ -25,7 +25,7 @@ from tortoise.transactions import in_transaction
 from app.funding import ledger, wallets
 from app.funding.events import emit
 from app.funding.models import Funding, LedgerKind, Settlement, SettlementKind, SurplusPolicy
-from app.funding.money import largest_remainder
+from app.funding.money import dollars, largest_remainder
 from app.projects.models import Project
 
 
@@ -103,7 +103,8 @@ async def _close(run_id: uuid.UUID, kind: SettlementKind, cost_cents: int, detai
                 (ledger.user_credit(s.funding.funder_id), s.credit_cents),
                 (ledger.project_balance(project_id), s.project_balance_cents + s.to_project_cents),
             ]
-        memo = (f"Run settled: cost {cost} of {escrow} cents escrow" if kind is SettlementKind.SETTLED
+        settled = kind is SettlementKind.SETTLED
+        memo = (f"Run settled: it cost {dollars(cost)} of the {dollars(escrow)} funded" if settled
                 else f"Run refunded: {detail['reason']}")
         await ledger.post(LedgerKind.SETTLEMENT if kind is SettlementKind.SETTLED else LedgerKind.REFUND, memo,
                           postings, project_id=project_id, run_id=run_id)

@@ -69,5 +69,7 @@ def search(*, owner_id: Any = None, text: str | None = None) -> QuerySet[Project
     if owner_id is not None:
         qs = qs.filter(owner_id=owner_id)
     if text:
-        qs = qs.filter(Q(title__icontains=text) | Q(notes__icontains=text))
+        # What people type: words of the title or notebook, or who runs it.
+        qs = qs.filter(Q(title__icontains=text) | Q(notes__icontains=text) | Q(owner__handle__icontains=text)
+                       | Q(owner__display_name__icontains=text))
     return qs

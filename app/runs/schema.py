@@ -114,7 +114,8 @@ class RunsQuery:
 
 @strawberry.type
 class MLprojectQuery:
-    @strawberry.field(description="Resolve a repository version and read its MLproject (authenticated).")
+    @strawberry.field(description="Resolve a repository version and read its MLproject (authenticated); "
+                                  "an empty `version` is the repository's default branch.")
     async def parse_mlproject(self, info: Info, uri: str, version: str) -> ParseMLprojectPayload:
         user = info.context.require_user()
         await ratelimit.hit("parse", str(user.id), 60, 3600)

@@ -51,10 +51,13 @@ class ParsedProject:
 
 
 async def parse(uri: str, version: str) -> ParsedProject:
-    """Resolve `uri@version` to a commit and read its MLproject; typed errors for every failure."""
+    """Resolve `uri@version` to a commit and read its MLproject; typed errors for every failure.
+
+    An empty version is the repository's default branch, named in the answer."""
     try:
         url = git.validate_git_url(uri.strip(), allow_local=get_settings().allow_local_repos)
-        sha = await git.resolve_ref(url, version.strip())
+        version = version.strip() or await git.default_branch(url)
+        sha = await git.resolve_ref(url, version)
         project = await mlproject.load_mlproject(url, sha)
     except git.GitError as exc:
         if exc.code == "INVALID_GIT_URL":

@@ -1,22 +1,30 @@
+import { lazy, type ComponentType } from 'react'
 import { BrowserRouter, Navigate, Route, Routes } from 'react-router'
 import { Layout } from './components/Layout'
 import { SessionProvider } from './components/SessionProvider'
-import { LoginPage, SignUpPage } from './pages/AuthPages'
-import { DiscussionPage } from './pages/DiscussionPage'
 import { ExplorePage } from './pages/ExplorePage'
-import { JobLogsPage } from './pages/JobLogsPage'
-import { JobsPage } from './pages/JobsPage'
-import { NewProjectPage } from './pages/NewProjectPage'
-import { NewRunPage } from './pages/NewRunPage'
-import { NotFoundPage } from './pages/NotFoundPage'
-import { NotificationsPage } from './pages/NotificationsPage'
-import { ProjectPage } from './pages/ProjectPage'
-import { RunPage } from './pages/RunPage'
-import { ApiKeysSettings } from './pages/settings/ApiKeysSettings'
-import { NotificationSettings } from './pages/settings/NotificationSettings'
-import { ProfileSettings } from './pages/settings/ProfileSettings'
-import { SettingsLayout } from './pages/settings/SettingsLayout'
-import { WalletSettings } from './pages/settings/WalletSettings'
+
+/** A route's page in its own chunk, loaded on first visit (Explore, the front door, is in the main one). */
+function page<K extends string>(load: () => Promise<Record<K, ComponentType>>, name: K) {
+  return lazy(async () => ({ default: (await load())[name] }))
+}
+
+const LoginPage = page(() => import('./pages/AuthPages'), 'LoginPage')
+const SignUpPage = page(() => import('./pages/AuthPages'), 'SignUpPage')
+const DiscussionPage = page(() => import('./pages/DiscussionPage'), 'DiscussionPage')
+const JobLogsPage = page(() => import('./pages/JobLogsPage'), 'JobLogsPage')
+const JobsPage = page(() => import('./pages/JobsPage'), 'JobsPage')
+const NewProjectPage = page(() => import('./pages/NewProjectPage'), 'NewProjectPage')
+const NewRunPage = page(() => import('./pages/NewRunPage'), 'NewRunPage')
+const NotFoundPage = page(() => import('./pages/NotFoundPage'), 'default')
+const NotificationsPage = page(() => import('./pages/NotificationsPage'), 'NotificationsPage')
+const ProjectPage = page(() => import('./pages/ProjectPage'), 'ProjectPage')
+const RunPage = page(() => import('./pages/RunPage'), 'RunPage')
+const SettingsLayout = page(() => import('./pages/settings/SettingsLayout'), 'SettingsLayout')
+const ProfileSettings = page(() => import('./pages/settings/ProfileSettings'), 'ProfileSettings')
+const WalletSettings = page(() => import('./pages/settings/WalletSettings'), 'WalletSettings')
+const ApiKeysSettings = page(() => import('./pages/settings/ApiKeysSettings'), 'ApiKeysSettings')
+const NotificationSettings = page(() => import('./pages/settings/NotificationSettings'), 'NotificationSettings')
 
 export default function App() {
   return (

@@ -1,8 +1,11 @@
-import { NavLink, Outlet, useNavigate } from 'react-router'
+import { Suspense } from 'react'
+import { NavLink, Outlet, useLocation, useNavigate } from 'react-router'
 import { useMutation } from 'urql'
 import { graphql } from '../gql'
 import { useSession } from '../session'
 import { ConnectionBanner } from './ConnectionBanner'
+import { ErrorBoundary } from './ErrorBoundary'
+import { Loading } from './feedback'
 import { NotificationBell } from './NotificationBell'
 
 const LogoutDocument = graphql(`
@@ -47,6 +50,7 @@ function UserLinks() {
 
 export function Layout() {
   const { viewer } = useSession()
+  const { pathname } = useLocation()
   return (
     <>
       <a className="skip-link" href="#main">
@@ -69,7 +73,11 @@ export function Layout() {
       </header>
       <ConnectionBanner />
       <main id="main" className="page">
-        <Outlet />
+        <ErrorBoundary resetKey={pathname}>
+          <Suspense fallback={<Loading />}>
+            <Outlet />
+          </Suspense>
+        </ErrorBoundary>
       </main>
     </>
   )

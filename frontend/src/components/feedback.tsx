@@ -1,7 +1,8 @@
 /** Loading, error, empty and notice states shared by every page. */
 import type { ReactNode } from 'react'
 import type { CombinedError } from 'urql'
-import { describeError } from '../lib/errors'
+import { describeError, errorCode } from '../lib/errors'
+import { NotFound } from '../pages/NotFoundPage'
 
 export function Alert({ tone = 'info', children }: { tone?: 'info' | 'error' | 'success' | 'warning'; children: ReactNode }) {
   return (
@@ -41,17 +42,30 @@ export function EmptyState({ title, children }: { title: string; children?: Reac
   )
 }
 
-/** A query's first load or failure; renders children once there is data. */
+/** Codes meaning "the thing in the link does not exist" (missing, or an id that is not one). */
+const MISSING = new Set(['NOT_FOUND', 'BAD_USER_INPUT'])
+
+/**
+ * A query's first load or failure; renders children once there is data. A page's main query
+ * passes `notFound` ("Run"), so a bad or stale link shows "Run not found" with a way back.
+ */
 export function QueryState<T>({
   result,
   retry,
+  notFound,
   children,
 }: {
-  result: { data?: T; fetching: boolean; error?: CombinedError }
+  result: { data?: T | null; fetching: boolean; error?: CombinedError }
   retry?: () => void
+  notFound?: { what: string; back?: { to: string; label: string } }
   children: (data: T) => ReactNode
 }) {
-  if (result.data !== undefined) return <>{children(result.data)}</>
-  if (result.error) return <ErrorMessage error={result.error} retry={retry} />
+  if (result.data != null) return <>{children(result.data)}</>
+  if (result.error) {
+    const code = errorCode(result.error)
+    if (notFound && code && MISSING.has(code)) return <NotFound {...notFound} />
+    return <ErrorMessage error={result.error} retry={retry} />
+  }
+  if (!result.fetching && result.data === null) return <EmptyState title="Nothing here." />
   return <Loading />
 }

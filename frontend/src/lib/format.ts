@@ -8,10 +8,27 @@ export function formatCents(cents: number | null | undefined): string {
 
 /** "12.50" or "$12.50" → 1250; null when it is not a positive amount with at most 2 decimals. */
 export function parseDollars(text: string): number | null {
-  const match = /^\s*\$?\s*(\d+)(?:\.(\d{1,2}))?\s*$/.exec(text)
+  const cents = centsOf(text)
+  return cents !== null && cents > 0 ? cents : null
+}
+
+/** "1,250.5" → 125050; null when it is not an amount with at most 2 decimals. */
+function centsOf(text: string): number | null {
+  const match = /^\s*\$?\s*(\d+)(?:\.(\d{1,2}))?\s*$/.exec(text.replace(/,/g, ''))
   if (!match) return null
-  const cents = Number(match[1]) * 100 + Number((match[2] ?? '').padEnd(2, '0'))
-  return cents > 0 ? cents : null
+  return Number(match[1]) * 100 + Number((match[2] ?? '').padEnd(2, '0'))
+}
+
+/**
+ * What is wrong with a typed dollar amount, in words, or null when it is fine:
+ * `{ min: 100, max: 1_000_000 }` are cents, the message says dollars.
+ */
+export function checkDollars(text: string, { min, max }: { min: number; max: number }): string | null {
+  if (!text.trim()) return 'Enter an amount in dollars.'
+  const cents = centsOf(text)
+  if (cents === null) return 'Enter an amount in dollars, like 12.50 (at most two decimals).'
+  if (cents < min || cents > max) return `Enter an amount between ${formatCents(min)} and ${formatCents(max)}.`
+  return null
 }
 
 export function formatDate(iso: string | null | undefined): string {

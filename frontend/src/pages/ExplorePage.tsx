@@ -1,4 +1,8 @@
-/** Explore: every project with its latest run's status and funding, searchable. */
+/**
+ * Explore: every project with its latest run and every run of it that needs money, and a
+ * "Needs funding" view listing those runs across projects, closest to starting first.
+ * Search matches project titles, lab notebooks and researchers.
+ */
 import { useEffect, useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
 import { useQuery } from 'urql'
@@ -8,12 +12,25 @@ import { LoadMore, Pages } from '../components/Pages'
 import { StatusBadge } from '../components/StatusBadge'
 import { graphql } from '../gql'
 import type { ExploreProjectsQuery } from '../gql/graphql'
-import { formatDate } from '../lib/format'
+import { formatCents, formatDate } from '../lib/format'
+import { useTitle } from '../lib/useTitle'
 import { useSession } from '../session'
 
+graphql(`
+  fragment ExploreRun on Run {
+    id
+    title
+    status
+    createdAt
+    fundedCents
+    fundingGapCents
+    estimatedCostCents
+  }
+`)
+
 const ExploreProjectsDocument = graphql(`
-  query ExploreProjects($search: String, $after: String) {
-    projects(first: 12, after: $after, search: $search, orderBy: RECENTLY_UPDATED) {
+  query ExploreProjects($search: String, $after: String, $first: Int!) {
+    projects(first: $first, after: $after, search: $search, orderBy: RECENTLY_UPDATED) {
       nodes {
         id
         title
@@ -23,14 +40,14 @@ const ExploreProjectsDocument = graphql(`
           handle
           displayName
         }
-        runs(first: 1) {
+        latest: runs(first: 1) {
           nodes {
-            id
-            title
-            status
-            fundedCents
-            fundingGapCents
-            estimatedCostCents
+            ...ExploreRun
+          }
+        }
+        fundable: runs(status: AWAITING_FUNDING, first: 10) {
+          nodes {
+            ...ExploreRun
           }
         }
       }
@@ -43,9 +60,13 @@ const ExploreProjectsDocument = graphql(`
 `)
 
 type ProjectCardData = ExploreProjectsQuery['projects']['nodes'][number]
+type View = 'projects' | 'funding'
+type Sort = 'closest' | 'newest'
 
 function ProjectCard({ project }: { project: ProjectCardData }) {
-  const [latest] = project.runs.nodes
+  const [latest] = project.latest.nodes
+  // Runs awaiting money are never hidden behind a newer run (a failed one, say).
+  const fundable = project.fundable.nodes.filter((run) => run.id !== latest?.id)
   return (
     <li className="card">
       <h2 className="card-title">
@@ -64,36 +85,96 @@ function ProjectCard({ project }: { project: ProjectCardData }) {
       ) : (
         <p className="muted small">No runs yet</p>
       )}
+      {fundable.length > 0 && (
+        <div className="card-run">
+          <p className="small">Also needs funding:</p>
+          <ul className="plain small">
+            {fundable.map((run) => (
+              <li key={run.id}>
+                <Link to={`/runs/${run.id}`}>{run.title}</Link>{' '}
+                <span className="muted">· {formatCents(run.fundingGapCents)} to go</span>
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
     </li>
   )
 }
 
-/** One page of results; the last page offers the next one. */
-function ResultsPage({ search, after, onMore }: {
-  search: string
-  after: string | null
-  onMore: ((cursor: string) => void) | null
-}) {
-  const [result, refetch] = useQuery({ query: ExploreProjectsDocument, variables: { search: search || null, after } })
+type FundableRun = ProjectCardData['fundable']['nodes'][number] & { project: ProjectCardData }
+
+const SORTS: Record<Sort, (a: FundableRun, b: FundableRun) => number> = {
+  closest: (a, b) => a.fundingGapCents - b.fundingGapCents,
+  newest: (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt),
+}
+
+function FundableCard({ run }: { run: FundableRun }) {
+  return (
+    <li className="card">
+      <h2 className="card-title">
+        <Link to={`/runs/${run.id}`}>{run.title}</Link>
+      </h2>
+      <p className="muted small">
+        <Link to={`/projects/${run.project.id}`}>{run.project.title}</Link> · by{' '}
+        {run.project.owner.displayName || run.project.owner.handle}
+      </p>
+      <FundingProgress {...run} />
+    </li>
+  )
+}
+
+type PageProps = { search: string; view: View; sort: Sort; after: string | null; onMore: ((cursor: string) => void) | null }
+
+/** One page of projects; the last page offers the next one. */
+function ResultsPage({ search, view, sort, after, onMore }: PageProps) {
+  const [result, refetch] = useQuery({
+    query: ExploreProjectsDocument,
+    // The funding view reads more projects at a time: it shows only the runs that need money.
+    variables: { search: search || null, after, first: view === 'funding' ? 50 : 12 },
+  })
   return (
     <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
-      {(data) => (
-        <>
-          {after === null && data.projects.nodes.length === 0 && <NoProjects search={search} />}
-          <ul className="cards">
-            {data.projects.nodes.map((project) => (
-              <ProjectCard key={project.id} project={project} />
-            ))}
-          </ul>
-          <LoadMore pageInfo={data.projects.pageInfo} fetching={result.fetching} onMore={onMore} />
-        </>
-      )}
+      {(data) => {
+        const projects = data.projects.nodes
+        const runs = projects
+          .flatMap((project) => project.fundable.nodes.map((run) => ({ ...run, project })))
+          .filter((run) => run.fundingGapCents > 0)
+          .sort(SORTS[sort])
+        const empty = after === null && (view === 'funding' ? runs.length === 0 : projects.length === 0)
+        return (
+          <>
+            {empty && <NothingFound search={search} view={view} />}
+            {view === 'funding' ? (
+              <ul className="cards">
+                {runs.map((run) => (
+                  <FundableCard key={run.id} run={run} />
+                ))}
+              </ul>
+            ) : (
+              <ul className="cards">
+                {projects.map((project) => (
+                  <ProjectCard key={project.id} project={project} />
+                ))}
+              </ul>
+            )}
+            <LoadMore pageInfo={data.projects.pageInfo} fetching={result.fetching} onMore={onMore} />
+          </>
+        )
+      }}
     </QueryState>
   )
 }
 
-function NoProjects({ search }: { search: string }) {
+function NothingFound({ search, view }: { search: string; view: View }) {
   const { viewer } = useSession()
+  if (view === 'funding') {
+    return (
+      <EmptyState title={search ? `No run matching “${search}” needs funding.` : 'No run needs funding right now.'}>
+        <Link to="/">See every project</Link>
+      </EmptyState>
+    )
+  }
   if (search) return <EmptyState title={`No projects match “${search}”.`}>Try fewer or other words.</EmptyState>
   return (
     <EmptyState title="No projects yet.">
@@ -105,15 +186,27 @@ function NoProjects({ search }: { search: string }) {
 export function ExplorePage() {
   const [params, setParams] = useSearchParams()
   const search = params.get('q') ?? ''
+  const view: View = params.get('view') === 'funding' ? 'funding' : 'projects'
+  const sort: Sort = params.get('sort') === 'newest' ? 'newest' : 'closest'
   const [text, setText] = useState(search)
+  useTitle(view === 'funding' ? 'Runs that need funding' : 'Explore experiments')
+
+  const update = (changes: Record<string, string | null>) => {
+    const next = new URLSearchParams(params)
+    for (const [key, value] of Object.entries(changes)) {
+      if (value) next.set(key, value)
+      else next.delete(key)
+    }
+    setParams(next, { replace: true })
+  }
 
   // Search as you type, once typing pauses.
   useEffect(() => {
     const timer = setTimeout(() => {
-      if (text.trim() !== search) setParams(text.trim() ? { q: text.trim() } : {}, { replace: true })
+      if (text.trim() !== search) update({ q: text.trim() || null })
     }, 300)
     return () => clearTimeout(timer)
-  }, [text, search, setParams])
+  })
 
   return (
     <section>
@@ -121,13 +214,34 @@ export function ExplorePage() {
         <h1>Explore experiments</h1>
         <form role="search" onSubmit={(e) => e.preventDefault()} className="search">
           <label htmlFor="project-search" className="sr-only">
-            Search projects
+            Search projects, notebooks and researchers
           </label>
-          <input id="project-search" type="search" placeholder="Search projects…" value={text}
+          <input id="project-search" type="search" placeholder="Search projects, notebooks, researchers…" value={text}
             onChange={(e) => setText(e.target.value)} />
         </form>
       </div>
-      <Pages key={search}>{(after, onMore) => <ResultsPage search={search} after={after} onMore={onMore} />}</Pages>
+      <div className="toolbar">
+        <div className="segmented" role="group" aria-label="Show">
+          <button type="button" aria-pressed={view === 'projects'} onClick={() => update({ view: null })}>
+            All projects
+          </button>
+          <button type="button" aria-pressed={view === 'funding'} onClick={() => update({ view: 'funding' })}>
+            Needs funding
+          </button>
+        </div>
+        {view === 'funding' && (
+          <label className="inline-field">
+            Sort{' '}
+            <select value={sort} onChange={(e) => update({ sort: e.target.value === 'newest' ? 'newest' : null })}>
+              <option value="closest">Closest to fully funded</option>
+              <option value="newest">Newest first</option>
+            </select>
+          </label>
+        )}
+      </div>
+      <Pages key={`${search}:${view}`}>
+        {(after, onMore) => <ResultsPage search={search} view={view} sort={sort} after={after} onMore={onMore} />}
+      </Pages>
     </section>
   )
 }

@@ -2,18 +2,19 @@
  * A researcher submits a run: read the MLproject at a version, pick the entry point and its
  * parameters, the dryrun scale-down, and the GPU resources; the dryrun starts at once.
  */
-import { useState } from 'react'
-import { Link, useNavigate, useParams } from 'react-router'
+import { useEffect, useState } from 'react'
+import { Link, useNavigate, useParams, useSearchParams } from 'react-router'
 import { useClient, useQuery } from 'urql'
 import { Alert, QueryState } from '../components/feedback'
 import { Form, SelectField, SubmitButton, TextAreaField, TextField } from '../components/forms'
 import { RequireLogin } from '../components/RequireLogin'
 import { ResourcePicker } from '../components/run/ResourcePicker'
 import { graphql } from '../gql'
-import type { ParsedMlprojectFieldsFragment } from '../gql/graphql'
+import type { ParsedMlprojectFieldsFragment, RunToCopyQuery } from '../gql/graphql'
 import type { FieldErrors } from '../lib/errors'
-import { defaultResources, type Catalog, type Resources } from '../lib/resources'
+import { defaultResources, resourcesFor, type Catalog, type Resources } from '../lib/resources'
 import { useMutationForm, useTypedForm } from '../lib/useMutationForm'
+import { useTitle } from '../lib/useTitle'
 import { useSession } from '../session'
 
 const NewRunContextDocument = graphql(`
@@ -89,6 +90,31 @@ const ParseMlprojectDocument = graphql(`
   }
 `)
 
+/** The run a new one starts from ("Edit and run again" on a failed dryrun). */
+const RunToCopyDocument = graphql(`
+  query RunToCopy($id: ID!) {
+    run(id: $id) {
+      id
+      title
+      uri
+      version
+      entryPoint
+      parameters
+      dryrunOverrideParam
+      dryrunOverrideValue
+      resources {
+        gpuType
+        gpuCount
+        machineType
+        spot
+      }
+      project {
+        id
+      }
+    }
+  }
+`)
+
 const CreateRunDocument = graphql(`
   mutation CreateRun($input: CreateRunInput!) {
     createRun(input: $input) {
@@ -116,10 +142,24 @@ type Parsed = ParsedMlprojectFieldsFragment
 type EntryPoint = Parsed['entryPoints'][number]
 const NUMERIC = new Set(['int', 'float'])
 
-/** Step 1: which code (repository and version) to read. */
-function SourceStep({ defaultUri, onParsed }: { defaultUri: string; onParsed: (parsed: Parsed) => void }) {
+/** What the form starts with when a run is submitted again: its settings, to edit. */
+interface Prefill {
+  title: string
+  entryPoint: string
+  parameters: Record<string, string>
+  dryrunParam: string
+  dryrunValue: string
+  resources: Resources
+}
+
+/** Step 1: which code (repository and version) to read; the version starts as the repository's default branch. */
+function SourceStep({ defaultUri, defaultVersion = '', onParsed }: {
+  defaultUri: string
+  defaultVersion?: string
+  onParsed: (parsed: Parsed) => void
+}) {
   const [uri, setUri] = useState(defaultUri)
-  const [version, setVersion] = useState('main')
+  const [version, setVersion] = useState(defaultVersion)
   const client = useClient()
   const { form, run } = useTypedForm()
 
@@ -127,7 +167,7 @@ function SourceStep({ defaultUri, onParsed }: { defaultUri: string; onParsed: (p
     const variables = { uri: uri.trim(), version: version.trim() }
     const data = await run(
       () => client.query(ParseMlprojectDocument, variables, { requestPolicy: 'network-only' }).toPromise(),
-      { uri: !variables.uri && 'Enter the repository.', version: !variables.version && 'Enter a branch, tag or commit.' },
+      { uri: !variables.uri && 'Enter the repository.' },
     )
     const payload = data?.parseMlproject
     if (payload?.__typename === 'ParsedMLproject') onParsed(payload)
@@ -140,25 +180,28 @@ function SourceStep({ defaultUri, onParsed }: { defaultUri: string; onParsed: (p
   return (
     <Form form={form} onSubmit={read} aria-label="Read MLproject">
       <TextField name="uri" label="Repository" value={uri} onChange={(e) => setUri(e.target.value)} />
-      <TextField name="version" label="Version (branch, tag or commit)" value={version}
-        onChange={(e) => setVersion(e.target.value)} />
+      <TextField name="version" label="Version (branch, tag or commit)" value={version} placeholder="default branch"
+        hint="Leave empty for the repository’s default branch." onChange={(e) => setVersion(e.target.value)} />
       <SubmitButton fetching={form.fetching}>Read MLproject</SubmitButton>
     </Form>
   )
 }
 
-function initialParams(entry: EntryPoint): Record<string, string> {
-  return Object.fromEntries(entry.parameters.map((p) => [p.name, p.default ?? '']))
+function initialParams(entry: EntryPoint, from?: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(entry.parameters.map((p) => [p.name, from?.[p.name] ?? p.default ?? '']))
 }
 
-/** Typed values: ints and floats as numbers, the rest as text (the API checks them again). */
+/**
+ * Typed values: ints and floats as numbers, the rest as text (the API checks them again).
+ * A blank field is never quietly replaced by the default: the person is asked for a value.
+ */
 function typedParams(entry: EntryPoint, values: Record<string, string>, errors: FieldErrors) {
   const out: Record<string, string | number> = {}
   for (const p of entry.parameters) {
     const raw = (values[p.name] ?? '').trim()
     const key = `parameters.${p.name}`
     if (!raw) {
-      if (p.required) errors[key] = 'Required.'
+      errors[key] = p.default != null ? `Enter a value (the default is ${p.default}).` : 'Enter a value: it is required.'
       continue
     }
     if (p.type === 'int' && !/^-?\d+$/.test(raw)) errors[key] = 'Enter a whole number.'
@@ -168,16 +211,34 @@ function typedParams(entry: EntryPoint, values: Record<string, string>, errors: 
   return out
 }
 
+/** The dryrun must be a scaled-down run: its value positive and not above the full run's. */
+function dryrunProblem(param: string, value: string, params: Record<string, string>): string | null {
+  const dry = Number(value)
+  if (!Number.isFinite(dry)) return 'Enter a number.'
+  if (dry <= 0) return 'Enter a value above 0.'
+  const full = Number((params[param] ?? '').trim())
+  if ((params[param] ?? '').trim() && Number.isFinite(full) && dry > full) {
+    return `The dryrun is a shorter version of the run: use at most ${param} = ${full} (the run’s value).`
+  }
+  return null
+}
+
 /** Step 2: entry point, parameters, dryrun, resources, title and notes. */
-function RunForm({ projectId, parsed, catalog }: { projectId: string; parsed: Parsed; catalog: Catalog }) {
-  const first = parsed.entryPoints.find((e) => e.name === 'main') ?? parsed.entryPoints[0]
+function RunForm({ projectId, parsed, catalog, prefill }: {
+  projectId: string
+  parsed: Parsed
+  catalog: Catalog
+  prefill?: Prefill
+}) {
+  const first =
+    parsed.entryPoints.find((e) => e.name === (prefill?.entryPoint ?? 'main')) ?? parsed.entryPoints[0]
   const [entryName, setEntryName] = useState(first?.name ?? '')
   const entry = parsed.entryPoints.find((e) => e.name === entryName) ?? first
-  const [params, setParams] = useState(() => (first ? initialParams(first) : {}))
-  const [dryrunParam, setDryrunParam] = useState(first?.dryrunSuggestion?.param ?? '')
-  const [dryrunValue, setDryrunValue] = useState(first?.dryrunSuggestion?.value ?? '')
-  const [resources, setResources] = useState<Resources>(() => defaultResources(catalog))
-  const [title, setTitle] = useState('')
+  const [params, setParams] = useState(() => (first ? initialParams(first, prefill?.parameters) : {}))
+  const [dryrunParam, setDryrunParam] = useState(prefill?.dryrunParam ?? first?.dryrunSuggestion?.param ?? '')
+  const [dryrunValue, setDryrunValue] = useState(prefill?.dryrunValue ?? first?.dryrunSuggestion?.value ?? '')
+  const [resources, setResources] = useState<Resources>(() => prefill?.resources ?? defaultResources(catalog))
+  const [title, setTitle] = useState(prefill?.title ?? '')
   const [notes, setNotes] = useState('')
   const [idempotencyKey] = useState(() => crypto.randomUUID())
   const { form, submit } = useMutationForm(CreateRunDocument)
@@ -200,6 +261,10 @@ function RunForm({ projectId, parsed, catalog }: { projectId: string; parsed: Pa
     if (!title.trim()) errors.title = 'Give the run a title.'
     if (!dryrunParam) errors.dryrunOverrideParam = 'Choose the parameter that makes the dryrun short.'
     if (!dryrunValue.trim()) errors.dryrunOverrideValue = 'Enter the small value for the dryrun.'
+    else if (dryrunParam) {
+      const problem = dryrunProblem(dryrunParam, dryrunValue.trim(), params)
+      if (problem) errors.dryrunOverrideValue = problem
+    }
     const numericValue = Number(dryrunValue)
     const data = await submit(
       {
@@ -291,12 +356,68 @@ function RunForm({ projectId, parsed, catalog }: { projectId: string; parsed: Pa
   )
 }
 
+type RunToCopy = NonNullable<RunToCopyQuery['run']>
+
+function prefillOf(run: RunToCopy, catalog: Catalog): Prefill {
+  const parameters = run.parameters && typeof run.parameters === 'object' ? (run.parameters as Record<string, unknown>) : {}
+  const known = resourcesFor(catalog, run.resources.gpuType, run.resources.gpuCount, run.resources.spot)
+  return {
+    title: run.title,
+    entryPoint: run.entryPoint,
+    parameters: Object.fromEntries(Object.entries(parameters).map(([k, v]) => [k, String(v)])),
+    dryrunParam: run.dryrunOverrideParam,
+    dryrunValue: run.dryrunOverrideValue,
+    resources: { ...known, machineType: run.resources.machineType || known.machineType },
+  }
+}
+
+/** "Edit and run again": read the copied run's code at its version at once, then the form with its settings. */
+function CopyOfRun({ run, catalog, projectId }: { run: RunToCopy; catalog: Catalog; projectId: string }) {
+  const [result] = useQuery({
+    query: ParseMlprojectDocument,
+    variables: { uri: run.uri, version: run.version },
+    requestPolicy: 'network-only',
+  })
+  const [source, setSource] = useState(false)
+  const [parsed, setParsed] = useState<Parsed | null>(null)
+  const answer = result.data?.parseMlproject
+  useEffect(() => {
+    if (answer?.__typename === 'ParsedMLproject') setParsed(answer)
+    else if (answer) setSource(true) // the version is gone: let the person pick another
+  }, [answer])
+  if (source && !parsed) return <SourceStep defaultUri={run.uri} defaultVersion={run.version} onParsed={setParsed} />
+  return (
+    <QueryState result={{ ...result, data: parsed ?? undefined }}>
+      {(code) => (
+        <>
+          <Alert tone="info">
+            Starting from <Link to={`/runs/${run.id}`}>{run.title}</Link>: its settings are filled in below. Change what
+            made the dryrun fail, then submit; the failed run stays as it was.
+          </Alert>
+          <RunForm projectId={projectId} parsed={code} catalog={catalog} prefill={prefillOf(run, catalog)} />
+        </>
+      )}
+    </QueryState>
+  )
+}
+
+function RunCopySource({ fromId, projectId, catalog }: { fromId: string; projectId: string; catalog: Catalog }) {
+  const [result] = useQuery({ query: RunToCopyDocument, variables: { id: fromId } })
+  return (
+    <QueryState result={result} notFound={{ what: 'Run to copy', back: { to: `/projects/${projectId}`, label: 'Back to the project' } }}>
+      {(data) => <CopyOfRun run={data.run} catalog={catalog} projectId={projectId} />}
+    </QueryState>
+  )
+}
+
 function NewRun({ projectId }: { projectId: string }) {
   const { viewer } = useSession()
   const [result, refetch] = useQuery({ query: NewRunContextDocument, variables: { id: projectId } })
   const [parsed, setParsed] = useState<Parsed | null>(null)
+  const fromId = useSearchParams()[0].get('from')
   return (
-    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}
+      notFound={{ what: 'Project' }}>
       {({ project, gpuCatalog }) =>
         viewer?.id !== project.owner.id ? (
           <Alert tone="warning">Only the project’s owner can submit runs.</Alert>
@@ -305,7 +426,9 @@ function NewRun({ projectId }: { projectId: string }) {
             <p>
               <Link to={`/projects/${project.id}`}>← {project.title}</Link>
             </p>
-            {parsed ? (
+            {fromId ? (
+              <RunCopySource key={fromId} fromId={fromId} projectId={project.id} catalog={gpuCatalog} />
+            ) : parsed ? (
               <>
                 <p className="small">
                   <code className="break">{parsed.uri}</code> @ {parsed.version}{' '}
@@ -327,6 +450,7 @@ function NewRun({ projectId }: { projectId: string }) {
 
 export function NewRunPage() {
   const { id = '' } = useParams()
+  useTitle('New run')
   return (
     <section className="narrow-wide">
       <h1>New run</h1>

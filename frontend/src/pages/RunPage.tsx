@@ -1,7 +1,7 @@
 /** A run: status timeline, estimate, funding, live logs, metrics, notes. Live via `runUpdates`. */
-import { useState } from 'react'
+import { useRef, useState } from 'react'
 import { Link, useParams } from 'react-router'
-import { useMutation, useQuery } from 'urql'
+import { useMutation, useQuery, useSubscription } from 'urql'
 import { EmptyState, ErrorMessage, QueryState } from '../components/feedback'
 import { FundingProgress } from '../components/FundingProgress'
 import { LogView } from '../components/LogView'
@@ -15,10 +15,10 @@ import { JobError } from '../components/run/JobError'
 import { RunTimeline } from '../components/run/RunTimeline'
 import { StatusBadge } from '../components/StatusBadge'
 import { graphql } from '../gql'
-import type { JobDetailFragment, RunDetailFragment } from '../gql/graphql'
-import { formatCents, formatDate } from '../lib/format'
-import { useRefetchOnEvent } from '../lib/useLive'
+import type { JobDetailFragment, RunDetailFragment, RunStatus } from '../gql/graphql'
+import { formatDate } from '../lib/format'
 import { useNotesSaver } from '../lib/useNotesSaver'
+import { useTitle } from '../lib/useTitle'
 import { useSession } from '../session'
 
 graphql(`
@@ -76,6 +76,7 @@ graphql(`
     fundedCents
     fundingGapCents
     createdAt
+    updatedAt
     resources {
       gpuType
       gpuCount
@@ -101,6 +102,38 @@ graphql(`
     fundedJob {
       ...JobDetail
     }
+    fundings(first: 20) {
+      ...RunFundingsPage
+    }
+    transactions(first: 20) {
+      ...RunTransactionsPage
+    }
+  }
+`)
+
+graphql(`
+  fragment RunFundingsPage on FundingConnection {
+    nodes {
+      ...FundingItem
+      funder {
+        id
+        handle
+        displayName
+      }
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
+  }
+  fragment RunTransactionsPage on LedgerEntryConnection {
+    nodes {
+      ...LedgerEntryItem
+    }
+    pageInfo {
+      hasNextPage
+      endCursor
+    }
   }
 `)
 
@@ -117,18 +150,7 @@ const RunFundingsDocument = graphql(`
     run(id: $id) {
       id
       fundings(first: 20, after: $after) {
-        nodes {
-          ...FundingItem
-          funder {
-            id
-            handle
-            displayName
-          }
-        }
-        pageInfo {
-          hasNextPage
-          endCursor
-        }
+        ...RunFundingsPage
       }
     }
   }
@@ -139,13 +161,7 @@ const RunTransactionsDocument = graphql(`
     run(id: $id) {
       id
       transactions(first: 20, after: $after) {
-        nodes {
-          ...LedgerEntryItem
-        }
-        pageInfo {
-          hasNextPage
-          endCursor
-        }
+        ...RunTransactionsPage
       }
     }
   }
@@ -156,6 +172,9 @@ const RunUpdatesDocument = graphql(`
     runUpdates(runId: $runId, afterSeq: $afterSeq) {
       seq
       kind
+      run {
+        ...RunDetail
+      }
     }
   }
 `)
@@ -219,7 +238,7 @@ const CancelRunDocument = graphql(`
 `)
 
 const ACTIVE_JOB = new Set(['PENDING', 'RUNNING'])
-const CANCELLABLE = new Set(['DRYRUN', 'AWAITING_FUNDING', 'FUNDED'])
+const CANCELLABLE = new Set<RunStatus>(['DRYRUN', 'AWAITING_FUNDING', 'FUNDED'])
 
 function JobPanel({ title, job }: { title: string; job: JobDetailFragment }) {
   const live = ACTIVE_JOB.has(job.status)
@@ -240,7 +259,6 @@ function JobPanel({ title, job }: { title: string; job: JobDetailFragment }) {
         </p>
       )}
       <JobError job={job} />
-      {job.actualCostCents != null && <p>Actual cost: {formatCents(job.actualCostCents)}</p>}
       <h3>Log</h3>
       <LogView jobId={job.id} label={`${title} log`} live={live} />
       <h3>Metrics</h3>
@@ -313,51 +331,89 @@ function Parameters({ run }: { run: RunDetailFragment }) {
   )
 }
 
+type FundingsPage = RunDetailFragment['fundings']
+type TransactionsPage = RunDetailFragment['transactions']
 type PageProps = { runId: string; after: string | null; onMore: ((cursor: string) => void) | null }
 
-function PatronsPage({ runId, after, onMore }: PageProps) {
+/** The first page comes with the run (and its live updates); older pages are read on demand. */
+function PatronsList({ page, fetching = false, first, onMore }: {
+  page: FundingsPage
+  fetching?: boolean
+  first: boolean
+  onMore: PageProps['onMore']
+}) {
+  if (first && page.nodes.length === 0) return <EmptyState title="No patrons yet." />
+  return (
+    <>
+      <FundingList fundings={page.nodes} title={(f) => f.funder.displayName || f.funder.handle} />
+      <LoadMore pageInfo={page.pageInfo} fetching={fetching} onMore={onMore} />
+    </>
+  )
+}
+
+function OlderPatrons({ runId, after, onMore }: PageProps & { after: string }) {
   const [result] = useQuery({ query: RunFundingsDocument, variables: { id: runId, after } })
   return (
     <QueryState result={result}>
-      {(data) => {
-        const page = data.run.fundings
-        if (after === null && page.nodes.length === 0) return <EmptyState title="No patrons yet." />
-        return (
-          <>
-            <FundingList fundings={page.nodes} title={(f) => f.funder.displayName || f.funder.handle} />
-            <LoadMore pageInfo={page.pageInfo} fetching={result.fetching} onMore={onMore} />
-          </>
-        )
-      }}
+      {(data) => <PatronsList page={data.run.fundings} fetching={result.fetching} first={false} onMore={onMore} />}
     </QueryState>
   )
 }
 
-function LedgerPage({ runId, after, onMore }: PageProps) {
+function LedgerList({ page, fetching = false, first, onMore }: {
+  page: TransactionsPage
+  fetching?: boolean
+  first: boolean
+  onMore: PageProps['onMore']
+}) {
+  if (first && page.nodes.length === 0) return <EmptyState title="No money has moved yet." />
+  return (
+    <>
+      <LedgerTable entries={page.nodes} caption="Run ledger" />
+      <LoadMore pageInfo={page.pageInfo} fetching={fetching} onMore={onMore} />
+    </>
+  )
+}
+
+function OlderLedger({ runId, after, onMore }: PageProps & { after: string }) {
   const [result] = useQuery({ query: RunTransactionsDocument, variables: { id: runId, after } })
   return (
     <QueryState result={result}>
-      {(data) => {
-        const page = data.run.transactions
-        if (after === null && page.nodes.length === 0) return <EmptyState title="No money has moved yet." />
-        return (
-          <>
-            <LedgerTable entries={page.nodes} caption="Run ledger" />
-            <LoadMore pageInfo={page.pageInfo} fetching={result.fetching} onMore={onMore} />
-          </>
-        )
-      }}
+      {(data) => <LedgerList page={data.run.transactions} fetching={result.fetching} first={false} onMore={onMore} />}
     </QueryState>
   )
+}
+
+/** Why there is no estimate, in the run's own terms. */
+function missingEstimate(status: RunStatus): string {
+  if (status === 'DRYRUN') return 'The estimate appears when the dryrun succeeds.'
+  if (status === 'DRYRUN_FAILED') return 'The dryrun failed, so there is no estimate. Its log below says why.'
+  return 'This run has no estimate.'
+}
+
+function actualOf(job: JobDetailFragment | null | undefined) {
+  if (job?.actualCostCents == null) return null
+  const seconds = job.startedAt && job.finishedAt ? (Date.parse(job.finishedAt) - Date.parse(job.startedAt)) / 1000 : null
+  return { costCents: job.actualCostCents, seconds }
 }
 
 function RunView({ run }: { run: RunDetailFragment }) {
   const { viewer } = useSession()
   const [funding, setFunding] = useState(false)
+  const fundingHeading = useRef<HTMLHeadingElement>(null)
+  const fundButton = useRef<HTMLButtonElement>(null)
   const isCreator = viewer?.id === run.creator.id
-  const canManage = isCreator || viewer?.id === run.project.owner.id
+  const isOwner = viewer?.id === run.project.owner.id
+  const canManage = isCreator || isOwner
   const notes = useNotesSaver(run.id, PatchRunNotesDocument, ReplaceRunNotesDocument)
   const fundable = run.status === 'AWAITING_FUNDING' && run.fundingGapCents > 0
+  useTitle(run.title)
+
+  const closeFunding = () => {
+    setFunding(false)
+    // Back where the reader was; once fully funded the button is gone, so to the funding summary.
+    requestAnimationFrame(() => (fundButton.current ?? fundingHeading.current)?.focus())
+  }
 
   return (
     <article>
@@ -373,8 +429,24 @@ function RunView({ run }: { run: RunDetailFragment }) {
             by {run.creator.displayName || run.creator.handle} · {formatDate(run.createdAt)}
           </p>
         </div>
-        {canManage && CANCELLABLE.has(run.status) && <CancelButton runId={run.id} />}
+        <div className="actions">
+          {isOwner && run.status === 'DRYRUN_FAILED' && (
+            <Link className="button primary" to={`/projects/${run.project.id}/runs/new?from=${run.id}`}>
+              Edit and run again
+            </Link>
+          )}
+          {canManage && CANCELLABLE.has(run.status) && <CancelButton runId={run.id} />}
+        </div>
       </div>
+
+      {run.status === 'DRYRUN_FAILED' && (
+        <p className="alert alert-warning" role="status">
+          The dryrun failed, so this run cannot be funded.{' '}
+          {isOwner
+            ? 'Fix the cause shown in the dryrun’s log below, then use “Edit and run again”: the new run starts with these settings.'
+            : 'The researcher can fix it and submit a new run.'}
+        </p>
+      )}
 
       <RunTimeline status={run.status} jobs={[
         { label: 'Dryrun', job: run.dryrunJob },
@@ -383,11 +455,13 @@ function RunView({ run }: { run: RunDetailFragment }) {
 
       <div className="grid-2">
         <section aria-labelledby="funding-heading" className="panel">
-          <h2 id="funding-heading">Funding</h2>
+          <h2 id="funding-heading" ref={fundingHeading} tabIndex={-1}>
+            Funding
+          </h2>
           <FundingProgress {...run} />
           {fundable &&
             (viewer ? (
-              <button type="button" className="button primary" onClick={() => setFunding(true)}>
+              <button ref={fundButton} type="button" className="button primary" onClick={() => setFunding(true)}>
                 Fund this run
               </button>
             ) : (
@@ -395,9 +469,10 @@ function RunView({ run }: { run: RunDetailFragment }) {
                 Log in to fund
               </Link>
             ))}
-          <h3>Estimate</h3>
+          <h3>Cost</h3>
           <EstimatePanel costCents={run.estimatedCostCents} durationSeconds={run.estimatedDurationSeconds}
-            detail={run.estimateDetail} overrideParam={run.dryrunOverrideParam} />
+            detail={run.estimateDetail} overrideParam={run.dryrunOverrideParam} missing={missingEstimate(run.status)}
+            actual={actualOf(run.fundedJob)} />
         </section>
         <section aria-labelledby="setup-heading" className="panel">
           <h2 id="setup-heading">Setup</h2>
@@ -405,15 +480,30 @@ function RunView({ run }: { run: RunDetailFragment }) {
         </section>
       </div>
 
-      {/* Re-read both lists (from the first page) whenever money moves or the run settles. */}
-      <div className="grid-2" key={`${run.fundedCents}:${run.status}`}>
+      <div className="grid-2">
         <section aria-labelledby="patrons-heading" className="panel">
           <h2 id="patrons-heading">Patrons</h2>
-          <Pages>{(after, onMore) => <PatronsPage runId={run.id} after={after} onMore={onMore} />}</Pages>
+          <Pages>
+            {(after, onMore) =>
+              after === null ? (
+                <PatronsList page={run.fundings} first onMore={onMore} />
+              ) : (
+                <OlderPatrons runId={run.id} after={after} onMore={onMore} />
+              )
+            }
+          </Pages>
         </section>
         <section aria-labelledby="ledger-heading" className="panel">
           <h2 id="ledger-heading">Ledger</h2>
-          <Pages>{(after, onMore) => <LedgerPage runId={run.id} after={after} onMore={onMore} />}</Pages>
+          <Pages>
+            {(after, onMore) =>
+              after === null ? (
+                <LedgerList page={run.transactions} first onMore={onMore} />
+              ) : (
+                <OlderLedger runId={run.id} after={after} onMore={onMore} />
+              )
+            }
+          </Pages>
         </section>
       </div>
 
@@ -426,18 +516,30 @@ function RunView({ run }: { run: RunDetailFragment }) {
           {...notes} />
       </section>
 
-      <FundDialog runId={run.id} gapCents={run.fundingGapCents} open={funding} onClose={() => setFunding(false)}
-        projectBalanceCents={viewer?.id === run.project.owner.id ? run.project.balanceCents : 0} />
+      <FundDialog runId={run.id} gapCents={run.fundingGapCents} open={funding} onClose={closeFunding}
+        isOwner={isOwner} projectBalanceCents={isOwner ? run.project.balanceCents : 0} />
     </article>
   )
+}
+
+/** The newer of two reads of the run (ties go to the live one, which arrived later). */
+function newest(read: RunDetailFragment | undefined, live: RunDetailFragment | undefined) {
+  if (!read || !live || live.id !== read.id) return read ?? live
+  return Date.parse(read.updatedAt) > Date.parse(live.updatedAt) ? read : live
 }
 
 export function RunPage() {
   const { id = '' } = useParams()
   const [result, refetch] = useQuery({ query: RunPageDocument, variables: { id } })
-  useRefetchOnEvent(RunUpdatesDocument, { runId: id, afterSeq: null }, refetch)
+  // Every update carries the whole run: the page re-renders from it without asking again.
+  const [{ data: live }] = useSubscription(
+    { query: RunUpdatesDocument, variables: { runId: id, afterSeq: null }, pause: !result.data?.run },
+  )
+  const run = newest(result.data?.run ?? undefined, live?.runUpdates.run)
   return (
-    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+    <QueryState result={{ ...result, data: run ? { run } : result.data }}
+      retry={() => refetch({ requestPolicy: 'network-only' })}
+      notFound={{ what: 'Run', back: { to: '/', label: 'Back to Explore' } }}>
       {(data) => <RunView run={data.run} />}
     </QueryState>
   )

@@ -2,12 +2,12 @@
  * Fund a run from the wallet: amount, what happens to any surplus, and how the amount splits
  * between credit (used first) and cash. Typed errors: InsufficientFunds links to the wallet.
  */
-import { useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { Link } from 'react-router'
 import { useQuery } from 'urql'
 import { graphql } from '../../gql'
 import type { FundingSource, SurplusPolicy } from '../../gql/graphql'
-import { formatCents, parseDollars } from '../../lib/format'
+import { checkDollars, formatCents, parseDollars } from '../../lib/format'
 import { useMutationForm } from '../../lib/useMutationForm'
 import { Dialog } from '../Dialog'
 import { Alert, Loading } from '../feedback'
@@ -67,23 +67,37 @@ const SURPLUS_OPTIONS = [
   { value: 'REFUND', label: 'Refund me', hint: 'Any unspent share returns to your wallet.' },
 ] as const
 
+/** Funding limits (the API's): a cent up to $100,000 at a time. */
+const FUND_LIMITS = { min: 1, max: 10_000_000 }
+
 interface Props {
   runId: string
   gapCents: number
+  /** The project's owner funds their own run: the project balance first, and surplus stays in the project. */
+  isOwner: boolean
   /** The project's balance, offered only to the project's owner. */
   projectBalanceCents?: number
   open: boolean
   onClose: () => void
 }
 
-function FundForm({ runId, gapCents, projectBalanceCents = 0, onClose }: Omit<Props, 'open'>) {
+function FundForm({ runId, gapCents, isOwner, projectBalanceCents = 0, onClose }: Omit<Props, 'open'>) {
   const [{ data: wallet }] = useQuery({ query: WalletBalanceDocument, requestPolicy: 'network-only' })
-  const [amount, setAmount] = useState((gapCents / 100).toFixed(2))
+  // Money already set aside for the project is the natural first choice for its owner.
+  const fromBalance = projectBalanceCents > 0
+  const [source, setSource] = useState<FundingSource>(fromBalance ? 'PROJECT_BALANCE' : 'WALLET')
+  const [amount, setAmount] = useState(() => (Math.min(gapCents, fromBalance ? projectBalanceCents : gapCents) / 100).toFixed(2))
   const [surplus, setSurplus] = useState<SurplusPolicy>('TO_PROJECT')
-  const [source, setSource] = useState<FundingSource>('WALLET')
   const [idempotencyKey] = useState(() => crypto.randomUUID())
   const [done, setDone] = useState<string | null>(null)
   const { form, submit } = useMutationForm(FundRunDocument)
+
+  // The amount is what people come to change: focus it (selected) once the form shows.
+  const box = useRef<HTMLDivElement>(null)
+  const ready = Boolean(wallet)
+  useEffect(() => {
+    if (ready) box.current?.querySelector<HTMLInputElement>('input[name="amountCents"]')?.focus()
+  }, [ready])
 
   const balance = wallet?.viewer?.balance
   const cents = parseDollars(amount)
@@ -93,7 +107,7 @@ function FundForm({ runId, gapCents, projectBalanceCents = 0, onClose }: Omit<Pr
   const onSubmit = async () => {
     const data = await submit(
       { input: { runId, amountCents: cents ?? 0, surplusPolicy: surplus, source, idempotencyKey } },
-      { amountCents: cents === null && 'Enter an amount in dollars, like 12.50.' },
+      { amountCents: checkDollars(amount, FUND_LIMITS) },
     )
     const result = data?.fundRun
     if (result?.__typename === 'FundRunSuccess') {
@@ -118,7 +132,7 @@ function FundForm({ runId, gapCents, projectBalanceCents = 0, onClose }: Omit<Pr
     return (
       <div>
         <Alert tone="success">{done}</Alert>
-        <button type="button" className="button primary" onClick={onClose}>
+        <button type="button" className="button primary" onClick={onClose} autoFocus>
           Close
         </button>
       </div>
@@ -126,13 +140,14 @@ function FundForm({ runId, gapCents, projectBalanceCents = 0, onClose }: Omit<Pr
   }
   if (!wallet) return <Loading />
   return (
-    <Form form={form} onSubmit={onSubmit} aria-label="Fund this run">
+    <div ref={box}>
+      <Form form={form} onSubmit={onSubmit} aria-label="Fund this run">
       <p>
         Still needed: <strong>{formatCents(gapCents)}</strong>. Your wallet: {formatCents(balance?.creditCents)} credit +{' '}
         {formatCents(balance?.cashCents)} cash.
       </p>
       <TextField name="amountCents" label="Amount (USD)" inputMode="decimal" value={amount}
-        onChange={(e) => setAmount(e.target.value)}
+        onFocus={(e) => e.target.select()} onChange={(e) => setAmount(e.target.value)}
         hint={cents !== null && cents > gapCents ? `Only ${formatCents(gapCents)} is needed; that is all that will be taken.` : undefined} />
       {projectBalanceCents > 0 && (
         <RadioGroup name="source" legend="Pay from" value={source} onChange={setSource} options={[
@@ -140,8 +155,12 @@ function FundForm({ runId, gapCents, projectBalanceCents = 0, onClose }: Omit<Pr
           { value: 'PROJECT_BALANCE', label: `The project balance (${formatCents(projectBalanceCents)})` },
         ]} />
       )}
-      <RadioGroup name="surplusPolicy" legend="If the run costs less than funded" options={SURPLUS_OPTIONS} value={surplus}
-        onChange={setSurplus} />
+      {isOwner ? (
+        <p className="small">If the run costs less than funded, the rest stays in the project balance for your next runs.</p>
+      ) : (
+        <RadioGroup name="surplusPolicy" legend="If the run costs less than funded" options={SURPLUS_OPTIONS}
+          value={surplus} onChange={setSurplus} />
+      )}
       {cents !== null && source === 'WALLET' && (
         <p className="small" data-testid="fund-split">
           Paid with {formatCents(fromCredit)} credit and {formatCents(taken - fromCredit)} cash (credit is used first).
@@ -154,6 +173,7 @@ function FundForm({ runId, gapCents, projectBalanceCents = 0, onClose }: Omit<Pr
         </button>
       </div>
     </Form>
+    </div>
   )
 }
 

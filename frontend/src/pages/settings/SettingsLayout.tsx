@@ -1,5 +1,8 @@
-import { NavLink, Outlet } from 'react-router'
+import { Suspense } from 'react'
+import { NavLink, Outlet, useLocation } from 'react-router'
+import { Loading } from '../../components/feedback'
 import { RequireLogin } from '../../components/RequireLogin'
+import { useTitle } from '../../lib/useTitle'
 
 const SECTIONS = [
   ['profile', 'Profile'],
@@ -9,6 +12,8 @@ const SECTIONS = [
 ] as const
 
 export function SettingsLayout() {
+  const section = useLocation().pathname.split('/')[2]
+  useTitle(`${SECTIONS.find(([path]) => path === section)?.[1] ?? 'Settings'} · Settings`)
   return (
     <section>
       <h1>Settings</h1>
@@ -22,7 +27,9 @@ export function SettingsLayout() {
             ))}
           </nav>
           <div className="settings-body">
-            <Outlet />
+            <Suspense fallback={<Loading />}>
+              <Outlet />
+            </Suspense>
           </div>
         </div>
       </RequireLogin>

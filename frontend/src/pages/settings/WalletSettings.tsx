@@ -7,7 +7,7 @@ import { Form, SubmitButton, TextField } from '../../components/forms'
 import { FundingList, LedgerList } from '../../components/Money'
 import { LoadMore, Pages } from '../../components/Pages'
 import { graphql } from '../../gql'
-import { formatCents, parseDollars } from '../../lib/format'
+import { checkDollars, formatCents, parseDollars } from '../../lib/format'
 import { useMutationForm } from '../../lib/useMutationForm'
 
 const StripePayment = lazy(() => import('../../components/StripePayment'))
@@ -90,6 +90,9 @@ const CreateDepositDocument = graphql(`
   }
 `)
 
+/** The API's deposit limits: card fees make tiny deposits pointless. */
+const DEPOSIT_LIMITS = { min: 100, max: 1_000_000 }
+
 interface Payment {
   depositId: string
   clientSecret: string
@@ -106,7 +109,7 @@ function DepositForm({ onDeposited }: { onDeposited: () => void }) {
     const cents = parseDollars(amount)
     const data = await submit(
       { input: { amountCents: cents ?? 0 } },
-      { amountCents: cents === null && 'Enter an amount in dollars, like 20.00.' },
+      { amountCents: checkDollars(amount, DEPOSIT_LIMITS) },
     )
     const result = data?.createDeposit
     setNotConfigured(result?.__typename === 'PaymentsNotConfigured')
@@ -144,6 +147,7 @@ function DepositForm({ onDeposited }: { onDeposited: () => void }) {
       )}
       <Form form={form} onSubmit={onSubmit} aria-label="Deposit" className="form inline">
         <TextField name="amountCents" label="Deposit (USD)" inputMode="decimal" value={amount}
+          hint={`From ${formatCents(DEPOSIT_LIMITS.min)} to ${formatCents(DEPOSIT_LIMITS.max)}.`}
           onChange={(e) => setAmount(e.target.value)} />
         <SubmitButton fetching={form.fetching}>Deposit by card</SubmitButton>
       </Form>
