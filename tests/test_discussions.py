@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 from tests.client import GraphQLClient
 from tests.test_notes import HOSTILE, assert_inert
+from tests.ws import WsClient
 
 CREATE_PROJECT = """mutation($i: CreateProjectInput!) { createProject(input: $i) {
   ... on ProjectSuccess { project { id } } } }"""
@@ -187,6 +189,46 @@ async def test_soft_delete_keeps_thread_shape(make_person, client) -> None:
     assert shown["commentCount"] == 2
     listed = (await client.data(LIST, {"p": discussion["project"]["id"]}))["discussions"]["edges"]
     assert listed == []
+
+
+ACTIVITY = "subscription($p: ID!) { projectActivity(projectId: $p, afterSeq: 0) { kind payload } }"
+
+
+async def test_edits_and_deletions_reach_the_project_activity_stream(api: str, make_person) -> None:
+    """Open pages follow `projectActivity`: every edit (replace or patch) and deletion of a post shows there."""
+    owner, fan = await make_person("owner"), await make_person("fan")
+    project = await project_of(owner)
+    discussion = await discussion_in(fan, project, body="first words")
+    comment = await comment_on(owner, discussion["id"], "a reply")
+    ids = {"discussionId": discussion["id"]}
+    done = [
+        (await fan.web.data(UPDATE, {"i": {"id": discussion["id"], "title": "Renamed", "body": "first words!"}}))
+        ["updateDiscussion"],
+        (await fan.web.data(PATCH_DISCUSSION, {"i": {"id": discussion["id"], "baseVersion": 2,
+                                                     "edits": [{"oldText": "first", "newText": "better"}]}}))
+        ["patchDiscussionBody"],
+        (await owner.web.data(UPDATE_COMMENT, {"i": {"id": comment["id"], "body": "a better reply"}}))["updateComment"],
+        (await owner.web.data(PATCH_COMMENT, {"i": {"id": comment["id"], "baseVersion": 2,
+                                                    "edits": [{"oldText": "better", "newText": "kind"}]}}))
+        ["patchCommentBody"],
+    ]
+    assert [d["__typename"] for d in done] == ["DiscussionSuccess"] * 2 + ["CommentSuccess"] * 2, done
+    await owner.web.data(DELETE_COMMENT, {"i": {"id": comment["id"]}})
+    await fan.web.data(DELETE, {"i": {"id": discussion["id"]}})
+
+    ws = await WsClient.connect(api)
+    try:
+        stream = ws.subscribe(ACTIVITY, {"p": project})
+        async with asyncio.timeout(20):
+            seen = [(await anext(stream))["projectActivity"] for _ in range(8)]
+    finally:
+        await ws.close()
+    with_comment = {**ids, "commentId": comment["id"]}
+    assert [(e["kind"], e["payload"]) for e in seen[2:]] == [
+        ("discussion_edited", ids), ("discussion_edited", ids), ("comment_edited", with_comment),
+        ("comment_edited", with_comment), ("comment_deleted", with_comment), ("discussion_deleted", ids),
+    ]
+    assert [e["kind"] for e in seen[:2]] == ["discussion", "comment"]
 
 
 async def test_bad_input_is_refused_and_changes_nothing(make_person, client) -> None:

@@ -198,7 +198,11 @@ class DiscussionsMutation:
 
     @strawberry.mutation(description="Author only. Search/replace edits on the body.")
     async def patch_discussion_body(self, info: Info, input: PatchTextInput) -> PatchDiscussionBodyPayload:
-        return await patch_body(info, input, DISCUSSION_BODY, authorize=services.check_author, success=_discussion)
+        row = await patch_body(info, input, DISCUSSION_BODY, authorize=services.check_author, success=lambda row: row)
+        if not isinstance(row, Discussion):
+            return row  # the typed error
+        await services.announce_change(row, "edited")
+        return _discussion(row)
 
     @strawberry.mutation(description="Author, project owner or admin. Soft delete: the thread keeps its shape.")
     async def delete_discussion(self, info: Info, input: DiscussionIdInput) -> DiscussionSuccess:
@@ -238,7 +242,11 @@ class DiscussionsMutation:
 
     @strawberry.mutation(description="Author only. Search/replace edits on the body.")
     async def patch_comment_body(self, info: Info, input: PatchTextInput) -> PatchCommentBodyPayload:
-        return await patch_body(info, input, COMMENT_BODY, authorize=services.check_author, success=_comment)
+        row = await patch_body(info, input, COMMENT_BODY, authorize=services.check_author, success=lambda row: row)
+        if not isinstance(row, Comment):
+            return row  # the typed error
+        await services.announce_change(row, "edited")
+        return _comment(row)
 
     @strawberry.mutation(description="Author, project owner or admin. Soft delete: replies stay in place.")
     async def delete_comment(self, info: Info, input: CommentIdInput) -> CommentSuccess:

@@ -119,10 +119,12 @@ async def update_discussion(
 ) -> Discussion:
     check_author(actor, discussion)
     _validate(title, body, BODY_MAX)
-    return await revisions.replace_body(
+    updated = await revisions.replace_body(
         discussion, "body", "body_version", "discussion", body, actor, summary, base_version,
         max_length=BODY_MAX, required=True, extra_fields={"title": _title(title)} if title is not None else None,
     )
+    await announce_change(updated, "edited")
+    return updated
 
 
 async def set_pinned(actor: User, discussion: Discussion, pinned: bool) -> Discussion:
@@ -150,6 +152,7 @@ async def delete_discussion(actor: User, discussion: Discussion) -> Discussion:
             locked.is_pinned = False
             locked.sort_key = sort_key(False, locked.last_activity_at)
             await locked.save(update_fields=["deleted_at", "is_pinned", "sort_key"])
+    await announce_change(locked, "deleted")
     return locked
 
 
@@ -231,8 +234,10 @@ def _others(recipients: list[Any], author: User) -> list[str]:
 async def update_comment(actor: User, comment: Comment, *, body: str, base_version: int | None,
                          summary: str = "") -> Comment:
     check_author(actor, comment)
-    return await revisions.replace_body(comment, "body", "body_version", "comment", body, actor, summary,
-                                        base_version, max_length=COMMENT_MAX, required=True)
+    updated = await revisions.replace_body(comment, "body", "body_version", "comment", body, actor, summary,
+                                           base_version, max_length=COMMENT_MAX, required=True)
+    await announce_change(updated, "edited")
+    return updated
 
 
 async def delete_comment(actor: User, comment: Comment) -> Comment:
@@ -242,7 +247,24 @@ async def delete_comment(actor: User, comment: Comment) -> Comment:
     if comment.deleted_at is None:
         comment.deleted_at = datetime.now(UTC)
         await Comment.filter(id=comment.id, deleted_at__isnull=True).update(deleted_at=comment.deleted_at)
+    await announce_change(comment, "deleted")
     return comment
+
+
+async def announce_change(row: Discussion | Comment, change: str) -> None:
+    """An edit or deletion (`change`) of a project post goes to the project's activity stream
+    (`discussion_edited`, `comment_deleted`, …), so pages showing it update without a reload.
+    The change is committed: a failing append is logged, it does not fail the mutation."""
+    discussion = row if isinstance(row, Discussion) else await Discussion.get(id=row.discussion_id)
+    if discussion.project_id is None:
+        return
+    payload = {"discussionId": encode_id("Discussion", discussion.id)}
+    if isinstance(row, Comment):
+        payload["commentId"] = encode_id("Comment", row.id)
+    try:
+        await events.append(f"project:{discussion.project_id}", f"{type(row).__name__.lower()}_{change}", payload)
+    except Exception:
+        log.exception("announcing a %s %s failed", type(row).__name__, change)
 
 
 def thread(discussion_id: Any) -> QuerySet[Comment]:

@@ -24,6 +24,7 @@ const ProjectDiscussionsDocument = graphql(`
         author {
           id
           handle
+          displayName
         }
       }
     }
@@ -105,7 +106,7 @@ export function Discussions({ projectId }: { projectId: string }) {
                   {d.isPinned && <span className="badge badge-muted">Pinned</span>}
                   <span className="muted small">
                     {' '}
-                    · {d.author?.handle ?? 'deleted'} · {d.commentCount} comment{d.commentCount === 1 ? '' : 's'} · last
+                    · {d.author ? d.author.displayName || d.author.handle : '[deleted]'} · {d.commentCount} comment{d.commentCount === 1 ? '' : 's'} · last
                     activity {formatDate(d.lastActivityAt)}
                   </span>
                 </li>

@@ -67,7 +67,7 @@ export function LedgerList({ entries }: { entries: LedgerEntryItemFragment[] }) 
 export function LedgerTable({ entries, caption }: { entries: LedgerEntryItemFragment[]; caption: string }) {
   return (
     <div className="table-wrap">
-      <table className="compact">
+      <table className="compact stack">
         <caption className="sr-only">{caption}</caption>
         <thead>
           <tr>
@@ -80,12 +80,12 @@ export function LedgerTable({ entries, caption }: { entries: LedgerEntryItemFrag
         <tbody>
           {entries.map((entry) => (
             <tr key={entry.id}>
-              <td>
+              <td data-label="Date">
                 <When iso={entry.createdAt} />
               </td>
-              <td>{humanize(entry.kind)}</td>
-              <td className="muted">{entry.memo || '—'}</td>
-              <td className="num">
+              <td data-label="Kind">{humanize(entry.kind)}</td>
+              <td data-label="Memo" className="muted">{entry.memo || '—'}</td>
+              <td data-label="Amount" className="num">
                 <SignedAmount cents={entry.amountCents} />
               </td>
             </tr>

@@ -4,7 +4,7 @@
  * When someone else saved in between (VersionConflict), a change that does not overlap
  * theirs is re-applied on their version; otherwise the editor offers both ways out.
  */
-import { useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { applyEdit, diffEdit, type TextEdit } from '../lib/textPatch'
 import type { MutationForm } from '../lib/useMutationForm'
 import { Alert } from './feedback'
@@ -48,12 +48,21 @@ export function NotesEditor({ html, body, version, canEdit, form, saver }: Props
   const [summary, setSummary] = useState('')
   const [base, setBase] = useState<Base>({ version, body })
   const [conflict, setConflict] = useState<Base | null>(null)
+  const [savedNote, setSavedNote] = useState(false)
+  // Leaving the editor (saved or cancelled) puts keyboard focus back on "Edit notes", not the page body.
+  const editButton = useRef<HTMLButtonElement>(null)
+  const wasEditing = useRef(false)
+  useEffect(() => {
+    if (wasEditing.current && !editing) editButton.current?.focus()
+    wasEditing.current = editing
+  }, [editing])
 
   const start = () => {
     setDraft(body)
     setBase({ version, body })
     setSummary('')
     setConflict(null)
+    setSavedNote(false)
     form.clear()
     setEditing(true)
   }
@@ -77,6 +86,7 @@ export function NotesEditor({ html, body, version, canEdit, form, saver }: Props
     }
     if (saved(outcome)) {
       setConflict(null)
+      setSavedNote(true)
       setEditing(false)
     }
   }
@@ -86,9 +96,14 @@ export function NotesEditor({ html, body, version, canEdit, form, saver }: Props
       <div className="notes">
         <HtmlContent html={html} empty="No notes yet." />
         {canEdit && (
-          <button type="button" className="button" onClick={start}>
-            Edit notes
-          </button>
+          <p className="actions">
+            <button ref={editButton} type="button" className="button" onClick={start}>
+              Edit notes
+            </button>
+            <span className="muted small" role="status">
+              {savedNote ? 'Notes saved.' : ''}
+            </span>
+          </p>
         )}
       </div>
     )

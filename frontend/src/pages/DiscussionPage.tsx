@@ -1,15 +1,22 @@
-/** One discussion with its threaded comments; replies nest under their parent. */
-import { useState, type CSSProperties } from 'react'
-import { Link, useParams } from 'react-router'
-import { useQuery } from 'urql'
-import { EmptyState, QueryState } from '../components/feedback'
-import { Form, SubmitButton, TextAreaField } from '../components/forms'
+/**
+ * One discussion with its threaded comments; replies nest under their parent. Authors edit and
+ * delete their own posts here; project discussions follow `projectActivity`, so new, edited and
+ * deleted comments show for every reader without a reload.
+ */
+import { useEffect, useRef, useState, type CSSProperties, type ReactNode, type RefObject } from 'react'
+import { Link, useNavigate, useParams } from 'react-router'
+import { useMutation, useQuery, type OperationContext } from 'urql'
+import { EmptyState, ErrorMessage, QueryState } from '../components/feedback'
+import { Form, SubmitButton, TextAreaField, TextField } from '../components/forms'
 import { HtmlContent } from '../components/HtmlContent'
 import { LoadMore, Pages } from '../components/Pages'
 import { graphql } from '../gql'
-import type { DiscussionCommentsQuery } from '../gql/graphql'
+import type { DiscussionCommentsQuery, DiscussionQuery } from '../gql/graphql'
+import { ProjectActivityDocument } from '../graphql/live'
 import { formatDate } from '../lib/format'
+import { useRefetchOnEvent } from '../lib/useLive'
 import { useMutationForm } from '../lib/useMutationForm'
+import { useTitle } from '../lib/useTitle'
 import { useSession } from '../session'
 
 const DiscussionDocument = graphql(`
@@ -17,6 +24,8 @@ const DiscussionDocument = graphql(`
     discussion(id: $id) {
       id
       title
+      body
+      bodyVersion
       bodyHtml
       isDeleted
       createdAt
@@ -42,12 +51,15 @@ const DiscussionCommentsDocument = graphql(`
         nodes {
           id
           depth
+          body
+          bodyVersion
           bodyHtml
           isDeleted
           createdAt
           author {
             id
             handle
+            displayName
           }
         }
         pageInfo {
@@ -86,10 +98,142 @@ const CreateCommentDocument = graphql(`
   }
 `)
 
+const UpdateDiscussionDocument = graphql(`
+  mutation UpdateDiscussion($input: UpdateDiscussionInput!) {
+    updateDiscussion(input: $input) {
+      __typename
+      ... on DiscussionSuccess {
+        discussion {
+          id
+          title
+          body
+          bodyVersion
+          bodyHtml
+        }
+      }
+      ...WriteError
+      ...WriteFieldErrors
+    }
+  }
+`)
+
+const DeleteDiscussionDocument = graphql(`
+  mutation DeleteDiscussion($input: DiscussionIdInput!) {
+    deleteDiscussion(input: $input) {
+      discussion {
+        id
+        isDeleted
+      }
+    }
+  }
+`)
+
+const UpdateCommentDocument = graphql(`
+  mutation UpdateComment($input: UpdateCommentInput!) {
+    updateComment(input: $input) {
+      __typename
+      ... on CommentSuccess {
+        comment {
+          id
+          body
+          bodyVersion
+          bodyHtml
+        }
+      }
+      ...WriteError
+      ...WriteFieldErrors
+    }
+  }
+`)
+
+const DeleteCommentDocument = graphql(`
+  mutation DeleteComment($input: CommentIdInput!) {
+    deleteComment(input: $input) {
+      comment {
+        id
+        isDeleted
+        body
+        bodyHtml
+      }
+    }
+  }
+`)
+
 // A new comment must refresh the thread even while it is empty.
 const COMMENT_CONTEXT = { additionalTypenames: ['Comment'] }
 
+type Discussion = DiscussionQuery['discussion']
 type Comment = DiscussionCommentsQuery['discussion']['comments']['nodes'][number]
+type Author = { handle: string; displayName: string } | null | undefined
+
+/** Authors are named the same way everywhere: display name, else handle. */
+const authorName = (author: Author) => (author ? author.displayName || author.handle : '[deleted]')
+
+/** Re-read on the project's activity (comments, edits, deletions); platform discussions have none. */
+function useProjectLive(projectId: string | undefined, refetch: (context?: Partial<OperationContext>) => void) {
+  useRefetchOnEvent(ProjectActivityDocument, { projectId: projectId ?? '', afterSeq: null }, refetch, !projectId)
+}
+
+/** Focus `target` when `active` turns false (an editor closed), so the keyboard stays where it was. */
+function useFocusOnClose(active: boolean) {
+  const target = useRef<HTMLButtonElement>(null)
+  const was = useRef(active)
+  useEffect(() => {
+    if (was.current && !active) target.current?.focus()
+    was.current = active
+  }, [active])
+  return target
+}
+
+/** "Edit" and "Delete" for the author's own post, and a quiet "Saved." after an edit. */
+function OwnPostActions({ what, onEdit, onDelete, editRef, saved, deleting, children }: {
+  what: string
+  onEdit: () => void
+  onDelete: () => void
+  editRef: RefObject<HTMLButtonElement | null>
+  saved: boolean
+  deleting: boolean
+  children?: ReactNode
+}) {
+  return (
+    <p className="actions small">
+      {children}
+      <button ref={editRef} type="button" className="button link small" onClick={onEdit}>
+        Edit {what}
+      </button>
+      <button type="button" className="button link small danger-link" disabled={deleting} onClick={onDelete}>
+        Delete {what}
+      </button>
+      <span className="muted" role="status">
+        {saved ? 'Saved.' : ''}
+      </span>
+    </p>
+  )
+}
+
+function EditCommentForm({ comment, onDone }: { comment: Comment; onDone: (saved: boolean) => void }) {
+  const [body, setBody] = useState(comment.body)
+  const { form, submit } = useMutationForm(UpdateCommentDocument)
+  const onSubmit = async () => {
+    const data = await submit(
+      { input: { id: comment.id, body, bodyBaseVersion: comment.bodyVersion } },
+      { body: !body.trim() && 'A comment cannot be empty; delete it instead.' },
+    )
+    if (data?.updateComment.__typename === 'CommentSuccess') onDone(true)
+  }
+  return (
+    <Form form={form} onSubmit={onSubmit} aria-label="Edit comment">
+      <TextAreaField name="body" label="Your comment (Markdown)" rows={4} value={body} autoFocus
+        onChange={(e) => setBody(e.target.value)} />
+      <div className="actions">
+        <SubmitButton fetching={form.fetching}>Save comment</SubmitButton>
+        <button type="button" className="button" onClick={() => onDone(false)}>
+          Cancel
+        </button>
+      </div>
+    </Form>
+  )
+}
 
 function CommentForm({ discussionId, parentId, onDone }: {
   discussionId: string
@@ -120,25 +264,58 @@ function CommentForm({ discussionId, parentId, onDone }: {
 function CommentItem({ comment, discussionId }: { comment: Comment; discussionId: string }) {
   const { viewer } = useSession()
   const [replying, setReplying] = useState(false)
+  const [editing, setEditing] = useState(false)
+  const [saved, setSaved] = useState(false)
+  const editRef = useFocusOnClose(editing)
+  const [deleting, remove] = useMutation(DeleteCommentDocument)
+  const own = viewer != null && viewer.id === comment.author?.id && !comment.isDeleted
+  const onDelete = () => {
+    if (window.confirm('Delete this comment? Replies to it stay.')) void remove({ input: { id: comment.id } })
+  }
   return (
     <li className="comment" style={{ '--depth': Math.min(comment.depth, 6) } as CSSProperties}>
       <p className="muted small">
-        {comment.author?.handle ?? '[deleted]'} · {formatDate(comment.createdAt)}
+        {authorName(comment.author)} · {formatDate(comment.createdAt)}
       </p>
-      {comment.isDeleted ? <p className="muted">[deleted]</p> : <HtmlContent html={comment.bodyHtml} />}
-      {viewer && !comment.isDeleted && (
-        <button type="button" className="button link small" aria-expanded={replying}
-          onClick={() => setReplying(!replying)}>
-          {replying ? 'Cancel reply' : 'Reply'}
-        </button>
+      {editing ? (
+        <EditCommentForm comment={comment} onDone={(ok) => {
+          setSaved(ok)
+          setEditing(false)
+        }} />
+      ) : comment.isDeleted ? (
+        <p className="muted">[deleted]</p>
+      ) : (
+        <HtmlContent html={comment.bodyHtml} />
+      )}
+      {deleting.error && <ErrorMessage error={deleting.error} />}
+      {viewer && !comment.isDeleted && !editing && (
+        <div className="actions">
+          <button type="button" className="button link small" aria-expanded={replying}
+            onClick={() => setReplying(!replying)}>
+            {replying ? 'Cancel reply' : 'Reply'}
+          </button>
+          {own && (
+            <OwnPostActions what="comment" editRef={editRef} saved={saved} deleting={deleting.fetching}
+              onEdit={() => {
+                setSaved(false)
+                setEditing(true)
+              }} onDelete={onDelete} />
+          )}
+        </div>
       )}
       {replying && <CommentForm discussionId={discussionId} parentId={comment.id} onDone={() => setReplying(false)} />}
     </li>
   )
 }
 
-function CommentsPage({ id, after, onMore }: { id: string; after: string | null; onMore: ((c: string) => void) | null }) {
-  const [result] = useQuery({ query: DiscussionCommentsDocument, variables: { id, after }, context: COMMENT_CONTEXT })
+function CommentsPage({ id, projectId, after, onMore }: {
+  id: string
+  projectId: string | undefined
+  after: string | null
+  onMore: ((c: string) => void) | null
+}) {
+  const [result, refetch] = useQuery({ query: DiscussionCommentsDocument, variables: { id, after }, context: COMMENT_CONTEXT })
+  useProjectLive(projectId, refetch)
   return (
     <QueryState result={result}>
       {(data) => (
@@ -156,38 +333,102 @@ function CommentsPage({ id, after, onMore }: { id: string; after: string | null;
   )
 }
 
-export function DiscussionPage() {
-  const { id = '' } = useParams()
-  const { viewer } = useSession()
-  const [result, refetch] = useQuery({ query: DiscussionDocument, variables: { id } })
+function EditDiscussionForm({ discussion, onDone }: { discussion: Discussion; onDone: (saved: boolean) => void }) {
+  const [title, setTitle] = useState(discussion.title)
+  const [body, setBody] = useState(discussion.body)
+  const { form, submit } = useMutationForm(UpdateDiscussionDocument)
+  const onSubmit = async () => {
+    const data = await submit(
+      { input: { id: discussion.id, title: title.trim(), body, bodyBaseVersion: discussion.bodyVersion } },
+      { title: !title.trim() && 'Give the discussion a title.', body: !body.trim() && 'Write what you want to discuss.' },
+    )
+    if (data?.updateDiscussion.__typename === 'DiscussionSuccess') onDone(true)
+  }
   return (
-    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
-      {({ discussion }) => (
-        <article className="narrow-wide">
-          {discussion.project && (
-            <p className="small">
-              <Link to={`/projects/${discussion.project.id}`}>← {discussion.project.title}</Link>
-            </p>
-          )}
+    <Form form={form} onSubmit={onSubmit} aria-label="Edit discussion">
+      <TextField name="title" label="Title" value={title} maxLength={200} autoFocus
+        onChange={(e) => setTitle(e.target.value)} />
+      <TextAreaField name="body" label="Message (Markdown)" rows={6} value={body}
+        onChange={(e) => setBody(e.target.value)} />
+      <div className="actions">
+        <SubmitButton fetching={form.fetching}>Save discussion</SubmitButton>
+        <button type="button" className="button" onClick={() => onDone(false)}>
+          Cancel
+        </button>
+      </div>
+    </Form>
+  )
+}
+
+function DiscussionView({ discussion }: { discussion: Discussion }) {
+  const { viewer } = useSession()
+  const navigate = useNavigate()
+  const [editing, setEditing] = useState(false)
+  const [saved, setSaved] = useState(false)
+  const editRef = useFocusOnClose(editing)
+  const [deleting, remove] = useMutation(DeleteDiscussionDocument)
+  const own = viewer != null && viewer.id === discussion.author?.id && !discussion.isDeleted
+  const id = discussion.id
+  useTitle(discussion.title)
+  const onDelete = async () => {
+    if (!window.confirm('Delete this discussion? Its comments stay readable by link.')) return
+    const result = await remove({ input: { id } })
+    if (!result.error) navigate(discussion.project ? `/projects/${discussion.project.id}` : '/')
+  }
+  return (
+    <article className="narrow-wide">
+      {discussion.project && (
+        <p className="small">
+          <Link to={`/projects/${discussion.project.id}`}>← {discussion.project.title}</Link>
+        </p>
+      )}
+      {editing ? (
+        <EditDiscussionForm discussion={discussion} onDone={(ok) => {
+          setSaved(ok)
+          setEditing(false)
+        }} />
+      ) : (
+        <>
           <h1>{discussion.title}</h1>
           <p className="muted small">
-            {discussion.author ? discussion.author.displayName || discussion.author.handle : '[deleted]'} ·{' '}
-            {formatDate(discussion.createdAt)}
+            {authorName(discussion.author)} · {formatDate(discussion.createdAt)}
           </p>
           <HtmlContent html={discussion.bodyHtml} />
-          <section aria-labelledby="comments-heading">
-            <h2 id="comments-heading">Comments ({discussion.commentCount})</h2>
-            <Pages>{(after, onMore) => <CommentsPage id={id} after={after} onMore={onMore} />}</Pages>
-            {viewer ? (
-              <CommentForm discussionId={id} />
-            ) : (
-              <p>
-                <Link to={`/login?next=/discussions/${id}`}>Log in</Link> to comment.
-              </p>
-            )}
-          </section>
-        </article>
+          {deleting.error && <ErrorMessage error={deleting.error} />}
+          {own && (
+            <OwnPostActions what="discussion" editRef={editRef} saved={saved} deleting={deleting.fetching}
+              onEdit={() => {
+                setSaved(false)
+                setEditing(true)
+              }} onDelete={onDelete} />
+          )}
+        </>
       )}
+      <section aria-labelledby="comments-heading">
+        <h2 id="comments-heading">Comments ({discussion.commentCount})</h2>
+        <Pages>
+          {(after, onMore) => <CommentsPage id={id} projectId={discussion.project?.id} after={after} onMore={onMore} />}
+        </Pages>
+        {viewer ? (
+          <CommentForm discussionId={id} />
+        ) : (
+          <p>
+            <Link to={`/login?next=/discussions/${id}`}>Log in</Link> to comment.
+          </p>
+        )}
+      </section>
+    </article>
+  )
+}
+
+export function DiscussionPage() {
+  const { id = '' } = useParams()
+  const [result, refetch] = useQuery({ query: DiscussionDocument, variables: { id } })
+  useProjectLive(result.data?.discussion.project?.id, refetch)
+  return (
+    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}
+      notFound={{ what: 'Discussion' }}>
+      {({ discussion }) => <DiscussionView discussion={discussion} />}
     </QueryState>
   )
 }

@@ -33,9 +33,9 @@ const JobStatusDocument = graphql(`
 export function JobLogsPage() {
   const { id = '' } = useParams()
   const [result, refetch] = useQuery({ query: JobSummaryDocument, variables: { id } })
-  useRefetchOnEvent(JobStatusDocument, { jobId: id, afterSeq: null }, refetch)
+  useRefetchOnEvent(JobStatusDocument, { jobId: id, afterSeq: null }, refetch, !result.data?.job)
   return (
-    <QueryState result={result}>
+    <QueryState result={result} notFound={{ what: 'Job' }}>
       {({ job }) => (
         <section>
           <p className="small">

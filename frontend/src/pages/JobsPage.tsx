@@ -43,7 +43,7 @@ function JobsTable({ jobs, pending }: { jobs: BoardJob[]; pending: boolean }) {
   if (jobs.length === 0) return <EmptyState title={pending ? 'Nothing is waiting for a GPU.' : 'Nothing is running.'} />
   return (
     <div className="table-wrap">
-      <table>
+      <table className="stack">
         <thead>
           <tr>
             {pending && <th scope="col">#</th>}
@@ -56,19 +56,19 @@ function JobsTable({ jobs, pending }: { jobs: BoardJob[]; pending: boolean }) {
         <tbody>
           {jobs.map((job) => (
             <tr key={job.id}>
-              {pending && <td>{job.queuePosition ?? '—'}</td>}
-              <td>
+              {pending && <td data-label="#">{job.queuePosition ?? '—'}</td>}
+              <td data-label="Run">
                 <Link to={`/runs/${job.run.id}`}>{job.run.title}</Link>
                 <span className="muted small block">{job.run.project.title}</span>
               </td>
-              <td>
+              <td data-label="Job">
                 {humanize(job.kind)} <StatusBadge status={job.status} />
               </td>
-              <td>
+              <td data-label="GPU">
                 {job.run.resources.gpuCount} × {job.run.resources.gpuType}
                 <span className="muted small block">{job.run.resources.machineType}</span>
               </td>
-              <td>{pending ? job.pendingInfo ?? 'Waiting to be scheduled' : formatDate(job.startedAt)}</td>
+              <td data-label={pending ? 'Why pending' : 'Started'}>{pending ? job.pendingInfo ?? 'Waiting to be scheduled' : formatDate(job.startedAt)}</td>
             </tr>
           ))}
         </tbody>

@@ -191,7 +191,7 @@ function RunsTable({ runs }: { runs: RunRow[] }) {
   if (runs.length === 0) return <EmptyState title="No runs yet." />
   return (
     <div className="table-wrap">
-      <table>
+      <table className="stack">
         <thead>
           <tr>
             <th scope="col">Run</th>
@@ -204,19 +204,19 @@ function RunsTable({ runs }: { runs: RunRow[] }) {
         <tbody>
           {runs.map((run) => (
             <tr key={run.id}>
-              <td>
+              <td data-label="Run">
                 <Link to={`/runs/${run.id}`}>{run.title}</Link>
               </td>
-              <td>
+              <td data-label="Status">
                 <StatusBadge status={run.status} />
               </td>
-              <td>
+              <td data-label="GPU">
                 {run.resources.gpuCount} × {run.resources.gpuType}
               </td>
-              <td className="cell-progress">
+              <td data-label="Funding" className="cell-progress">
                 <FundingProgress {...run} />
               </td>
-              <td>{formatDate(run.createdAt)}</td>
+              <td data-label="Created">{formatDate(run.createdAt)}</td>
             </tr>
           ))}
         </tbody>
@@ -267,9 +267,10 @@ export function ProjectPage() {
   const { id = '' } = useParams()
   const [result, refetch] = useQuery({ query: ProjectPageDocument, variables: { id } })
   // New runs, run status changes and discussions show up without a reload.
-  useRefetchOnEvent(ProjectActivityDocument, { projectId: id, afterSeq: null }, refetch)
+  useRefetchOnEvent(ProjectActivityDocument, { projectId: id, afterSeq: null }, refetch, !result.data?.project)
   return (
-    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}
+      notFound={{ what: 'Project' }}>
       {(data) => <ProjectView project={data.project} />}
     </QueryState>
   )

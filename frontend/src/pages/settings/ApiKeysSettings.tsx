@@ -126,7 +126,7 @@ export function ApiKeysSettings() {
           if (keys.length === 0) return <EmptyState title="No API keys yet." />
           return (
             <div className="table-wrap">
-              <table>
+              <table className="stack">
                 <thead>
                   <tr>
                     <th scope="col">Name</th>
@@ -141,13 +141,13 @@ export function ApiKeysSettings() {
                 <tbody>
                   {keys.map((key) => (
                     <tr key={key.id}>
-                      <td>{key.name}</td>
-                      <td>
+                      <td data-label="Name">{key.name}</td>
+                      <td data-label="Key">
                         <code>{key.prefix}…</code>
                       </td>
-                      <td>{formatDate(key.createdAt)}</td>
-                      <td>{key.lastUsedAt ? formatDate(key.lastUsedAt) : 'Never'}</td>
-                      <td>
+                      <td data-label="Created">{formatDate(key.createdAt)}</td>
+                      <td data-label="Last used">{key.lastUsedAt ? formatDate(key.lastUsedAt) : 'Never'}</td>
+                      <td data-label="">
                         {key.revokedAt ? (
                           <span className="muted">Revoked {formatDate(key.revokedAt)}</span>
                         ) : (
