@@ -11,10 +11,6 @@ from typing import Any
 
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
-from redis.asyncio import Redis
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.retry import Retry
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -33,6 +29,7 @@ from tortoise.functions import Count
 from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
 from app.api.errors import Unauthenticated
 from app.core.db import close_db, init_db
+from app.core.redis import connect as connect_redis
 from app.core.settings import Settings, get_settings
 from app.core.telemetry import configure_logging, setup_tracing, shutdown_tracing
 from app.events.hub import Hub
@@ -77,10 +74,7 @@ class GraphQLApp(GraphQL):
 async def start_runtime(settings: Settings) -> Runtime:
     """Database, Redis, tracking, executor and lifecycle: shared by the server, CLI and tests."""
     await init_db(settings.database_url)
-    # Retries let the first command after a Redis restart reconnect instead of failing.
-    redis = Redis.from_url(settings.redis_url, decode_responses=True,
-                           retry=Retry(ExponentialBackoff(cap=2, base=0.05), 8),
-                           retry_on_error=[RedisConnectionError, TimeoutError])
+    redis = connect_redis(settings.redis_url)
     hub = Hub(settings.redis_url)
     hub.start()
     tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
@@ -139,8 +133,16 @@ async def health(_: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+# Checks the API can serve without, in degraded mode (see README, "When Redis is away").
+DEGRADABLE = frozenset({"redis"})
+
+
 async def ready(request: Request) -> Response:
-    """Ready only when the database and Redis answer."""
+    """200 when the database and Redis answer; otherwise 503 naming the `failing` checks.
+
+    `?degraded=ok` (the Kubernetes readiness probe) tolerates the degradable checks: a pod
+    without Redis still serves, so a Redis outage must not take every replica out of service.
+    """
     checks: dict[str, str] = {}
     try:
         await connections.get("default").execute_query("SELECT 1")
@@ -152,8 +154,13 @@ async def ready(request: Request) -> Response:
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
-    ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+    failing = [name for name, result in checks.items() if result != "ok"]
+    if not failing:
+        return JSONResponse({"status": "ok", "checks": checks})
+    tolerated = DEGRADABLE if request.query_params.get("degraded") == "ok" else frozenset()
+    serving = all(name in tolerated for name in failing)
+    return JSONResponse({"status": "degraded" if serving else "unavailable", "checks": checks, "failing": failing},
+                        status_code=200 if serving else 503)
 
 
 async def metrics(request: Request) -> Response:

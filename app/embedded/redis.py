@@ -96,6 +96,13 @@ class EmbeddedRedis:
             proc.kill()
             proc.wait()
 
+    def kill(self, sig: int) -> None:
+        """Signal the server without stopping supervision of it (tests simulate crashes)."""
+        assert self._proc is not None
+        self._proc.send_signal(sig)
+        self._proc.wait()
+        self._proc = None
+
     def _atexit_stop(self) -> None:
         if os.getpid() == self._owner_pid:
             self.stop()

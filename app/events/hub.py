@@ -5,6 +5,10 @@ and the listener re-reads the durable record after the last `seq` it sent. So a 
 memory is one flag whatever the rate, a slow client simply reads bigger batches, and a lost
 Redis message (replica disconnected, Redis restarted) costs nothing: on reconnect every
 listener is woken to re-read from Postgres.
+
+While Redis is down the hub wakes every listener each `DEGRADED_REREAD_SECONDS`, so streams
+keep delivering from PostgreSQL with that bounded delay; when Redis is back they return to
+push latency on the same websocket (nothing for the client to do).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator
 
-from redis.asyncio import Redis
+from prometheus_client import Counter
 from redis.asyncio.client import PubSub
+
+from app.core.redis import connect
 
 log = logging.getLogger("mlpatron.hub")
 
@@ -25,6 +31,18 @@ RECONNECT_DELAY = (0.05, 2.0)  # first, max backoff in seconds
 CONFIRM_TIMEOUT = 2.0
 # How long a read waits before (un)subscriptions queued meanwhile are sent.
 POLL_SECONDS = 0.05
+# A connection that answers nothing (network partition, frozen server) is declared lost after
+# its PING goes unanswered this long; a killed server is noticed at once (connection reset).
+PING_SECONDS = 1.0
+# While Redis is down, the longest a subscriber waits for something already committed.
+DEGRADED_REREAD_SECONDS = 1.0
+# Every hub listens here. A hub that (re)connects says so, and every hub wakes all its
+# listeners: wake-ups its process skipped while it was disconnected are re-read everywhere.
+HUB_CHANNEL = "mlpatron:hub"
+
+REDIS_OUTAGES = Counter("mlpatron_redis_outages_total", "Times this process's event hub lost Redis")
+FALLBACK_REREADS = Counter(
+    "mlpatron_redis_fallback_rereads_total", "Listener wake-ups to re-read PostgreSQL while Redis was down")
 
 
 class Signal:
@@ -56,16 +74,23 @@ class Hub:
         # or a message published between its backlog read and the subscription would be lost.
         self._confirming: dict[str, asyncio.Future[None]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._degraded: asyncio.Task[None] | None = None
         self.connected = asyncio.Event()
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether wake-ups currently arrive through Redis (else streams re-read on a timer)."""
+        return self.connected.is_set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-hub")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._degraded):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     @property
     def topics(self) -> int:
@@ -108,30 +133,52 @@ class Hub:
         if future is not None and not future.done():
             future.set_result(None)
 
-    def _wake_all(self) -> None:
+    def _wake_all(self) -> int:
+        woken = 0
         for listeners in self._listeners.values():
             for signal in listeners:
                 signal.set()
+                woken += 1
+        return woken
+
+    async def _reread_while_degraded(self) -> None:
+        while True:
+            await asyncio.sleep(DEGRADED_REREAD_SECONDS)
+            FALLBACK_REREADS.inc(self._wake_all())
+
+    def _degrade(self, exc: BaseException) -> None:
+        self.connected.clear()
+        if self._degraded is None:  # first failure of this outage (or Redis absent at start-up)
+            REDIS_OUTAGES.inc()
+            log.warning("event hub lost Redis (%s); streams re-read PostgreSQL every %.1fs until it is back",
+                        str(exc) or type(exc).__name__, DEGRADED_REREAD_SECONDS)
+            self._degraded = asyncio.create_task(self._reread_while_degraded(), name="event-hub-degraded")
+
+    def _recover(self) -> None:
+        if self._degraded is not None:
+            self._degraded.cancel()
+            self._degraded = None
+            log.warning("event hub reconnected to Redis; streams are back to push")
+        self.connected.set()
 
     async def _run(self) -> None:
         delay = RECONNECT_DELAY[0]
         while True:
-            redis = Redis.from_url(self._redis_url, decode_responses=True)
+            redis = connect(self._redis_url, retries=0)
             pubsub = redis.pubsub()
             try:
-                # A placeholder channel keeps the connection in subscribe mode with no listeners.
+                # HUB_CHANNEL also keeps the connection in subscribe mode with no listeners.
                 # Queued changes stay queued: a listener may register while this SUBSCRIBE is in
                 # flight, and re-subscribing a topic is harmless.
-                await pubsub.subscribe("mlpatron:hub", *self._listeners.keys())
-                self.connected.set()
+                await pubsub.subscribe(HUB_CHANNEL, *self._listeners.keys())
+                self._recover()
                 delay = RECONNECT_DELAY[0]
-                self._wake_all()  # anything published while we were away is re-read from Postgres
+                await redis.publish(HUB_CHANNEL, "connected")  # wakes all, here too (see HUB_CHANNEL)
                 await self._pump(pubsub)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                self.connected.clear()
-                log.warning("event hub lost Redis (%s); reconnecting in %.2fs", exc, delay)
+                self._degrade(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY[1])
             finally:
@@ -140,8 +187,18 @@ class Hub:
                     await redis.aclose()
 
     async def _pump(self, pubsub: PubSub) -> None:
-        """One task owns the connection: apply (un)subscriptions, then read, in turns."""
+        """One task owns the connection: apply (un)subscriptions, then read, in turns; PING
+        when idle so that a connection which silently stopped answering is noticed."""
+        loop = asyncio.get_running_loop()
+        last_heard = loop.time()
+        pinged = False
         while True:
+            now = loop.time()
+            if now - last_heard > PING_SECONDS:
+                if pinged:
+                    raise ConnectionError(f"no answer to PING within {PING_SECONDS}s")
+                await pubsub.ping()
+                pinged, last_heard = True, now
             while self._changes:
                 action, topic = self._changes.popleft()
                 if action == "subscribe" and topic in self._listeners:
@@ -151,7 +208,11 @@ class Hub:
             message = await pubsub.get_message(timeout=POLL_SECONDS)
             if message is None:
                 continue
+            last_heard, pinged = loop.time(), False
             if message["type"] == "message":
-                self._wake(message["channel"])
+                if message["channel"] == HUB_CHANNEL:
+                    self._wake_all()
+                else:
+                    self._wake(message["channel"])
             elif message["type"] == "subscribe":
                 self._confirm(message["channel"])

@@ -1,0 +1,117 @@
+"""A Redis outage under a running platform (external-Redis configuration): the test owns a
+Redis-protocol server, kills it with SIGKILL mid-stream and starts it again on the same port.
+The platform degrades (PostgreSQL re-reads, typed answers) and recovers by itself."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.embedded.redis import EmbeddedRedis
+from app.events.hub import DEGRADED_REREAD_SECONDS, RECONNECT_DELAY
+from tests.api_process import ApiProcess, replica_env
+from tests.client import Person
+from tests.experiments import create_run, logs, make_demo_repo, make_project
+from tests.helpers import eventually
+from tests.repos import Repo
+from tests.test_realtime import JOB_LOGS, dryrun_of
+from tests.ws import WsClient
+
+# Scheduling noise on a busy 2-core machine, on top of the documented bounds.
+SLACK_SECONDS = 1.0
+
+
+class Platform:
+    """One API process (with its local executor) on a Redis the test can crash and restart."""
+
+    def __init__(self, settings, work_dir: Path, **env: str) -> None:
+        self.redis = EmbeddedRedis(work_dir / "outage-redis")
+        self.redis_url = self.redis.start()
+        self.api = ApiProcess(replica_env(settings, self.redis_url) | env, work_dir / "outage-api.log")
+        self.http = httpx.AsyncClient(base_url=self.api.url, timeout=10)
+
+    def crash_redis(self) -> None:
+        self.redis.kill(signal.SIGKILL)
+
+    async def ready(self, query: str = "") -> httpx.Response:
+        return await self.http.get(f"/ready{query}")
+
+    async def metric(self, name: str) -> float:
+        text = (await self.http.get("/metrics")).text
+        match = re.search(rf"^{name} (\S+)$", text, re.MULTILINE)
+        return float(match.group(1)) if match else 0.0
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        self.api.stop()
+        self.redis.stop()
+
+
+@pytest.fixture
+async def platform(api: str, settings, work_dir: Path) -> AsyncIterator[Platform]:
+    platform = Platform(settings, work_dir)
+    try:
+        await asyncio.to_thread(platform.api.wait_ready)
+        yield platform
+    finally:
+        await platform.close()
+
+
+@pytest.fixture(scope="module")
+def demo_repo(work_dir: Path) -> Repo:
+    return make_demo_repo(work_dir)
+
+
+async def test_subscriber_gets_every_line_through_an_outage_and_ready_recovers(platform: Platform,
+                                                                               demo_repo: Repo) -> None:
+    person = await Person.create(platform.api.url, "outage")
+    project = await make_project(person.agent, demo_repo)
+    run = await create_run(person.agent, project, demo_repo, **dryrun_of(40, 0.1))
+    job_id = run["dryrunJob"]["id"]
+    ws = await WsClient.connect(platform.api.url)
+    arrivals: list[tuple[float, dict]] = []
+    epoch_5 = asyncio.Event()
+
+    async def follow() -> None:
+        async with asyncio.timeout(120):
+            async for data in ws.subscribe(JOB_LOGS, {"id": job_id, "after": 0, "tail": 1000}):
+                arrivals.append((time.monotonic(), data["jobLogs"]))
+                if data["jobLogs"]["line"].startswith("epoch 5"):
+                    epoch_5.set()
+
+    follower = asyncio.create_task(follow())
+    try:
+        await asyncio.wait_for(epoch_5.wait(), 60)
+        platform.crash_redis()
+        outage_began = time.monotonic()
+        down = await eventually(platform.ready, lambda r: r.status_code == 503, within=5)
+        assert down.json()["failing"] == ["redis"] and down.json()["status"] == "unavailable"
+        degraded = await platform.ready("?degraded=ok")  # what the Kubernetes readiness probe asks
+        assert degraded.status_code == 200 and degraded.json()["status"] == "degraded"
+        # Lines keep arriving during the outage (PostgreSQL re-reads), then Redis comes back.
+        during = len(arrivals)
+        await eventually(lambda: asyncio.sleep(0, len(arrivals)), lambda n: n >= during + 15, within=30)
+        await asyncio.to_thread(platform.redis.start)
+        outage_ended = time.monotonic()
+        await eventually(platform.ready, lambda r: r.status_code == 200,
+                         within=RECONNECT_DELAY[1] + SLACK_SECONDS)
+        await follower
+    finally:
+        follower.cancel()
+        await ws.close()
+    received = [line for _, line in arrivals]
+    assert received == await logs(person.agent, job_id, tail=1000)  # every line, in order, none twice
+    assert sum(x["line"].startswith("epoch") for x in received) == 40
+    during_outage = [t for t, _ in arrivals if outage_began <= t <= outage_ended]
+    gaps = [b - a for a, b in zip([outage_began, *during_outage], [*during_outage, outage_ended], strict=True)]
+    assert max(gaps) <= DEGRADED_REREAD_SECONDS + SLACK_SECONDS, gaps
+    assert await platform.metric("mlpatron_redis_outages_total") >= 1
+    assert await platform.metric("mlpatron_redis_fallback_rereads_total") >= 1
+    await person.close()
