@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint schema bench clean frontend chromium
+.PHONY: run test lint schema bench clean frontend chromium image
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,11 @@ schema: $(STAMP)
 
 test: $(STAMP) lint frontend chromium $(JS_TEST_DEPS)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The production image (buildah, chroot isolation; docs/deploying.md). IMAGE=registry/name:tag to name it.
+IMAGE ?= localhost/mlpatron:latest
+image: frontend
+	scripts/build-image.sh $(IMAGE)
 
 clean:
 	rm -rf $(VENV) .mlpatron
