@@ -28,6 +28,7 @@ from tortoise.functions import Count
 
 from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
 from app.api.errors import Unauthenticated
+from app.api.fanout import Broadcasts, FanoutHandler
 from app.core.db import close_db, init_db
 from app.core.redis import connect as connect_redis
 from app.core.settings import Settings, get_settings
@@ -50,6 +51,9 @@ JOBS = Gauge("mlpatron_jobs", "Jobs by status (platform-wide)", ["status"])
 
 
 class GraphQLApp(GraphQL):
+    graphql_transport_ws_handler_class = FanoutHandler
+    broadcasts: Broadcasts  # this app's shared subscription executions
+
     async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
         if isinstance(request, Request):
             GRAPHQL_REQUESTS.labels(request.method).inc()
@@ -186,6 +190,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
     )
+    graphql.broadcasts = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

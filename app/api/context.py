@@ -15,6 +15,7 @@ from app.accounts.models import ApiKey, User
 from app.api.errors import Forbidden, Unauthenticated
 from app.api.loaders import Loaders
 from app.core.telemetry import current_trace_id
+from app.events.streams import Position
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
@@ -35,6 +36,8 @@ class Context:
     auth_error: Unauthenticated | None = None
     # The process's services (tracking, hub, …), handed in by the ASGI app that serves the request.
     services: Runtime | None = None
+    # A subscription execution's place in its stream (see app.api.fanout).
+    position: Position = field(default_factory=Position)
 
     @property
     def is_human(self) -> bool:

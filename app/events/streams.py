@@ -1,10 +1,16 @@
 """Resumable streams for subscriptions: backlog from Postgres, then live items, never a gap or a
-duplicate. Order of operations: register for wake-ups, read after the last seq, yield, wait."""
+duplicate. Order of operations: register for wake-ups, read after the last seq, yield, wait.
+
+An idle stream costs nothing: it waits for a wake-up and reads nothing meanwhile. Missed wake-ups
+are the hub's business (it wakes every listener when it reconnects, and on a timer while Redis is
+down), and identical re-reads of followers in one process are shared (`shared`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from app.events.models import Event
@@ -12,8 +18,22 @@ from app.runtime import get_runtime
 
 T = TypeVar("T")
 BATCH = 500
-# Belt and braces: even with no wake-up at all, a stream re-reads this often.
-IDLE_REREAD_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class Position:
+    """Where one execution of a subscription stands in its stream.
+
+    The resolver records the seq of each item as it yields it (`seq`); the fan-out uses it to move
+    a subscriber that fell behind onto its own execution, which starts after the last seq that
+    subscriber was sent (`resume_after`, taking precedence over the client's `afterSeq`)."""
+
+    resume_after: int | None = None
+    seq: int | None = None
+
+    def start(self, after_seq: int | None) -> int | None:
+        """The afterSeq this execution honours: the resume point if any, else the client's."""
+        return self.resume_after if self.resume_after is not None else after_seq
 
 
 _inflight: dict[tuple[Any, ...], asyncio.Future[Any]] = {}
@@ -39,13 +59,15 @@ async def follow_batches(
     finished: Callable[[], Awaitable[bool]] | None = None,
     share_key: str | None = None,
     batch: int = BATCH,
+    position: Position | None = None,
 ) -> AsyncIterator[Sequence[T]]:
     """Yield every item with seq > `start`, in order, as the batches each read returns (never
     empty), forever or until `finished()` and drained.
 
     `finished` is checked *before* each read, so the items written before the stream's end
     (e.g. the log lines before a job's terminal status) are still read once more and sent.
-    With `share_key`, followers of the same stream in this process share their reads.
+    With `share_key`, followers of the same stream in this process share their reads. `position`
+    gets the seq of the last item of each batch before the batch is yielded.
     """
     hub = get_runtime().hub
 
@@ -67,13 +89,15 @@ async def follow_batches(
             done = await is_finished()
             items = await read(last)
             if items:
-                yield items
                 last = seq_of(items[-1])
+                if position is not None:
+                    position.seq = last
+                yield items
             if len(items) >= batch:
                 continue  # more backlog: no need to wait
             if done:
                 return
-            await signal.wait(at_most=IDLE_REREAD_SECONDS)
+            await signal.wait()
 
 
 async def follow(
@@ -85,12 +109,15 @@ async def follow(
     finished: Callable[[], Awaitable[bool]] | None = None,
     on_item: Callable[[], None] | None = None,
     share_key: str | None = None,
+    position: Position | None = None,
 ) -> AsyncIterator[T]:
-    """`follow_batches`, one item at a time."""
+    """`follow_batches`, one item at a time (`position` gets each item's seq before it is yielded)."""
     async for items in follow_batches(topics, read_after, seq_of, start, finished=finished, share_key=share_key):
         for item in items:
             if on_item is not None:
                 on_item()
+            if position is not None:
+                position.seq = seq_of(item)
             yield item
 
 

@@ -84,13 +84,14 @@ class JobStreamsSubscription:
     async def job_status(self, info: Info, job_id: strawberry.ID,
                          after_seq: int | None = None) -> AsyncGenerator[JobStatusEvent, None]:
         job = await _job(job_id)
+        after_seq = info.context.position.start(after_seq)
         start = after_seq if after_seq is not None else max(job.event_seq - 1, 0)
 
         async def read(after: int, limit: int) -> list[JobTransition]:
             return list(await JobTransition.filter(job_id=job.id, seq__gt=after).order_by("seq").limit(limit))
 
-        async for t in streams.follow([f"job:{job.id}"], read, lambda t: t.seq, start,
-                                      finished=_terminal(job.id), share_key=f"job-status:{job.id}"):
+        async for t in streams.follow([f"job:{job.id}"], read, lambda t: t.seq, start, finished=_terminal(job.id),
+                                      share_key=f"job-status:{job.id}", position=info.context.position):
             yield JobStatusEvent(seq=t.seq, status=JobStatus(t.status), pending_info=t.pending_info,
                                  error=JobErrorType.from_json(str(job.id), t.error) if t.error else None, at=t.at)
 
@@ -98,9 +99,10 @@ class JobStreamsSubscription:
                                          "ends when the job has ended and every line was sent.")
     async def job_logs(self, info: Info, job_id: strawberry.ID, after_seq: int | None = None,
                        tail: int = 100) -> AsyncGenerator[LogLine, None]:
-        job, start = await _log_start(job_id, after_seq, tail)
+        job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
         async for line in streams.follow([f"job:{job.id}"], logs.reader(job.id), lambda x: x.seq, start,
-                                         finished=_terminal(job.id), share_key=f"job-logs:{job.id}"):
+                                         finished=_terminal(job.id), share_key=f"job-logs:{job.id}",
+                                         position=info.context.position):
             yield LogLine.from_model(line)
 
     @strawberry.subscription(description="jobLogs for busy dashboards: each message carries every line available "
@@ -110,10 +112,10 @@ class JobStreamsSubscription:
                               tail: int = 100, max_lines: int = 500) -> AsyncGenerator[LogBatch, None]:
         if not (1 <= max_lines <= streams.BATCH):
             raise BadInput(f"maxLines must be between 1 and {streams.BATCH}")
-        job, start = await _log_start(job_id, after_seq, tail)
+        job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
         async for rows in streams.follow_batches([f"job:{job.id}"], logs.reader(job.id), lambda x: x.seq, start,
                                                  finished=_terminal(job.id), share_key=f"job-logs:{job.id}",
-                                                 batch=max_lines):
+                                                 batch=max_lines, position=info.context.position):
             yield LogBatch(lines=[LogLine.from_model(r) for r in rows], last_seq=rows[-1].seq)
 
 
@@ -127,5 +129,5 @@ class JobsBoardSubscription:
                 info.context.loaders = Loaders()  # the connection outlives any cached row
                 rows = await board.board([status.value] if status else None)
                 yield JobsBoard(jobs=_with_queue_positions(rows), at=datetime.now().astimezone())
-                await signal.wait(at_most=streams.IDLE_REREAD_SECONDS)
+                await signal.wait()
                 await asyncio.sleep(BOARD_COALESCE_SECONDS)  # a burst of changes → one board

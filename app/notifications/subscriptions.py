@@ -32,12 +32,15 @@ class NotificationsSubscription:
                                    after_seq: int | None = None) -> AsyncGenerator[NotificationUpdate, None]:
         user = info.context.require_user()
         stream = f"user:{user.id}"
+        position = info.context.position
+        after_seq = position.start(after_seq)
         start = after_seq if after_seq is not None else await streams.last_event_seq(stream)
         if after_seq is None:
+            position.seq = start
             yield NotificationUpdate(seq=start, kind="snapshot", payload={}, notification=None,
                                      unread_count=await services.unread_count(user.id))
         async for event in streams.follow([stream], lambda a, n: streams.events_after(stream, a, n),
-                                          lambda e: e.seq, start):
+                                          lambda e: e.seq, start, position=position):
             row = None
             if event.kind == "notification":
                 row = await Notification.get_or_none(id=decode_id(event.payload["id"], "Notification"))

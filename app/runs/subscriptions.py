@@ -50,8 +50,11 @@ class RunsSubscription:
         if run is None:
             raise NotFound("Run")
         stream = f"run:{run.id}"
+        position = info.context.position
+        after_seq = position.start(after_seq)
         start = after_seq if after_seq is not None else await streams.last_event_seq(stream)
         if after_seq is None:
+            position.seq = start
             yield RunUpdate(seq=start, kind="snapshot", payload={}, run=RunType.from_model(run))
 
         async def finished() -> bool:
@@ -61,7 +64,8 @@ class RunsSubscription:
             return last is not None and last.payload.get("status") in TERMINAL_RUN_STATUSES
 
         async for event in streams.follow([stream], lambda a, n: streams.events_after(stream, a, n),
-                                          lambda e: e.seq, start, finished=finished, on_item=lambda: _fresh(info)):
+                                          lambda e: e.seq, start, finished=finished, on_item=lambda: _fresh(info),
+                                          position=position):
             yield RunUpdate(seq=event.seq, kind=event.kind, payload=event.payload,
                             run=RunType.from_model(await Run.get(id=run_pk)))
 
@@ -72,7 +76,8 @@ class RunsSubscription:
         if project is None:
             raise NotFound("Project")
         stream = f"project:{project.id}"
+        after_seq = info.context.position.start(after_seq)
         start = after_seq if after_seq is not None else await streams.last_event_seq(stream)
         async for event in streams.follow([stream], lambda a, n: streams.events_after(stream, a, n),
-                                          lambda e: e.seq, start):
+                                          lambda e: e.seq, start, position=info.context.position):
             yield ProjectActivity(seq=event.seq, kind=event.kind, payload=event.payload, at=event.created_at)

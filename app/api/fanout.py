@@ -1,0 +1,281 @@
+"""Shared fan-out for graphql-transport-ws subscriptions.
+
+Subscribers in this process with the same document, variables and viewer share one execution (a
+`Broadcast`): each event is executed and serialised once, and every subscriber is sent the same
+payload text framed with its own operation id. Per subscriber, an event costs a websocket write.
+
+- The viewer is part of the key: fields that depend on who asks (private streams,
+  `viewerIsFollowing`, who may see an e-mail) are never shared across users.
+- A subscriber that joins a running broadcast first gets what the broadcast has sent so far (kept
+  up to REPLAY_BYTES; past that it takes no more joiners and the next one starts a new execution),
+  so it sees the stream it asked for: nothing skipped, nothing twice.
+- Back-pressure: each subscriber has a bounded outbox (OUTBOX_BYTES). A subscriber that cannot keep
+  up is detached, its unsent frames are dropped, and it continues on its own execution that reads
+  PostgreSQL after the last position it was sent (`Position.resume_after`), paced by its socket.
+  So it never slows the others down, and memory stays bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import functools
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from graphql import GraphQLError, OperationType, get_operation_ast, parse
+from prometheus_client import Counter
+from starlette.websockets import WebSocketDisconnect
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
+from strawberry.types.execution import ExecutionResult, PreExecutionError
+from strawberry.utils.aio import aclosing
+
+from app.api.context import Context
+from app.api.extensions import MAX_TOKENS
+from app.api.loaders import Loaders
+from app.events.streams import Position
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from strawberry.schema import BaseSchema
+    from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
+
+log = logging.getLogger("mlpatron.fanout")
+
+OUTBOX_BYTES = 256 * 1024
+REPLAY_BYTES = 256 * 1024
+EXECUTIONS = Counter("mlpatron_subscription_results_total",
+                     "Subscription results executed and serialised (one per event per shared execution)",
+                     ["shared"])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Item:
+    """One message of a stream, serialised once: `next` (payload is the JSON text), `error`, `complete`."""
+
+    kind: str
+    payload: str
+    position: int | None
+
+    @property
+    def final(self) -> bool:
+        return self.kind != "next"
+
+    def frame(self, id_json: str) -> str:
+        if self.kind == "complete":
+            return f'{{"id":{id_json},"type":"complete"}}'
+        return f'{{"id":{id_json},"type":"{self.kind}","payload":{self.payload}}}'
+
+
+COMPLETE = Item("complete", "", None)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def serialise(result: ExecutionResult | PreExecutionError, position: int | None) -> Item:
+    """The same `next` / `error` payloads strawberry's own handler sends."""
+    if isinstance(result, PreExecutionError):
+        return Item("error", _dumps([e.formatted for e in result.errors or ()]), None)
+    payload: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        payload["errors"] = [e.formatted for e in result.errors]
+    if result.extensions:
+        payload["extensions"] = result.extensions
+    return Item("next", _dumps(payload), position)
+
+
+@functools.lru_cache(maxsize=512)
+def is_subscription(query: str, operation_name: str | None) -> bool:
+    """Parsed once per document; anything unparsable goes down strawberry's path, which reports it."""
+    try:
+        document = parse(query, max_tokens=MAX_TOKENS)
+    except GraphQLError:
+        return False
+    operation = get_operation_ast(document, operation_name)
+    return operation is not None and operation.operation == OperationType.SUBSCRIPTION
+
+
+async def execute(schema: BaseSchema, op: Operation, context: Context, shared: bool) -> AsyncIterator[Item]:
+    """Yield the serialised items of one execution of `op`, ending with an `error` or `complete`."""
+    label = "true" if shared else "false"
+    try:
+        source = await schema.stream(op.query, variable_values=op.variables, context_value=context,
+                                     operation_name=op.operation_name)
+        async with aclosing(source):
+            async for result in source:
+                if not isinstance(result, ExecutionResult | PreExecutionError):
+                    error = GraphQLError("Incremental delivery is not supported over graphql-transport-ws")
+                    yield Item("error", _dumps([error.formatted]), None)
+                    return
+                EXECUTIONS.labels(label).inc()
+                item = serialise(result, context.position.seq)
+                yield item
+                if item.final:
+                    return
+    except Exception:
+        log.exception("subscription execution failed")
+    yield COMPLETE
+
+
+Broadcasts = dict[tuple[Any, ...], "Broadcast"]
+
+
+class Broadcast:
+    """One execution shared by every subscriber of the same key in this process."""
+
+    def __init__(self, registry: Broadcasts, key: tuple[Any, ...], schema: BaseSchema,
+                 op: Operation, context: Context) -> None:
+        self.registry, self.key, self.context = registry, key, context
+        self.subscribers: set[Subscriber] = set()
+        self.replay: list[Item] | None = []  # None once it grew past REPLAY_BYTES: no more joiners
+        self.replay_bytes = 0
+        registry[key] = self
+        self.task = asyncio.create_task(self._run(schema, op), name="broadcast")
+
+    def attach(self, subscriber: Subscriber) -> None:
+        assert self.replay is not None
+        for item in self.replay:
+            subscriber.push(item)
+        self.subscribers.add(subscriber)
+
+    def detach(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+        if not self.subscribers:
+            self._close_to_joiners()
+            self.task.cancel()
+
+    def _close_to_joiners(self) -> None:
+        self.replay = None
+        if self.registry.get(self.key) is self:
+            del self.registry[self.key]
+
+    def _emit(self, item: Item) -> None:
+        if self.replay is not None:
+            self.replay.append(item)
+            self.replay_bytes += len(item.payload)
+            if self.replay_bytes > REPLAY_BYTES or item.final:
+                self._close_to_joiners()
+        for subscriber in list(self.subscribers):
+            subscriber.push(item)
+
+    async def _run(self, schema: BaseSchema, op: Operation) -> None:
+        try:
+            async for item in execute(schema, op, self.context, shared=True):
+                self._emit(item)
+        finally:
+            self._close_to_joiners()
+
+
+class Subscriber:
+    """One operation of one connection fed by a broadcast; its task writes the outbox to the socket."""
+
+    __slots__ = ("backlog", "broadcast", "handler", "id_json", "lagging", "op", "outbox", "sent", "wake")
+
+    def __init__(self, handler: FanoutHandler, op: Operation) -> None:
+        self.handler, self.op = handler, op
+        self.id_json = _dumps(op.id)
+        self.outbox: collections.deque[Item] = collections.deque()
+        self.backlog = 0
+        self.broadcast: Broadcast | None = None
+        self.sent: int | None = None  # position of the last item written to the socket
+        self.lagging = False
+        self.wake: asyncio.Future[None] | None = None
+
+    def push(self, item: Item) -> None:
+        if self.lagging:
+            return
+        if self.backlog + len(item.payload) > OUTBOX_BYTES and not item.final:
+            # Too slow: drop what is queued and continue alone from PostgreSQL.
+            self.lagging = True
+            self.outbox.clear()
+            self.backlog = 0
+            if self.broadcast is not None:
+                self.broadcast.detach(self)
+        else:
+            self.outbox.append(item)
+            self.backlog += len(item.payload)
+        if self.wake is not None and not self.wake.done():
+            self.wake.set_result(None)
+
+    async def send(self, item: Item) -> None:
+        if item.final:
+            # Forget the id before the last frame, so the client may reuse it at once.
+            self.handler.operations.pop(self.op.id, None)
+        await self.handler.websocket.ws.send_text(item.frame(self.id_json))
+        if item.position is not None:
+            self.sent = item.position
+
+    async def run(self) -> None:
+        try:
+            while True:
+                while self.outbox:
+                    item = self.outbox.popleft()
+                    self.backlog -= len(item.payload)
+                    await self.send(item)
+                    if item.final:
+                        return
+                if self.lagging:
+                    await self._continue_alone()
+                    return
+                self.wake = asyncio.get_running_loop().create_future()
+                await self.wake
+                self.wake = None
+        except WebSocketDisconnect:
+            pass
+        finally:
+            if self.broadcast is not None and not self.lagging:
+                self.broadcast.detach(self)
+
+    async def _continue_alone(self) -> None:
+        assert self.broadcast is not None
+        context = dataclasses.replace(self.broadcast.context, loaders=Loaders(),
+                                      position=Position(resume_after=self.sent))
+        async for item in execute(self.handler.schema, self.op, context, shared=False):
+            await self.send(item)
+
+
+def viewer_scope(context: Context) -> tuple[Any, ...]:
+    """Who the results are computed for: streams are shared only within one scope."""
+    return (str(context.user.id) if context.user else None, context.auth_error is not None)
+
+
+class FanoutHandler(BaseGraphQLTransportWSHandler[Context, None]):
+    """strawberry's graphql-transport-ws handler, with subscriptions served through broadcasts.
+
+    Queries and mutations over the socket, protocol errors and unparsable documents keep
+    strawberry's own path. The view holds the broadcasts (`view.broadcasts`), shared by every
+    connection it serves."""
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        payload = message.get("payload") or {}
+        query, variables = payload.get("query"), payload.get("variables")
+        operation_name = payload.get("operationName")
+        if (not self.connection_acknowledged or message["id"] in self.operations or not isinstance(query, str)
+                or not (variables is None or isinstance(variables, dict))
+                or not (operation_name is None or isinstance(operation_name, str))
+                or not is_subscription(query, operation_name)):
+            await super().handle_subscribe(message)
+            return
+        op = Operation(self, message["id"], query, variables, operation_name)
+        subscriber = Subscriber(self, op)
+        key = (query, operation_name, json.dumps(variables, sort_keys=True) if variables else "",
+               viewer_scope(self.context))
+        registry: Broadcasts = self.view.broadcasts  # type: ignore[attr-defined]
+        broadcast = registry.get(key)
+        if broadcast is None:
+            context = dataclasses.replace(self.context, request=None, response=None, loaders=Loaders(),
+                                          position=Position())
+            broadcast = Broadcast(registry, key, self.schema, op, context)
+        subscriber.broadcast = broadcast
+        broadcast.attach(subscriber)
+        op.task = asyncio.create_task(subscriber.run(), name="subscriber")
+        op.task.add_done_callback(self._task_done)
+        self.operations[op.id] = op
