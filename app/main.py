@@ -155,7 +155,8 @@ async def ready(request: Request) -> Response:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
         await request.app.state.runtime.redis.ping()
-        checks["redis"] = "ok"
+        # Until the hub is back, this process still runs degraded (re-reads, fallback limits).
+        checks["redis"] = "ok" if request.app.state.runtime.hub.is_connected else "error: event hub reconnecting"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     failing = [name for name, result in checks.items() if result != "ok"]

@@ -14,14 +14,16 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.core.redis import connect
 from app.embedded.redis import EmbeddedRedis
 from app.events.hub import DEGRADED_REREAD_SECONDS, RECONNECT_DELAY
 from tests.api_process import ApiProcess, replica_env
-from tests.client import Person
+from tests.client import GraphQLClient, Person
 from tests.experiments import create_run, logs, make_demo_repo, make_project
 from tests.helpers import eventually
 from tests.repos import Repo
-from tests.test_realtime import JOB_LOGS, dryrun_of
+from tests.test_discussions import COMMENT, discussion_in, project_of
+from tests.test_realtime import ACTIVITY, JOB_LOGS, dryrun_of
 from tests.ws import WsClient
 
 # Scheduling noise on a busy 2-core machine, on top of the documented bounds.
@@ -54,9 +56,13 @@ class Platform:
         self.redis.stop()
 
 
+# Low content limits, so that the fallback limiter's refusals are reached quickly.
+LIMITS = {"COMMENTS_PER_HOUR": "3", "COMMENTS_PER_HOUR_API_KEY": "3", "FEEDBACK_PER_DAY": "2"}
+
+
 @pytest.fixture
 async def platform(api: str, settings, work_dir: Path) -> AsyncIterator[Platform]:
-    platform = Platform(settings, work_dir)
+    platform = Platform(settings, work_dir, **LIMITS)
     try:
         await asyncio.to_thread(platform.api.wait_ready)
         yield platform
@@ -115,3 +121,78 @@ async def test_subscriber_gets_every_line_through_an_outage_and_ready_recovers(p
     assert await platform.metric("mlpatron_redis_outages_total") >= 1
     assert await platform.metric("mlpatron_redis_fallback_rereads_total") >= 1
     await person.close()
+
+
+SIGN_UP = "mutation($i: SignUpInput!) { signUp(input: $i) { __typename } }"
+LOGIN = "mutation($i: LoginInput!) { login(input: $i) { __typename } }"
+FEEDBACK = "mutation($i: SubmitFeedbackInput!) { submitFeedback(input: $i) { __typename } }"
+
+
+async def comment(person: Person, discussion: dict, body: str) -> dict:
+    """The createComment answer: its typename, or the GraphQL error's extensions."""
+    body_ = await person.web.execute(COMMENT, {"i": {"discussionId": discussion["id"], "body": body}})
+    return body_["errors"][0]["extensions"] if body_.get("errors") else {"code": body_["data"]["createComment"]["__typename"]}
+
+
+async def feedback(person: Person) -> dict:
+    body = await person.web.execute(FEEDBACK, {"i": {"type": "BUG", "title": "t", "description": "d"}})
+    return body["errors"][0]["extensions"] if body.get("errors") else {"code": body["data"]["submitFeedback"]["__typename"]}
+
+
+async def test_typed_answers_during_an_outage_and_limits_hold_again_after(platform: Platform) -> None:
+    owner = await Person.create(platform.api.url, "typed")
+    project_id = await project_of(owner)
+    discussion = await discussion_in(owner, project_id)
+    ws = await WsClient.connect(platform.api.url)
+    activity: list[dict] = []
+
+    async def follow() -> None:
+        async for data in ws.subscribe(ACTIVITY, {"p": project_id}):
+            activity.append(data["projectActivity"])
+
+    follower = asyncio.create_task(follow())
+    await eventually(lambda: asyncio.sleep(0, len(activity)), lambda n: n >= 1, within=10)  # the discussion
+    platform.crash_redis()
+    await eventually(platform.ready, lambda r: r.status_code == 503, within=5)
+    anonymous = GraphQLClient(platform.api.url)
+    try:
+        # Authentication limits fail closed: a typed refusal with a retry hint, and no account made.
+        for query, variables in [
+            (SIGN_UP, {"i": {"handle": "during-outage", "email": "during@example.test", "password": "correct horse battery"}}),
+            (LOGIN, {"i": {"email": owner.email, "password": "correct horse battery"}}),
+        ]:
+            err = await anonymous.error(query, variables)
+            assert err["extensions"]["code"] == "SERVICE_UNAVAILABLE", err
+            assert err["extensions"]["retryAfterSeconds"] > 0 and err["extensions"]["traceId"]
+        # Content limits fall back to a per-process sliding window: same limit, true retry hint.
+        answers = [await comment(owner, discussion, f"during {i}") for i in range(4)]
+        assert [a["code"] for a in answers] == ["CommentSuccess"] * 3 + ["RATE_LIMITED"]
+        assert 0 < answers[-1]["retryAfterSeconds"] <= 3600
+        answers = [await feedback(owner) for _ in range(3)]
+        assert [a["code"] for a in answers] == ["SubmitFeedbackSuccess"] * 2 + ["RATE_LIMITED"]
+        assert 0 < answers[-1]["retryAfterSeconds"] <= 86400
+        # What was committed meanwhile reaches the subscriber (PostgreSQL re-reads), within the bound.
+        await eventually(lambda: asyncio.sleep(0, [a["kind"] for a in activity]),
+                         lambda kinds: kinds.count("comment") == 3, within=DEGRADED_REREAD_SECONDS + SLACK_SECONDS)
+    finally:
+        await anonymous.close()
+        follower.cancel()
+        await ws.close()
+    from app.accounts.models import User
+
+    assert not await User.filter(handle="during-outage").exists()
+
+    await asyncio.to_thread(platform.redis.start)
+    await eventually(platform.ready, lambda r: r.status_code == 200, within=RECONNECT_DELAY[1] + SLACK_SECONDS)
+    assert await platform.metric('mlpatron_ratelimit_fallbacks_total{bucket="comment",policy="local"}') == 4
+    # Back on Redis: authentication works and the shared limit holds again.
+    assert (await owner.web.data(LOGIN, {"i": {"email": owner.email, "password": "correct horse battery"}})
+            )["login"]["__typename"] == "ViewerSession"
+    fresh = await Person.create(platform.api.url, "after")
+    answers = [await comment(fresh, discussion, f"after {i}") for i in range(4)]
+    assert [a["code"] for a in answers] == ["CommentSuccess"] * 3 + ["RATE_LIMITED"]
+    redis = connect(platform.redis_url)
+    assert await redis.zcard(f"rl:comment:{fresh.user_id}") == 3  # counted in Redis, not in the process
+    await redis.aclose()
+    await owner.close()
+    await fresh.close()

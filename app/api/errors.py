@@ -50,8 +50,21 @@ class BadInput(ApiError):
 
 
 class RateLimited(ApiError):
+    """`retryAfterSeconds` is when the call would succeed; `retryAfter` is the same figure under
+    the name earlier clients read."""
+
     def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Rate limit exceeded; retry in {retry_after} s.", "RATE_LIMITED", retryAfter=retry_after)
+        super().__init__(f"Rate limit exceeded; retry in {retry_after} s.", "RATE_LIMITED",
+                         retryAfter=retry_after, retryAfterSeconds=retry_after)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(ApiError):
+    """A dependency the operation cannot do without is down (e.g. Redis for login limits)."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Temporarily unavailable; retry in {retry_after} s.", "SERVICE_UNAVAILABLE",
+                         retryAfter=retry_after, retryAfterSeconds=retry_after)
         self.retry_after = retry_after
 
 
