@@ -7,6 +7,7 @@ from strawberry import relay
 from strawberry.tools import merge_types
 
 from app.accounts.schema import AccountsMutation, AccountsQuery
+from app.api import input_policy
 from app.api.extensions import schema_extensions
 from app.catalog.schema import CatalogQuery
 from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
@@ -41,3 +42,4 @@ Subscription = merge_types("Subscription", (
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
                            extensions=schema_extensions())
+input_policy.install(schema)

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from app.core import limits
 from app.execution import git
 
 PARAM_TYPES = ("int", "float", "string", "path", "uri")
@@ -167,6 +168,16 @@ async def load_mlproject(url: str, commit_sha: str) -> MLProject:
 # --------------------------------------------------------------------------- parameters
 
 
+def _check_magnitude(value: Any) -> None:
+    """Numbers the estimate can scale by: finite and at most `limits.PARAM_MAGNITUDE` in size."""
+    try:
+        number = float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError, OverflowError):
+        return  # not a number: the type check below says so
+    if not (math.isfinite(number) and abs(number) <= limits.PARAM_MAGNITUDE):
+        raise ValueError(f"must be a finite number of magnitude at most {limits.PARAM_MAGNITUDE:.0e}")
+
+
 def _normalize(ptype: str, value: Any) -> str:
     """The string passed to the command; ValueError with a field message when it does not fit."""
     if value is None:
@@ -174,6 +185,8 @@ def _normalize(ptype: str, value: Any) -> str:
     if isinstance(value, bool):  # bool is an int subclass, and str(True) helps nobody
         expected = {"int": "an integer", "float": "a number"}.get(ptype, "a string")
         raise ValueError(f"expected {expected}, not a boolean")
+    if ptype in ("int", "float"):
+        _check_magnitude(value)
     if ptype == "int":
         if isinstance(value, float) and value.is_integer():
             value = int(value)
