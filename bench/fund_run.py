@@ -101,7 +101,9 @@ async def start_api(database_url: str, redis_url: str) -> tuple[asyncio.subproce
            "MLFLOW_TRACKING_URI": ""}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--log-level", "warning", "--no-access-log", cwd=ROOT, env=env,
+        "--port", str(port), "--log-level", "warning", "--no-access-log",
+        # Between scenarios the client's pooled connections idle longer than uvicorn's default 5 s.
+        "--timeout-keep-alive", "300", cwd=ROOT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
     async with aiohttp.ClientSession(base_url=url) as http, asyncio.timeout(60):

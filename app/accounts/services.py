@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -136,15 +137,55 @@ async def revoke_api_key(user: User, key_id: str) -> ApiKey | None:
     if key is not None and key.revoked_at is None:
         key.revoked_at = datetime.now(UTC)
         await key.save(update_fields=["revoked_at"])
+        _key_cache.forget(key.key_hash)  # at once here; other processes within API_KEY_CACHE_SECONDS
     return key
 
 
+class ApiKeyCache:
+    """Recent successful API key lookups, by key hash. An agent sends its key with every request;
+    trusting a lookup for a few seconds saves a query (and its CPU) per request, and bounds how
+    long a revocation takes to reach every process (`api_key_cache_seconds`)."""
+
+    MAX_ENTRIES = 10_000
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[float, ApiKey]] = {}
+
+    def get(self, key_hash: str) -> ApiKey | None:
+        entry = self._entries.get(key_hash)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[key_hash]
+            return None
+        return entry[1]
+
+    def put(self, key: ApiKey, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        if len(self._entries) >= self.MAX_ENTRIES:
+            del self._entries[next(iter(self._entries))]  # the oldest insertion
+        self._entries[key.key_hash] = (time.monotonic() + seconds, key)
+
+    def forget(self, key_hash: str) -> None:
+        self._entries.pop(key_hash, None)
+
+
+_key_cache = ApiKeyCache()
+
+
 async def authenticate_api_key(secret: str) -> tuple[User, ApiKey] | None:
+    """The key's user, or None for an unknown or revoked key. Trusted from the cache for up to
+    `api_key_cache_seconds` (the user row too: an admin flag change reaches keys within that bound)."""
     if not secret.startswith(API_KEY_PREFIX):
         return None
-    key = await ApiKey.filter(key_hash=sha256(secret), revoked_at=None).select_related("user").first()
+    key_hash = sha256(secret)
+    key = _key_cache.get(key_hash)
     if key is None:
-        return None
+        key = await ApiKey.filter(key_hash=key_hash, revoked_at=None).select_related("user").first()
+        if key is None:
+            return None
+        _key_cache.put(key, get_settings().api_key_cache_seconds)
     now = datetime.now(UTC)
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now

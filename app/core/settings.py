@@ -68,6 +68,11 @@ class Settings:
     comments_per_hour_api_key: int = field(
         default_factory=lambda: int(os.environ.get("COMMENTS_PER_HOUR_API_KEY", "15"))
     )
+    # How long an API key lookup is trusted: a revoked key (or a changed user) may keep working this
+    # long on processes other than the one that revoked it. 0 disables the cache.
+    api_key_cache_seconds: float = field(
+        default_factory=lambda: float(os.environ.get("API_KEY_CACHE_SECONDS", "5"))
+    )
     feedback_per_day: int = field(default_factory=lambda: int(os.environ.get("FEEDBACK_PER_DAY", "10")))
     # The embedded default runs the job watcher inside the API process; replicas pass --api-only.
     run_watcher: bool = field(default_factory=lambda: _bool("RUN_WATCHER", True))
