@@ -71,6 +71,8 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
         await person.agent.data(FOLLOW, {"i": {"projectId": pid}})
     await quiet.agent.data(PREFS, {"i": {"preferences": [{"kind": "RUN_STATUS_CHANGED", "email": False}]}})
     await muted.agent.data(PREFS, {"i": {"preferences": [{"kind": "RUN_STATUS_CHANGED", "inApp": False}]}})
+    # Here only status changes count; news of each funding is tested below.
+    await owner.agent.data(PREFS, {"i": {"preferences": [{"kind": "RUN_FUNDED", "inApp": False, "email": False}]}})
     run = await _run(owner.user_id, pid)
     await _fund(run, patron, twice, twice)
 
@@ -105,7 +107,7 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
     done = await client.data(UNSUBSCRIBE, {"i": {"token": all_token, "allKinds": True}})
     assert done["unsubscribe"]["kind"] is None
     prefs = (await follower.agent.data("{ notificationPreferences { email } }"))["notificationPreferences"]
-    assert [p["email"] for p in prefs] == [False, False, False]
+    assert [p["email"] for p in prefs] == [False] * 4
     bogus = await client.data(UNSUBSCRIBE, {"i": {"token": "not-a-token"}})
     assert bogus["unsubscribe"] == {"__typename": "ValidationFailed", "fields": [{"field": "token"}]}
 
@@ -124,6 +126,35 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
     await notify_run_status(run.id, "completed", "completed")
     assert await mailbox.settle(everyone) == sorted(p.email for p in (patron, muted))
     assert len(await _kinds(owner)) == 2  # in-app is unaffected by email opt-out
+
+
+async def _messages(person, kind: str) -> list[str]:
+    edges = (await person.agent.data(LIST, {"first": 100}))["notifications"]["edges"]
+    return [e["node"]["message"] for e in reversed(edges) if e["node"]["kind"] == kind]
+
+
+async def test_messages_say_who_what_and_how_much_in_dollars(make_person) -> None:
+    from app.funding import settlement
+    from app.runs.models import Run
+
+    owner, patron = await make_person("mowner"), await make_person("mpat")
+    pid = await project_of(owner)
+    run = await _run(owner.user_id, pid)
+    await notify_run_status(run.id, "dryrun", "awaiting_funding")
+    await _fund(run, patron)
+    await settlement.refund_all(run.id, "run cancelled before its funded job started")
+    await Run.filter(id=run.id).update(status="cancelled")
+    await notify_run_status(run.id, "awaiting_funding", "cancelled")
+
+    assert await _messages(owner, "RUN_FUNDED") == [
+        f'{patron.handle} funded $5.00 of "lr sweep" in Disc: $5.00 funded, $995.00 to go.']
+    assert await _messages(owner, "RUN_STATUS_CHANGED") == [
+        'The dryrun of "lr sweep" in Disc succeeded: the run needs $1,000.00 to start.',
+        '"lr sweep" in Disc was cancelled; $5.00 was refunded to its patrons.',
+    ]
+    assert await _messages(patron, "RUN_FUNDED") == []  # the funder knows already
+    assert await _messages(patron, "RUN_STATUS_CHANGED") == [
+        '"lr sweep" in Disc was cancelled; $5.00 was refunded to its patrons.']
 
 
 async def test_mail_written_during_an_smtp_outage_arrives_once_when_it_returns(make_person, settings) -> None:
@@ -225,12 +256,13 @@ async def test_preferences_merge(make_person) -> None:
     person = await make_person("prefs")
     defaults = (await person.agent.data("{ notificationPreferences { kind inApp email } }"))["notificationPreferences"]
     assert defaults == [{"kind": k, "inApp": True, "email": True}
-                        for k in ("RUN_STATUS_CHANGED", "NEW_DISCUSSION", "NEW_COMMENT")]
+                        for k in ("RUN_STATUS_CHANGED", "NEW_DISCUSSION", "NEW_COMMENT", "RUN_FUNDED")]
     await person.agent.data(PREFS, {"i": {"preferences": [{"kind": "NEW_COMMENT", "email": False}]}})
     merged = await person.web.data(PREFS, {"i": {"preferences": [{"kind": "NEW_COMMENT", "inApp": False},
                                                                  {"kind": "NEW_DISCUSSION", "email": False}]}})
     prefs = {p["kind"]: (p["inApp"], p["email"]) for p in merged["updateNotificationPreferences"]["preferences"]}
-    assert prefs == {"NEW_COMMENT": (False, False), "NEW_DISCUSSION": (True, False), "RUN_STATUS_CHANGED": (True, True)}
+    assert prefs == {"NEW_COMMENT": (False, False), "NEW_DISCUSSION": (True, False), "RUN_STATUS_CHANGED": (True, True),
+                     "RUN_FUNDED": (True, True)}
     dup = await person.agent.data(PREFS, {"i": {"preferences": [{"kind": "NEW_COMMENT", "email": True},
                                                                 {"kind": "NEW_COMMENT", "inApp": True}]}})
     assert dup["updateNotificationPreferences"]["__typename"] == "ValidationFailed"

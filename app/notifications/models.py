@@ -12,6 +12,7 @@ class NotificationKind(enum.StrEnum):
     RUN_STATUS_CHANGED = "RUN_STATUS_CHANGED"
     NEW_DISCUSSION = "NEW_DISCUSSION"
     NEW_COMMENT = "NEW_COMMENT"
+    RUN_FUNDED = "RUN_FUNDED"
 
 
 class Notification(Entity):

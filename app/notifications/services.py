@@ -28,6 +28,8 @@ from app.core.errors import ValidationError
 from app.core.settings import get_settings
 from app.events import services as events
 from app.funding.models import Funding
+from app.funding.money import dollars
+from app.jobs.models import Job
 from app.notifications import email, outbox
 from app.notifications.models import (
     Notification,
@@ -62,6 +64,20 @@ _MESSAGES = {
     NotificationKind.RUN_STATUS_CHANGED: 'Run "{runTitle}" in {projectTitle} is now {newStatus} (was {oldStatus}).',
     NotificationKind.NEW_DISCUSSION: '{authorHandle} started a discussion in {projectTitle}: "{discussionTitle}".',
     NotificationKind.NEW_COMMENT: '{authorHandle} replied in "{discussionTitle}".',
+    NotificationKind.RUN_FUNDED: '{funderHandle} funded {amount} of "{runTitle}" in {projectTitle}: {progress}.',
+}
+
+# What a status change means for the people told about it, with the money it moved; the
+# generic sentence above is for any other change.
+_STATUS_MESSAGES = {
+    "awaiting funding": 'The dryrun of "{runTitle}" in {projectTitle} succeeded: the run needs {estimate} to start.',
+    "dryrun failed": 'The dryrun of "{runTitle}" in {projectTitle} failed, so the run cannot be funded; '
+                     'its log says why.',
+    "funded": '"{runTitle}" in {projectTitle} is fully funded: {funded} from {patrons}. It starts now.',
+    "running": '"{runTitle}" in {projectTitle} started running.',
+    "completed": '"{runTitle}" in {projectTitle} completed. It cost {cost} of the {funded} funded{surplus}.',
+    "failed": '"{runTitle}" in {projectTitle} failed. It cost {cost} of the {funded} funded{surplus}.',
+    "cancelled": '"{runTitle}" in {projectTitle} was cancelled{surplus}.',
 }
 
 
@@ -71,12 +87,15 @@ class _Blank(dict[str, Any]):
 
 
 def render_message(kind: NotificationKind, payload: dict[str, Any]) -> str:
-    return _MESSAGES[kind].format_map(_Blank(payload))[:500]
+    template = _MESSAGES[kind]
+    if kind is NotificationKind.RUN_STATUS_CHANGED:
+        template = _STATUS_MESSAGES.get(payload.get("newStatus", ""), template)
+    return template.format_map(_Blank(payload))[:500]
 
 
 def _link(kind: NotificationKind, payload: dict[str, Any]) -> str:
     base = get_settings().public_url
-    if kind is NotificationKind.RUN_STATUS_CHANGED:
+    if kind in (NotificationKind.RUN_STATUS_CHANGED, NotificationKind.RUN_FUNDED):
         return f"{base}/runs/{payload.get('runId', '')}"
     return f"{base}/discussions/{payload.get('discussionId', '')}"
 
@@ -216,14 +235,50 @@ async def notify_run_status(run_id: Any, old_status: str, new_status: str) -> li
     run = await Run.get_or_none(id=run_id).prefetch_related("project")
     if run is None:
         return []
-    funders = await Funding.filter(run_id=run.id).values_list("funder_id", flat=True)
+    fundings = await Funding.filter(run_id=run.id).order_by("created_at")
+    funders = [f.funder_id for f in fundings]
     recipients = [run.creator_id, *funders, *await followers(run.project_id)]
     payload = {
         "runId": encode_id("Run", run.id), "runTitle": run.title,
         "projectId": encode_id("Project", run.project_id), "projectTitle": run.project.title,
         "oldStatus": old_status.replace("_", " "), "newStatus": new_status.replace("_", " "),
+        **await _money_words(run, fundings),
     }
     return await notify(NotificationKind.RUN_STATUS_CHANGED, recipients, payload, project_id=run.project_id)
+
+
+async def _money_words(run: Run, fundings: list[Funding]) -> dict[str, str]:
+    """The amounts a status message names, in dollars: estimate, funded, cost, who paid, where the rest went."""
+    handles = dict(await User.filter(id__in={f.funder_id for f in fundings}).values_list("id", "handle"))
+    names = list(dict.fromkeys(handles.get(f.funder_id, "someone") for f in fundings))
+    patrons = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    refunded = sum(f.refunded_cents for f in fundings)
+    kept = sum(f.to_project_cents for f in fundings)
+    surplus = [f"{dollars(refunded)} was refunded to its patrons"] if refunded else []
+    surplus += [f"{dollars(kept)} went to the project balance"] if kept else []
+    cost = await Job.filter(id=run.funded_job_id).values_list("actual_cost_cents", flat=True) \
+        if run.funded_job_id else []
+    return {
+        "estimate": dollars(run.estimated_cost_cents or 0), "funded": dollars(run.funded_cents),
+        "patrons": patrons or "nobody", "cost": dollars(cost[0] or 0) if cost else dollars(0),
+        "surplus": "; " + " and ".join(surplus) if surplus else "",
+    }
+
+
+async def notify_run_funded(funding: Funding, run: Run) -> list[Notification]:
+    """After a funding commits: the run's creator and the project's owner hear who gave how much
+    (not the funder, who just did it)."""
+    project = await run.project
+    funder = await User.get(id=funding.funder_id)
+    gap = run.funding_gap_cents
+    payload = {
+        "runId": encode_id("Run", run.id), "runTitle": run.title,
+        "projectId": encode_id("Project", run.project_id), "projectTitle": project.title,
+        "funderHandle": funder.handle, "amountCents": funding.amount_cents, "amount": dollars(funding.amount_cents),
+        "progress": f"{dollars(run.funded_cents)} funded, {dollars(gap)} to go" if gap > 0 else "fully funded",
+    }
+    recipients = [r for r in (run.creator_id, project.owner_id) if str(r) != str(funding.funder_id)]
+    return await notify(NotificationKind.RUN_FUNDED, recipients, payload, project_id=run.project_id)
 
 
 # ---- reading -------------------------------------------------------------------------------

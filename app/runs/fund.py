@@ -162,6 +162,12 @@ async def _after_commit(result: FundingResult) -> None:
         "fundingId": str(funding.id), "funderId": str(funding.funder_id), "amountCents": funding.amount_cents,
         "fundedCents": run.funded_cents, "fundingGapCents": run.funding_gap_cents, "status": run.status,
     })
+    try:  # the creator hears who gave how much
+        from app.notifications.services import notify_run_funded
+
+        await notify_run_funded(funding, run)
+    except Exception:  # the money has moved; a lost notification must not fail the funding
+        log.exception("notifying the funding of run %s failed", run.id)
     if run.status == FUNDED:
         try:
             await lifecycle().run_status_changed(run, "awaiting_funding")

@@ -1,7 +1,9 @@
 /**
  * A job's log, live: the `jobLogs` subscription sends the tail, then each new line. The
  * client resumes after a reconnect from the last `seq` it received, so lines are neither
- * lost nor repeated. The view follows the end until the reader scrolls up.
+ * lost nor repeated. The view follows the end until the reader scrolls up. MLflow's own
+ * "View run … at: http://…/#/experiments/…" lines point at the platform's internal tracking
+ * server, which readers cannot open: they are left out (the metrics are shown on the page).
  */
 import { useLayoutEffect, useRef, useState } from 'react'
 import { useSubscription } from 'urql'
@@ -24,8 +26,11 @@ type Line = JobLogsSubscription['jobLogs']
 const TAIL = 1000
 const KEEP = 5000
 
+const INTERNAL_LINK = /\bView (run|experiment)\b.*\bat: https?:\/\/\S*#\/experiments\//
+
 function append(lines: Line[] = [], event: JobLogsSubscription): Line[] {
   const line = event.jobLogs
+  if (INTERNAL_LINK.test(line.line)) return lines
   if (lines.length > 0 && lines[lines.length - 1].seq >= line.seq) return lines
   const next = [...lines, line]
   return next.length > KEEP ? next.slice(next.length - KEEP) : next

@@ -81,11 +81,25 @@ export function LineChart({ name, points }: { name: string; points: ReadonlyArra
   )
 }
 
+/** A metric logged once is a number, not a one-point chart. */
+function SingleValue({ name, point }: { name: string; point: { step: number; value: number } }) {
+  return (
+    <figure className="chart single" data-testid={`metric-${name}`}>
+      <figcaption>
+        <strong>{name}</strong>
+      </figcaption>
+      <p className="metric-value">{formatValue(point.value)}</p>
+      <p className="muted small">logged once, at step {point.step}</p>
+    </figure>
+  )
+}
+
 function MetricChart({ jobId, metric, live }: { jobId: string; metric: string; live: boolean }) {
   const [result, refetch] = useQuery({ query: MetricHistoryDocument, variables: { id: jobId, key: metric } })
   usePoll(refetch, live)
   const points = result.data?.job.metricHistory ?? []
   if (points.length === 0) return null
+  if (points.length === 1) return <SingleValue name={metric} point={points[0]} />
   return <LineChart name={metric} points={points} />
 }
 

@@ -1,4 +1,5 @@
-/** Which notifications arrive in the app and by email, per kind. */
+/** Which notifications arrive in the app and by email, per kind; each change saves at once and says so. */
+import { useState } from 'react'
 import { useMutation, useQuery } from 'urql'
 import { ErrorMessage, QueryState } from '../../components/feedback'
 import { graphql } from '../../gql'
@@ -40,12 +41,23 @@ export function NotificationSettings() {
   const saved = update.data?.updateNotificationPreferences
   const preferences =
     saved?.__typename === 'NotificationPreferencesSuccess' ? saved.preferences : result.data?.notificationPreferences
-  const change = (kind: NotificationKind, field: 'inApp' | 'email', value: boolean) =>
-    save({ input: { preferences: [{ kind, [field]: value }] } })
+  const [confirmation, setConfirmation] = useState('')
+  const change = async (kind: NotificationKind, field: 'inApp' | 'email', value: boolean) => {
+    setConfirmation('')
+    const done = await save({ input: { preferences: [{ kind, [field]: value }] } })
+    if (done.data?.updateNotificationPreferences.__typename === 'NotificationPreferencesSuccess') {
+      const where = field === 'inApp' ? 'in the app' : 'by email'
+      setConfirmation(`Saved: “${humanize(kind)}” notifications ${value ? 'will' : 'will no longer'} arrive ${where}.`)
+    }
+  }
 
   return (
     <>
       <h2>Notifications</h2>
+      <p className="muted small">Changes are saved as you tick.</p>
+      <p className={confirmation ? 'alert alert-success' : 'sr-only'} role="status">
+        {confirmation}
+      </p>
       {update.error && <ErrorMessage error={update.error} />}
       {saved && saved.__typename !== 'NotificationPreferencesSuccess' && <p className="field-error">{saved.message}</p>}
       <QueryState result={result}>
