@@ -92,6 +92,7 @@ def serve(
     """Migrate, then serve the API (and the SPA when built) on http://HOST:PORT."""
     import uvicorn
 
+    from app.api.http_limits import MAX_BODY_BYTES
     from app.core.db import close_db, migrate_db
     from app.main import create_app
 
@@ -104,7 +105,9 @@ def serve(
         asyncio.run(prepare())
         override_settings(run_watcher=not api_only)
         typer.echo(f"mlpatron on http://{host}:{port}/graphql (data in {settings.data_dir})")
-        uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
+        # Websocket messages are bounded like HTTP bodies (uvicorn's default is 16 MiB).
+        uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True,
+                    ws_max_size=MAX_BODY_BYTES)
 
 
 @cli.command()

@@ -29,6 +29,7 @@ from tortoise.functions import Count
 from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
 from app.api.errors import Unauthenticated
 from app.api.fanout import Broadcasts, FanoutHandler
+from app.api.http_limits import MAX_SUBSCRIPTIONS_PER_CONNECTION, BodySizeLimit, LimitedJSON
 from app.core.db import close_db, init_db
 from app.core.redis import connect as connect_redis
 from app.core.settings import Settings, get_settings
@@ -50,7 +51,7 @@ HUB_TOPICS = Gauge("mlpatron_realtime_topics", "Redis topics this process's subs
 JOBS = Gauge("mlpatron_jobs", "Jobs by status (platform-wide)", ["status"])
 
 
-class GraphQLApp(GraphQL):
+class GraphQLApp(LimitedJSON, GraphQL):
     graphql_transport_ws_handler_class = FanoutHandler
     broadcasts: Broadcasts  # this app's shared subscription executions
 
@@ -190,6 +191,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         schema,
         graphql_ide="graphiql",
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL],
+        max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
     )
     graphql.broadcasts = {}
 
@@ -216,7 +218,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *spa_routes(),
     ]
     # Assets and JSON answers compressed (websockets pass through untouched).
-    middleware = [Middleware(GZipMiddleware, minimum_size=1000)]
+    middleware = [Middleware(BodySizeLimit), Middleware(GZipMiddleware, minimum_size=1000)]
     if tracing:
         middleware.insert(0, Middleware(OpenTelemetryMiddleware, excluded_urls="health,ready,metrics"))
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -18,6 +18,7 @@ log = logging.getLogger("mlpatron.graphql")
 MAX_DEPTH = 12
 MAX_TOKENS = 4000
 MAX_ALIASES = 30
+MAX_MESSAGE = 300  # characters of an error message; names from the request are echoed in them
 # Built once: QueryDepthLimiter / MaxAliasesLimiter make a new rule class per instance (one per
 # request), which would make every request a ValidationCache miss.
 LIMIT_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
@@ -50,6 +51,8 @@ class TracedErrors(MaskErrors):
                 error.extensions = {"code": "INTERNAL_SERVER_ERROR"}
             elif original is None and not error.extensions:
                 error.extensions = {"code": "GRAPHQL_VALIDATION_FAILED"}
+            if len(error.message) > MAX_MESSAGE:  # e.g. an unknown 1 MB field name, echoed by graphql-core
+                error.message = error.message[:MAX_MESSAGE] + "…"
             error.extensions = {**(error.extensions or {}), "traceId": trace_id}
             log.info("graphql error %s: %s", error.extensions.get("code"), error.message[:200],
                      extra={"trace_id": trace_id, "code": error.extensions.get("code")})

@@ -261,8 +261,8 @@ class FanoutHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if (not self.connection_acknowledged or message["id"] in self.operations or not isinstance(query, str)
                 or not (variables is None or isinstance(variables, dict))
                 or not (operation_name is None or isinstance(operation_name, str))
-                or not is_subscription(query, operation_name)):
-            await super().handle_subscribe(message)
+                or not is_subscription(query, operation_name) or self._at_limit()):
+            await super().handle_subscribe(message)  # strawberry's answer (the limit: an `error` message)
             return
         op = Operation(self, message["id"], query, variables, operation_name)
         subscriber = Subscriber(self, op)
@@ -279,3 +279,7 @@ class FanoutHandler(BaseGraphQLTransportWSHandler[Context, None]):
         op.task = asyncio.create_task(subscriber.run(), name="subscriber")
         op.task.add_done_callback(self._task_done)
         self.operations[op.id] = op
+
+    def _at_limit(self) -> bool:
+        limit = self.max_subscriptions_per_connection
+        return limit is not None and len(self.operations) >= limit

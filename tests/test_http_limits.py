@@ -1,0 +1,82 @@
+"""HTTP and websocket limits: body size (413), JSON nesting (400), short error echoes, and the
+cap on subscriptions per websocket connection."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from app.api.http_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_SUBSCRIPTIONS_PER_CONNECTION
+from tests.helpers import eventually
+from tests.ws import SubscriptionError, WsClient
+
+BOARD = "subscription { jobsBoard { at } }"
+
+
+async def test_a_body_over_one_mebibyte_is_refused_unread(api: str) -> None:
+    padding = "x" * MAX_BODY_BYTES
+    body = json.dumps({"query": "{ viewer { id } }", "variables": {"pad": padding}})
+    async with httpx.AsyncClient(base_url=api) as http:
+        response = await http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+
+        async def chunks():  # no Content-Length: counted while it streams
+            for i in range(0, len(body), 65536):
+                yield body[i:i + 65536].encode()
+
+        response = await http.post("/graphql", content=chunks(), headers={"Content-Type": "application/json"})
+        assert response.status_code == 413
+        small = await http.post("/graphql", json={"query": "{ viewer { id } }"})
+        assert small.status_code == 200
+
+
+@pytest.mark.parametrize("depth", [MAX_JSON_DEPTH + 1, 5000, 200_000])
+async def test_deeply_nested_json_is_a_400_not_a_500(api: str, depth: int) -> None:
+    nested = "[" * depth + "]" * depth
+    body = '{"query": "{ viewer { id } }", "variables": {"v": ' + nested + "}}"
+    async with httpx.AsyncClient(base_url=api) as http:
+        response = await http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "nested deeper" in response.text
+
+
+async def test_nesting_within_the_limit_is_accepted(api: str) -> None:
+    depth = MAX_JSON_DEPTH - 2  # the body and `variables` are two levels
+    body = '{"query": "{ viewer { id } }", "variables": {"v": ' + "[" * depth + "]" * depth + "}}"
+    async with httpx.AsyncClient(base_url=api) as http:
+        response = await http.post("/graphql", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 200, response.text
+
+
+async def test_unknown_names_are_echoed_only_as_a_short_prefix(client) -> None:
+    name = "f" + "x" * 200_000
+    body = await client.execute("{ " + name + " }")
+    message = body["errors"][0]["message"]
+    assert len(message) <= 301 and message.endswith("…")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+
+
+async def test_subscriptions_per_connection_are_capped(api: str) -> None:
+    ws = await WsClient.connect(api)
+    try:
+        streams = [ws.subscribe(BOARD) for _ in range(MAX_SUBSCRIPTIONS_PER_CONNECTION)]
+        for stream in streams:
+            assert "jobsBoard" in await anext(stream)
+        extra = ws.subscribe(BOARD)
+        with pytest.raises(SubscriptionError) as refused:
+            await anext(extra)
+        assert refused.value.errors[0]["message"] == "Subscription limit reached"
+        await ws.conn.send(json.dumps({"id": "1", "type": "complete"}))  # the client ends one of them
+
+        async def another() -> object:
+            try:
+                return await anext(ws.subscribe(BOARD))
+            except SubscriptionError as exc:
+                return exc.errors
+
+        # The connection stayed open, and the freed slot is usable again.
+        assert "jobsBoard" in await eventually(another, lambda r: isinstance(r, dict), within=10)
+    finally:
+        await ws.close()
