@@ -75,6 +75,10 @@ def _env_map(raw: str) -> dict[str, str]:
     return out
 
 
+def _truthy(raw: str) -> bool:
+    return raw.lower() in ("1", "true", "yes", "on")
+
+
 def _env_tolerations(raw: str) -> tuple[dict[str, str], ...]:
     """`key=value:Effect` (operator Equal) or `key:Effect` (operator Exists), comma separated."""
     out: list[dict[str, str]] = []
@@ -107,6 +111,9 @@ class KubernetesConfig:
     K8S_IMAGE_PULL_SECRETS   comma-separated secret names for private experiment images
     KUBECONFIG / K8S_CONTEXT kubeconfig file and context; K8S_IN_CLUSTER=1 forces the pod's
                              service account (default: in-cluster when KUBERNETES_SERVICE_HOST is set)
+    K8S_ALLOW_LOCAL_REPOS=1  accept local paths / file:// repositories: only for the simulated
+                             cluster of the tests, whose "kubelet" runs on the platform's machine
+                             (a real cluster's init container cannot reach the API host's disk)
     """
 
     namespace: str = "mlpatron-jobs"
@@ -125,6 +132,7 @@ class KubernetesConfig:
     kubeconfig: str | None = None
     context: str | None = None
     in_cluster: bool | None = None  # None: decide from KUBERNETES_SERVICE_HOST
+    allow_local_repos: bool = False
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> KubernetesConfig:
@@ -152,7 +160,8 @@ class KubernetesConfig:
             image_pull_secrets=tuple(s.strip() for s in (secrets or "").split(",") if s.strip()),
             kubeconfig=get("KUBECONFIG"),
             context=get("K8S_CONTEXT"),
-            in_cluster=None if in_cluster_raw is None else in_cluster_raw.lower() in ("1", "true", "yes", "on"),
+            in_cluster=None if in_cluster_raw is None else _truthy(in_cluster_raw),
+            allow_local_repos=_truthy(get("K8S_ALLOW_LOCAL_REPOS") or ""),
         )
 
 
@@ -339,8 +348,9 @@ def _clone_container(spec: JobSpec, config: KubernetesConfig) -> dict[str, Any]:
     }
 
 
-def _check_source(spec: JobSpec) -> None:
-    if not re.match(r"^https?://[^\s/]+/\S+$", spec.repo_url or ""):
+def _check_source(spec: JobSpec, config: KubernetesConfig) -> None:
+    local = re.match(r"^(/|file:///)\S+$", spec.repo_url or "")
+    if not (config.allow_local_repos and local) and not re.match(r"^https?://[^\s/]+/\S+$", spec.repo_url or ""):
         raise ManifestError(
             f"repository URL {spec.repo_url!r} cannot be cloned inside the cluster (need http(s)://host/path)"
         )
@@ -350,7 +360,7 @@ def _check_source(spec: JobSpec) -> None:
 
 def build_job_manifest(spec: JobSpec, config: KubernetesConfig, *, name: str | None = None) -> dict[str, Any]:
     """The complete `batch/v1` Job for `spec`; raises `ManifestError` with a readable reason."""
-    _check_source(spec)
+    _check_source(spec, config)
     image = validate_image_reference(spec.image or config.default_image)
     if not isinstance(spec.deadline_seconds, int) or spec.deadline_seconds < 1:
         raise ManifestError(f"deadline_seconds must be a positive integer, not {spec.deadline_seconds!r}")

@@ -205,3 +205,14 @@ def test_invalid_image_references(image: str) -> None:
 def test_specs_that_cannot_become_jobs(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ManifestError, match=message):
         build_job_manifest(spec(**changes), CONFIG)
+
+
+def test_local_repositories_only_for_the_simulated_cluster() -> None:
+    """K8S_ALLOW_LOCAL_REPOS: the simulated cluster's kubelet runs here and can clone a path."""
+    config = KubernetesConfig.from_env({"K8S_ALLOW_LOCAL_REPOS": "1"})
+    for url in ("/srv/repo", "file:///srv/repo"):
+        clone = build(spec(repo_url=url), config)["spec"]["template"]["spec"]["initContainers"][0]
+        assert {"name": "REPO_URL", "value": url} in clone["env"]
+    with pytest.raises(ManifestError, match="cannot be cloned inside the cluster"):
+        build_job_manifest(spec(repo_url="file://host/srv/repo"), config)
+    assert not KubernetesConfig.from_env({}).allow_local_repos

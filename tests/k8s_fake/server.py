@@ -163,13 +163,16 @@ class FakeKubernetes:
         self.open_watches: dict[str, int] = {r: 0 for r in RESOURCES}
         self.open_log_streams = 0
         self.bookmarks_sent = 0
+        self.job_created_hooks: list[Callable[[dict[str, Any]], None]] = []  # the simulated kubelet
         self._runner: web.AppRunner | None = None
         self.url = ""
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> str:
+    async def start(self, port: int = 0, routes: list[web.RouteDef] | None = None) -> str:
+        """Serve on 127.0.0.1:`port` (0: any free port), plus extra `routes`; return the base URL."""
         app = web.Application(middlewares=[self._middleware])
+        app.router.add_routes(routes or [])
         base = "/apis/batch/v1/namespaces/{ns}/jobs"
         app.router.add_get(base, self._list_or_watch("jobs"))
         app.router.add_post(base, self._create_job)
@@ -181,7 +184,7 @@ class FakeKubernetes:
         app.router.add_get("/api/v1/namespaces/{ns}/events", self._list_or_watch("events"))
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", port)
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         self.url = f"http://127.0.0.1:{port}"
@@ -347,7 +350,7 @@ class FakeKubernetes:
     def exceed_deadline(self, job_name: str) -> None:
         """activeDeadlineSeconds passed: the Job fails with DeadlineExceeded and its pod is killed."""
         pod = self.pod(job_name)
-        main = pod["status"]["containerStatuses"][0]
+        main = (pod["status"].get("containerStatuses") or [{"state": {}}])[0]  # may never have been scheduled
         if "running" in main["state"]:
             main["state"] = {"terminated": {"exitCode": 137, "reason": "Error",
                                             "startedAt": main["state"]["running"]["startedAt"], "finishedAt": _now_iso()}}  # fmt: skip
@@ -656,6 +659,8 @@ class FakeKubernetes:
         self.created_jobs.append(name)
         if self.auto_pods:
             self._create_pod(job)
+        for hook in self.job_created_hooks:
+            hook(job)
         return web.json_response({"apiVersion": "batch/v1", "kind": "Job", **job}, status=201)
 
     def _create_pod(self, job: dict[str, Any]) -> None:

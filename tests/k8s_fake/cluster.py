@@ -1,0 +1,329 @@
+"""A simulated Kubernetes cluster: the fake API server plus a scheduler and kubelet that act by themselves.
+
+    python -m tests.k8s_fake.cluster --port 0 --kubeconfig /tmp/sim/kubeconfig [--scenario file.yaml]
+
+serves the wire protocol of `FakeKubernetes` (Jobs, Pods, Events, watches, log follow) on
+127.0.0.1, writes a kubeconfig pointing at it, prints `READY <url>` and then plays every Job a
+client creates:
+
+1. the pod is Pending: optionally Unschedulable for a while (pod condition + FailedScheduling
+   event, the way a busy GPU pool looks), then Scheduled;
+2. the init container really runs: its own command (the platform's clone script) with its own
+   environment, `WORKSPACE` pointing at a directory of this machine; its output is its log, a
+   non-zero exit fails the pod like a failed clone;
+3. image pull (Pulling/Pulled events, or ImagePullBackOff forever when the scenario says so);
+4. the main container really runs: its command (`/bin/sh -c <rendered command>`) in the
+   workspace, with the manifest's environment (MLFLOW_*, MLPATRON_*) and this machine's Python
+   first on PATH (every image is "the local Python"); stdout and stderr, interleaved as a
+   container runtime does, become the pod log; the exit code becomes the container's termination
+   state and the Job's condition (Complete, or Failed/BackoffLimitExceeded).
+
+The Job controller's `activeDeadlineSeconds` is enforced (from the Job's start, pending time
+included): the process group is killed and the Job fails with DeadlineExceeded. Deleting a Job
+(any propagation) kills its container. The scenario injects what a real cluster does to jobs:
+
+    defaults: {pending_seconds: 0.3, pull_seconds: 0.2}
+    rules:                                 # the first rule that matches a Job applies over defaults
+      - match: {kind: funded, command_contains: "--note oom"}
+        oom_after_seconds: 1.0             # the kubelet kills it: OOMKilled, exit 137
+      - match: {kind: dryrun}
+        unschedulable_seconds: 0.5         # "0/4 nodes are available: 4 Insufficient nvidia.com/gpu."
+        deadline_seconds: 30               # instead of the manifest's activeDeadlineSeconds
+        image_pull_backoff: false
+
+`GET /_sim/created` answers every Job manifest exactly as clients sent it (for validation) and
+`GET /_sim/stats` counts requests by verb and resource (for the watcher benchmark). It stays in
+`tests/`: production never runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+from aiohttp import web
+
+from tests.k8s_fake.server import FakeKubernetes
+
+NODE = "sim-gpu-node-1"
+UNSCHEDULABLE = "0/4 nodes are available: 4 Insufficient nvidia.com/gpu. preemption: 0/4 nodes are available."
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """What happens to one Job (see the module docstring)."""
+
+    pending_seconds: float = 0.3
+    unschedulable_seconds: float = 0.0
+    pull_seconds: float = 0.2
+    image_pull_backoff: bool = False
+    oom_after_seconds: float | None = None
+    deadline_seconds: float | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    behaviour: dict[str, Any]
+    kind: str | None = None
+    command_contains: str | None = None
+
+    def matches(self, job: dict[str, Any]) -> bool:
+        labels = job["metadata"].get("labels") or {}
+        command = " ".join(job["spec"]["template"]["spec"]["containers"][0].get("command") or [])
+        return (self.kind is None or labels.get("mlpatron.io/kind") == self.kind) and (
+            self.command_contains is None or self.command_contains in command
+        )
+
+
+@dataclass(frozen=True)
+class Scenario:
+    defaults: dict[str, Any] = field(default_factory=dict)
+    rules: tuple[Rule, ...] = ()
+
+    @classmethod
+    def load(cls, path: str | None) -> Scenario:
+        raw = yaml.safe_load(Path(path).read_text()) if path else {}
+        known = {f.name for f in fields(Behaviour)}
+        rules = []
+        for entry in raw.get("rules") or []:
+            match = entry.get("match") or {}
+            behaviour = {k: v for k, v in entry.items() if k != "match"}
+            if unknown := set(behaviour) - known:
+                raise ValueError(f"unknown scenario keys {sorted(unknown)}")
+            rules.append(Rule(behaviour, match.get("kind"), match.get("command_contains")))
+        return cls(raw.get("defaults") or {}, tuple(rules))
+
+    def behaviour(self, job: dict[str, Any]) -> Behaviour:
+        rule = next((r for r in self.rules if r.matches(job)), None)
+        return Behaviour(**{**self.defaults, **(rule.behaviour if rule else {})})
+
+
+def _env(container: dict[str, Any], **extra: str) -> dict[str, str]:
+    """The container's environment on this machine: no host variables leak in but a PATH."""
+    python_bin = str(Path(sys.executable).parent)
+    base = {"PATH": f"{python_bin}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    return {**base, **{e["name"]: e.get("value", "") for e in container.get("env") or []}, **extra}
+
+
+class Kubelet:
+    """Plays scheduler, kubelet and Job controller for every Job created on `fake`."""
+
+    def __init__(self, fake: FakeKubernetes, scenario: Scenario, work_dir: Path) -> None:
+        self.fake = fake
+        self.scenario = scenario
+        self.work_dir = work_dir
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._groups: set[int] = set()  # process groups of running containers
+        fake.job_created_hooks.append(self._job_created)
+
+    def _job_created(self, job: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._play(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        for pgid in list(self._groups):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _play(self, job: dict[str, Any]) -> None:
+        name = job["metadata"]["name"]
+        how = self.scenario.behaviour(job)
+        deadline = how.deadline_seconds or job["spec"].get("activeDeadlineSeconds")
+        pod = self.fake.pod(name)
+        pod_key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        root = self.work_dir / pod_key[1]
+        life = asyncio.create_task(self._pod_life(name, pod, how, root))
+        gone = asyncio.create_task(self.fake.wait_until(lambda: pod_key not in self.fake.objects["pods"], 1e9))
+        try:
+            done, _ = await asyncio.wait([life, gone], timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
+            if not done:  # the Job controller's activeDeadlineSeconds
+                life.cancel()
+                await asyncio.gather(life, return_exceptions=True)
+                with contextlib.suppress(LookupError):
+                    self.fake.exceed_deadline(name)
+            elif gone in done:  # deleted (cancel, TTL, kubectl): the kubelet kills the container
+                life.cancel()
+                await asyncio.gather(life, return_exceptions=True)
+            else:
+                life.result()
+        finally:
+            for task in (life, gone):
+                task.cancel()
+            await asyncio.gather(life, gone, return_exceptions=True)
+            shutil.rmtree(root, ignore_errors=True)
+
+    async def _pod_life(self, name: str, pod: dict[str, Any], how: Behaviour, root: Path) -> None:
+        spec = pod["spec"]
+        await asyncio.sleep(how.pending_seconds)
+        if how.unschedulable_seconds:
+            self.fake.unschedulable(name, UNSCHEDULABLE)
+            await asyncio.sleep(how.unschedulable_seconds)
+        self.fake.schedule(name, NODE)
+        self.fake.event(name, "Scheduled", f"Successfully assigned {pod['metadata']['namespace']}/"
+                        f"{pod['metadata']['name']} to {NODE}", component="default-scheduler")  # fmt: skip
+        workspace, tmp = root / "workspace", root / "tmp"
+        workspace.mkdir(parents=True)
+        tmp.mkdir()
+        for init in spec.get("initContainers") or []:
+            env = _env(init, WORKSPACE=str(workspace), HOME=str(tmp), TMPDIR=str(tmp))
+            code = await self._container(name, init, env, workspace, container_name=init["name"])
+            if code != 0:
+                self.fake.fail_clone(name, exit_code=code)
+                return
+        main = spec["containers"][0]
+        self.fake.event(name, "Pulling", f'Pulling image "{main["image"]}"')
+        if how.image_pull_backoff:
+            self.fake.image_pull_backoff(name)
+            self.fake.event(name, "Failed", f'Failed to pull image "{main["image"]}": not found', type="Warning")
+            await asyncio.Event().wait()  # until the deadline or a deletion
+        await asyncio.sleep(how.pull_seconds)
+        self.fake.event(name, "Pulled", f'Successfully pulled image "{main["image"]}"')
+        self.fake.event(name, "Started", "Started container main")
+        self.fake.run(name)
+        env = _env(main, HOME=str(tmp), TMPDIR=str(tmp))
+        process = asyncio.create_task(self._container(name, main, env, workspace, container_name=main["name"]))
+        if how.oom_after_seconds is not None:
+            done, _ = await asyncio.wait([process], timeout=how.oom_after_seconds)
+            if not done:  # the cgroup's memory limit: the kernel kills the whole container
+                process.cancel()
+                await asyncio.gather(process, return_exceptions=True)
+                self.fake.oom_kill(name)
+                return
+        self.fake.finish(name, exit_code=await process)
+
+    async def _container(
+        self, name: str, container: dict[str, Any], env: dict[str, str], workspace: Path, *, container_name: str = ""
+    ) -> int:
+        """Run a container's command; its output lines become its log; return the exit code."""
+        proc = await asyncio.create_subprocess_exec(
+            *container["command"], *(container.get("args") or []), cwd=workspace, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self._groups.add(proc.pid)
+        try:
+            assert proc.stdout is not None
+            async for raw in proc.stdout:
+                self.fake.log(name, raw.decode("utf-8", "replace").rstrip("\n"), container=container_name)
+            return await proc.wait()
+        finally:  # cancelled (deadline, OOM, deletion) or done: nothing of it survives
+            self._groups.discard(proc.pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                await asyncio.shield(proc.wait())
+
+
+def kubeconfig(url: str, namespace: str = "mlpatron-jobs") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Config", "current-context": "simulated",
+        "clusters": [{"name": "simulated", "cluster": {"server": url}}],
+        "users": [{"name": "simulated", "user": {"token": "simulated-cluster"}}],
+        "contexts": [{"name": "simulated", "context": {"cluster": "simulated", "user": "simulated",
+                                                       "namespace": namespace}}],
+    }  # fmt: skip
+
+
+def _sim_routes(fake: FakeKubernetes) -> list[web.RouteDef]:
+    async def created(_: web.Request) -> web.Response:
+        return web.json_response(fake.created_bodies)
+
+    async def stats(_: web.Request) -> web.Response:
+        def resource(path: str) -> str:
+            parts = path.split("/")
+            return parts[-1] if parts[-1] in ("jobs", "pods", "events", "log") else parts[-2]
+
+        counts = Counter(f"{m} {resource(p)}{' watch' if 'watch' in str(q).lower() else ''}"
+                         for m, p, q in fake.requests if not p.startswith("/_sim"))  # fmt: skip
+        return web.json_response({"requests": counts, "jobs": len(fake.created_jobs)})
+
+    return [web.get("/_sim/created", created), web.get("/_sim/stats", stats)]
+
+
+async def serve(port: int, kubeconfig_path: Path, scenario: Scenario, work_dir: Path) -> None:
+    fake = FakeKubernetes()
+    kubelet = Kubelet(fake, scenario, work_dir)
+    url = await fake.start(port, _sim_routes(fake))
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+    kubeconfig_path.write_text(json.dumps(kubeconfig(url)))
+    print(f"READY {url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await kubelet.stop()
+        await fake.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--kubeconfig", required=True, help="where to write a kubeconfig for this cluster")
+    parser.add_argument("--scenario", help="YAML/JSON scenario (defaults and rules)")
+    parser.add_argument("--work-dir", help="where pods' workspaces live (default: a temporary directory)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="mlpatron-sim-") as tmp:
+        work = Path(args.work_dir or tmp)
+        asyncio.run(serve(args.port, Path(args.kubeconfig), Scenario.load(args.scenario), work))
+
+
+class ClusterProcess:
+    """The simulated cluster as a child process of a test: `start()`, `.kubeconfig`, `stop()`."""
+
+    def __init__(self, directory: Path, scenario: dict[str, Any] | None = None) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = directory / "kubeconfig"
+        self.scenario = directory / "scenario.json"
+        self.scenario.write_text(json.dumps(scenario or {}))
+        self.log_path = directory / "cluster.log"
+        self.url = ""
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> str:
+        root = Path(__file__).resolve().parents[2]
+        self.log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.k8s_fake.cluster", "--kubeconfig", str(self.kubeconfig),
+             "--scenario", str(self.scenario), "--work-dir", str(self.kubeconfig.parent / "pods")],
+            cwd=root, stdout=subprocess.PIPE, stderr=self.log,
+        )  # fmt: skip
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode()  # READY <url>, or "" when it died
+        if not line.startswith("READY "):
+            self.stop()
+            raise RuntimeError(f"simulated cluster did not start: {line!r}\n{self.log_path.read_text()[-2000:]}")
+        self.url = line.split()[1]
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        self.proc = None
+
+
+if __name__ == "__main__":
+    main()
