@@ -18,6 +18,7 @@ from app.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.notifications.subscriptions import NotificationsSubscription
 from app.projects.schema import ProjectsMutation, ProjectsQuery
+from app.runs.discovery_schema import RunDiscoveryQuery
 from app.runs.schema import FundRunMutation, MLprojectQuery, RunsMutation, RunsQuery
 from app.runs.subscriptions import RunsSubscription
 
@@ -28,8 +29,8 @@ class NodeQuery:
 
 
 Query = merge_types("Query", (
-    NodeQuery, AccountsQuery, ProjectsQuery, RunsQuery, JobsQuery, MLprojectQuery, CatalogQuery, DiscussionsQuery,
-    NotificationsQuery, FeedbackQuery,
+    NodeQuery, AccountsQuery, ProjectsQuery, RunsQuery, RunDiscoveryQuery, JobsQuery, MLprojectQuery, CatalogQuery,
+    DiscussionsQuery, NotificationsQuery, FeedbackQuery,
 ))
 Mutation = merge_types("Mutation", (
     AccountsMutation, ProjectsMutation, RunsMutation, FundRunMutation, FundingMutation, DiscussionsMutation,
