@@ -133,17 +133,16 @@ def watcher() -> None:
             return [(str(j.id), j.handle) for j in jobs if j.handle]
 
         async def go() -> None:
-            runtime = await start_runtime(settings)
-            assert runtime.lifecycle is not None
-            runtime.lifecycle.start_reconciler()  # funded runs without a job, jobs never submitted
+            services = await start_runtime(settings)
+            services.lifecycle.start_reconciler()  # funded runs without a job, jobs never submitted
             stop = asyncio.Event()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 asyncio.get_running_loop().add_signal_handler(sig, stop.set)
             try:
-                await run_watcher_service(runtime.lifecycle.recorder, active_jobs=active, stop=stop,
+                await run_watcher_service(services.lifecycle.recorder, active_jobs=active, stop=stop,
                                           database_url=settings.database_url)
             finally:
-                await stop_runtime(runtime)
+                await stop_runtime(services)
 
         asyncio.run(go())
 

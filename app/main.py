@@ -26,7 +26,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from tortoise import connections
 from tortoise.functions import Count
 
-from app.api.context import SESSION_COOKIE, Context, authenticate, build_context
+from app.api.context import SESSION_COOKIE, Context, Services, authenticate, build_context
 from app.api.errors import Unauthenticated
 from app.api.fanout import Broadcasts, FanoutHandler
 from app.api.http_limits import MAX_SUBSCRIPTIONS_PER_CONNECTION, BodySizeLimit, LimitedJSON
@@ -34,14 +34,17 @@ from app.core.db import close_db, init_db
 from app.core.redis import connect as connect_redis
 from app.core.settings import Settings, get_settings
 from app.core.telemetry import configure_logging, setup_tracing, shutdown_tracing
+from app.events import bus
 from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.funding.webhooks import stripe_webhook
 from app.jobs.recorder import JobRecorder
+from app.notifications import services as notifications
 from app.notifications.outbox import OutboxSender
 from app.notifications.web import unsubscribe_page
+from app.runs import activity
 from app.runs.lifecycle import Lifecycle
-from app.runtime import Runtime, set_runtime
+from app.runs.settling import settle_funded_job
 from app.tracking.mlflow import MlflowTracker
 
 log = logging.getLogger("mlpatron")
@@ -60,7 +63,7 @@ class GraphQLApp(LimitedJSON, GraphQL):
             GRAPHQL_REQUESTS.labels(request.method).inc()
         return await build_context(
             request, response, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE),
-            services=request.app.state.runtime,
+            services=request.app.state.services,
         )
 
     async def on_ws_connect(self, context: Context) -> Any:
@@ -76,35 +79,40 @@ class GraphQLApp(LimitedJSON, GraphQL):
         return None
 
 
-async def start_runtime(settings: Settings) -> Runtime:
-    """Database, Redis, tracking, executor and lifecycle: shared by the server, CLI and tests."""
+async def start_runtime(settings: Settings) -> Services:
+    """Database, Redis, tracking, executor and lifecycle, wired together: shared by the server, CLI and tests."""
     await init_db(settings.database_url)
     redis = connect_redis(settings.redis_url)
     hub = Hub(settings.redis_url)
     hub.start()
+    bus.bind(redis, hub)
     tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
-    runtime = Runtime(redis=redis, hub=hub, tracker=tracker)
-    set_runtime(runtime)
     recorder = JobRecorder()
-    runtime.lifecycle = Lifecycle(build_executor(settings, recorder), recorder, tracker)
+    lifecycle = Lifecycle(build_executor(settings, recorder), recorder, tracker, hub)
+    # A job's transition: its run's stream, the money (before the run's end is announced), the run.
+    recorder.on_transition(activity.job_status_event)
+    recorder.on_transition(settle_funded_job)
+    recorder.on_transition(lifecycle.job_transition)
+    # A run's status change: its streams, then notifications.
+    lifecycle.on_run_status(activity.run_status_events)
+    lifecycle.on_run_status(notifications.on_run_status)
+    lifecycle.on_funding(notifications.notify_run_funded)
     if settings.executor == "local":
-        runtime.lifecycle.start_cancel_listener()
+        lifecycle.start_cancel_listener()
     if settings.run_watcher:
-        runtime.lifecycle.start_reconciler()
+        lifecycle.start_reconciler()
     # Every process sends mail: claims skip rows another sender holds.
-    runtime.outbox = OutboxSender(hub)
-    runtime.outbox.start()
-    return runtime
+    outbox = OutboxSender(hub)
+    outbox.start()
+    return Services(redis=redis, hub=hub, lifecycle=lifecycle, outbox=outbox, tracker=tracker)
 
 
-async def stop_runtime(runtime: Runtime) -> None:
-    if runtime.outbox is not None:
-        await runtime.outbox.close()
-    if runtime.lifecycle is not None:
-        await runtime.lifecycle.close()
-    await runtime.hub.close()
-    await runtime.redis.aclose()
-    set_runtime(None)
+async def stop_runtime(services: Services) -> None:
+    await services.outbox.close()
+    await services.lifecycle.close()
+    await services.hub.close()
+    bus.unbind()
+    await services.redis.aclose()
     await close_db()
 
 
@@ -155,9 +163,9 @@ async def ready(request: Request) -> Response:
     except Exception as exc:
         checks["database"] = f"error: {type(exc).__name__}"
     try:
-        await request.app.state.runtime.redis.ping()
+        await request.app.state.services.redis.ping()
         # Until the hub is back, this process still runs degraded (re-reads, fallback limits).
-        checks["redis"] = "ok" if request.app.state.runtime.hub.is_connected else "error: event hub reconnecting"
+        checks["redis"] = "ok" if request.app.state.services.hub.is_connected else "error: event hub reconnecting"
     except Exception as exc:
         checks["redis"] = f"error: {type(exc).__name__}"
     failing = [name for name, result in checks.items() if result != "ok"]
@@ -172,7 +180,7 @@ async def ready(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     from app.jobs.models import Job
 
-    HUB_TOPICS.set(request.app.state.runtime.hub.topics)
+    HUB_TOPICS.set(request.app.state.services.hub.topics)
     counts = dict(await Job.filter(status__in=["pending", "running"]).group_by("status")
                   .annotate(n=Count("id")).values_list("status", "n"))
     for status in ("pending", "running"):
@@ -197,12 +205,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        runtime = await start_runtime(settings)
-        app.state.runtime = runtime
+        services = await start_runtime(settings)
+        app.state.services = services
         try:
             yield
         finally:
-            await stop_runtime(runtime)
+            await stop_runtime(services)
             shutdown_tracing()
 
     routes = [

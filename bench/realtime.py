@@ -142,7 +142,7 @@ async def main() -> None:
         from app.core.settings import override_settings
         from app.main import start_runtime, stop_runtime
 
-        runtime = await start_runtime(override_settings(database_url=db_url, redis_url=redis_url, run_watcher=False,
+        services = await start_runtime(override_settings(database_url=db_url, redis_url=redis_url, run_watcher=False,
                                                         data_dir=work))
         from app.accounts.services import create_user
         from app.api.ids import encode_id
@@ -158,7 +158,7 @@ async def main() -> None:
                                machine_type="g2-standard-4", dryrun_override_param="epochs", dryrun_override_value="1",
                                parameters={"epochs": "1"})
         job = await Job.create(id=uuid.uuid4(), run=run, kind="dryrun", executor="bench", deadline_seconds=600)
-        recorder = runtime.lifecycle.recorder
+        recorder = services.lifecycle.recorder
 
         async def measure(kind: str) -> tuple[float, list[float]]:
             latencies: list[float] = []
@@ -181,7 +181,7 @@ async def main() -> None:
                 if kind == "platform":
                     await recorder.job_log(str(job.id), "stdout", payload)
                 else:
-                    await runtime.redis.publish("bench:floor", payload)
+                    await services.redis.publish("bench:floor", payload)
             if kind == "platform":
                 await recorder.job_update(JobUpdate(job_id=str(job.id), status=JobStatus.RUNNING, at=_now()))
                 await recorder.job_update(JobUpdate(job_id=str(job.id), status=JobStatus.SUCCEEDED, at=_now()))
@@ -197,7 +197,7 @@ async def main() -> None:
               f"mean={statistics.fmean(platform_lat) * 1000:.1f}ms")
         print(f"floor (bare Redis→websocket): delivered/expected={floor_ratio:.4f} p50={f50:.1f}ms p99={f99:.1f}ms")
         print(f"ratio platform/floor: p50 x{p50 / f50:.2f}  p99 x{p99 / f99:.2f}")
-        await stop_runtime(runtime)
+        await stop_runtime(services)
     finally:
         for proc in procs:
             proc.terminate()

@@ -112,12 +112,17 @@ async def settings(database_url: str, redis_server: str, mlflow_server: str, wor
 
 
 @pytest.fixture(scope="session")
-async def api(settings) -> AsyncIterator[str]:
-    """The real ASGI app served by uvicorn on a loopback port, in this event loop."""
+def asgi_app(settings):
     from app.main import create_app
 
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+async def api(asgi_app) -> AsyncIterator[str]:
+    """The real ASGI app served by uvicorn on a loopback port, in this event loop."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    config = uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -132,6 +137,12 @@ async def api(settings) -> AsyncIterator[str]:
         for pending in asyncio.all_tasks():
             pending.print_stack(limit=8)
         raise
+
+
+@pytest.fixture
+def services(api: str, asgi_app):
+    """The served app's services (lifecycle, hub, …), as its resolvers see them."""
+    return asgi_app.state.services
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ async def _run(owner_id: str, project_gid: str, title: str = "lr sweep"):
     )
 
 
-async def _fund(run, *funders) -> None:
+async def _fund(services, run, *funders) -> None:
     """Real fundings (wallet, escrow, ledger), small enough that the gap stays open."""
     from app.accounts.models import User
     from app.funding.wallets import grant_credit
@@ -54,11 +54,11 @@ async def _fund(run, *funders) -> None:
 
     for person in funders:
         await grant_credit(person.user_id, 500, "test patron", granted_by="tests")
-        await fund_run(await User.get(id=person.user_id), run.id, 500)
+        await fund_run(services.lifecycle, await User.get(id=person.user_id), run.id, 500)
 
 
 async def test_run_status_change_notifies_each_recipient_once_and_emails_those_who_want_it(
-    make_person, mailbox: Mailbox, client: GraphQLClient, api: str,
+    make_person, mailbox: Mailbox, client: GraphQLClient, api: str, services,
 ) -> None:
     from app.events.models import Event
 
@@ -74,7 +74,7 @@ async def test_run_status_change_notifies_each_recipient_once_and_emails_those_w
     # Here only status changes count; news of each funding is tested below.
     await owner.agent.data(PREFS, {"i": {"preferences": [{"kind": "RUN_FUNDED", "inApp": False, "email": False}]}})
     run = await _run(owner.user_id, pid)
-    await _fund(run, patron, twice, twice)
+    await _fund(services, run, patron, twice, twice)
 
     written = await notify_run_status(run.id, "funded", "completed")
     recipients = {owner, patron, twice, follower, quiet}

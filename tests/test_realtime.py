@@ -140,13 +140,11 @@ async def test_bad_subscriptions_get_protocol_errors(api: str, make_person) -> N
         assert closed.value.rcvd.code == 4409  # Subscriber for same already exists
 
 
-async def test_hub_releases_topics_when_clients_go(api: str, researcher, demo_repo: Repo) -> None:
-    from app.runtime import get_runtime
-
+async def test_hub_releases_topics_when_clients_go(api: str, services, researcher, demo_repo: Repo) -> None:
     project = await make_project(researcher.agent, demo_repo)
     run = await create_run(researcher.agent, project, demo_repo, **dryrun_of(30, 0.2))
     job_id = run["dryrunJob"]["id"]
-    hub = get_runtime().hub
+    hub = services.hub
     before = hub.topics
     ws = await WsClient.connect(api)
     await collect(ws, JOB_LOGS, {"id": job_id, "after": 0, "tail": 10}, limit=1)

@@ -253,13 +253,12 @@ async def test_only_the_owner_creates_runs_and_only_managers_cancel(researcher, 
     await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
 
 
-async def test_jobs_of_a_dead_api_process_are_failed_and_stopped(settings, work_dir: Path, researcher,
+async def test_jobs_of_a_dead_api_process_are_failed_and_stopped(settings, services, work_dir: Path, researcher,
                                                                   demo_repo: Repo) -> None:
     """A replica dies mid-job (SIGKILL: no clean shutdown). The reconciler finds the job whose
     owner is gone, kills its surviving process group and fails it with a platform error."""
     import signal
 
-    from app.runs.lifecycle import lifecycle
     from tests.api_process import ApiProcess, replica_env
     from tests.client import GraphQLClient
 
@@ -271,7 +270,7 @@ async def test_jobs_of_a_dead_api_process_are_failed_and_stopped(settings, work_
         replica.proc.send_signal(signal.SIGKILL)
         replica.proc.wait()
         assert await _alive(child)  # the job outlived its API process
-        await lifecycle().reconcile()
+        await services.lifecycle.reconcile()
         run = await wait_run(researcher.agent, run["id"], {"DRYRUN_FAILED"}, within=20)
         assert "platform restarted" in run["dryrunJob"]["error"]["platform"]
         await eventually(lambda: _alive(child), lambda alive: not alive, within=15)

@@ -113,7 +113,8 @@ CreateApiKeyPayload = Annotated[CreateApiKeySuccess | ValidationFailed, strawber
 class AccountsMutation:
     @strawberry.mutation(description="Create an account with a password and start a browser session.")
     async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
-        await ratelimit.hit("signup", _client_ip(info), get_settings().auth_attempts_per_hour, 3600)
+        await ratelimit.hit(info.context.require_services(), "signup", _client_ip(info),
+                            get_settings().auth_attempts_per_hour, 3600)
         try:
             await services.create_user(
                 handle=input.handle, email=input.email, password=input.password, display_name=input.display_name
@@ -126,7 +127,8 @@ class AccountsMutation:
 
     @strawberry.mutation(description="Email + password login; sets an HTTP-only session cookie.")
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
-        await ratelimit.hit("login", _client_ip(info), get_settings().auth_attempts_per_hour, 3600)
+        await ratelimit.hit(info.context.require_services(), "login", _client_ip(info),
+                            get_settings().auth_attempts_per_hour, 3600)
         try:
             user, token = await services.login(input.email, input.password)
         except DomainError as err:

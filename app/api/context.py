@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
@@ -15,12 +16,25 @@ from app.accounts.models import ApiKey, User
 from app.api.errors import Forbidden, Unauthenticated
 from app.api.loaders import Loaders
 from app.core.telemetry import current_trace_id
+from app.events.hub import Hub
 from app.events.streams import Position
-
-if TYPE_CHECKING:
-    from app.runtime import Runtime
+from app.notifications.outbox import OutboxSender
+from app.runs.lifecycle import Lifecycle
+from app.tracking.mlflow import MlflowTracker
 
 SESSION_COOKIE = "mlp_session"
+
+
+@dataclass
+class Services:
+    """The process's long-lived components, built once by `app.main.start_runtime` and handed to
+    each request's context (resolvers read `info.context.services`)."""
+
+    redis: Redis
+    hub: Hub
+    lifecycle: Lifecycle
+    outbox: OutboxSender
+    tracker: MlflowTracker | None = None
 
 
 @dataclass
@@ -35,7 +49,7 @@ class Context:
     # A credential was presented but is wrong: anything needing a user reports this instead.
     auth_error: Unauthenticated | None = None
     # The process's services (tracking, hub, …), handed in by the ASGI app that serves the request.
-    services: Runtime | None = None
+    services: Services | None = None
     # A subscription execution's place in its stream (see app.api.fanout).
     position: Position = field(default_factory=Position)
 
@@ -57,10 +71,18 @@ class Context:
             raise Forbidden("This operation is for humans in the web UI; API keys cannot perform it.")
         return user
 
-    def require_services(self) -> Runtime:
+    def require_services(self) -> Services:
         if self.services is None:
             raise RuntimeError("no services in this context")
         return self.services
+
+    @property
+    def hub(self) -> Hub:
+        return self.require_services().hub
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        return self.require_services().lifecycle
 
     def require_admin(self) -> User:
         user = self.require_user()
@@ -91,7 +113,7 @@ async def build_context(
     response: Response | None,
     authorization: str | None,
     session_token: str | None,
-    services: Runtime | None = None,
+    services: Services | None = None,
 ) -> Context:
     ctx = Context(request=request, response=response, services=services)
     try:

@@ -23,9 +23,9 @@ import uuid
 
 from prometheus_client import Counter
 
+from app.api.context import Services
 from app.api.errors import RateLimited, ServiceUnavailable
 from app.core.redis import UNAVAILABLE
-from app.runtime import get_runtime
 
 log = logging.getLogger("mlpatron.ratelimit")
 
@@ -81,24 +81,23 @@ class LocalWindow:
 _local = LocalWindow()
 
 
-async def hit(bucket: str, subject: str, limit: int, window_seconds: int) -> None:
+async def hit(services: Services, bucket: str, subject: str, limit: int, window_seconds: int) -> None:
     """Count one call; raise RATE_LIMITED with the true `retryAfterSeconds` once `limit` calls
     fall within the last `window_seconds`."""
     key = f"rl:{bucket}:{subject}"
-    wait = await _shared_wait(key, limit, window_seconds)
+    wait = await _shared_wait(services, key, limit, window_seconds)
     if wait is None:
         wait = _wait_without_redis(bucket, key, limit, window_seconds)
     if wait > 0:
         raise RateLimited(retry_after=max(math.ceil(wait), 1))
 
 
-async def _shared_wait(key: str, limit: int, window_seconds: int) -> float | None:
+async def _shared_wait(services: Services, key: str, limit: int, window_seconds: int) -> float | None:
     """Seconds to wait (0: accepted) by the count in Redis; None if Redis is unavailable."""
-    runtime = get_runtime()
-    if not runtime.hub.is_connected:  # a known outage: do not wait for a connect timeout
+    if not services.hub.is_connected:  # a known outage: do not wait for a connect timeout
         return None
     try:
-        return int(await runtime.redis.eval(_SCRIPT, 1, key, window_seconds, limit, uuid.uuid4().hex)) / 1e6
+        return int(await services.redis.eval(_SCRIPT, 1, key, window_seconds, limit, uuid.uuid4().hex)) / 1e6
     except UNAVAILABLE as exc:
         log.warning("rate limit %s decided without Redis: %s", key, str(exc) or type(exc).__name__)
         return None

@@ -38,7 +38,7 @@ async def _rate_limit(info: Info, bucket: str, per_hour: int, per_hour_api_key: 
     """One count per user whatever the credential; agents (API keys) hit the lower ceiling first."""
     user = info.context.require_user()
     limit = per_hour_api_key if info.context.api_key is not None else per_hour
-    await ratelimit.hit(bucket, str(user.id), limit, 3600)
+    await ratelimit.hit(info.context.require_services(), bucket, str(user.id), limit, 3600)
 
 
 async def _discussion_limit(info: Info) -> None:

@@ -1,4 +1,10 @@
-"""Wake-ups on Redis pub/sub. Fire-and-forget: durable truth is always written to Postgres first."""
+"""Wake-ups on Redis pub/sub. Fire-and-forget: durable truth is always written to Postgres first.
+
+The process binds its Redis client and hub once (`app.main.start_runtime`), the way logging is
+set up once: every producer (a service appending an event, the job recorder, the outbox)
+publishes through them without being handed a connection, and a process that never binds them
+(a CLI command, a unit test) publishes nothing, which costs a subscriber only a later re-read.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,24 @@ import json
 import logging
 from typing import Any
 
-from app.runtime import get_runtime
+from redis.asyncio import Redis
+
+from app.events.hub import Hub
 
 log = logging.getLogger("mlpatron.events")
+
+_bound: tuple[Redis, Hub] | None = None
+
+
+def bind(redis: Redis, hub: Hub) -> None:
+    """Publish through `redis` from now on, while `hub` says Redis is reachable."""
+    global _bound
+    _bound = (redis, hub)
+
+
+def unbind() -> None:
+    global _bound
+    _bound = None
 
 
 async def publish(topic: str, message: dict[str, Any] | None = None) -> None:
@@ -18,10 +39,13 @@ async def publish(topic: str, message: dict[str, Any] | None = None) -> None:
     While the hub knows Redis is down nothing is sent: subscribers re-read on a timer meanwhile,
     and a producer (a job's log follower, say) must not wait on a dead connection per line.
     """
-    runtime = get_runtime()
-    if not runtime.hub.is_connected:
+    if _bound is None:
+        log.debug("no Redis bound; wake-up on %s not sent", topic)
+        return
+    redis, hub = _bound
+    if not hub.is_connected:
         return
     try:
-        await runtime.redis.publish(topic, json.dumps(message or {}, default=str))
+        await redis.publish(topic, json.dumps(message or {}, default=str))
     except Exception:
         log.warning("publish to %s failed", topic, exc_info=True)

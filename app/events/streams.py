@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from app.events.hub import Hub
 from app.events.models import Event
-from app.runtime import get_runtime
 
 T = TypeVar("T")
 BATCH = 500
@@ -51,6 +51,7 @@ async def shared(key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
 
 
 async def follow_batches(
+    hub: Hub,
     topics: Sequence[str],
     read_after: Callable[[int, int], Awaitable[Sequence[T]]],
     seq_of: Callable[[T], int],
@@ -62,15 +63,13 @@ async def follow_batches(
     position: Position | None = None,
 ) -> AsyncIterator[Sequence[T]]:
     """Yield every item with seq > `start`, in order, as the batches each read returns (never
-    empty), forever or until `finished()` and drained.
+    empty), forever or until `finished()` and drained; `hub` wakes the stream on its `topics`.
 
     `finished` is checked *before* each read, so the items written before the stream's end
     (e.g. the log lines before a job's terminal status) are still read once more and sent.
     With `share_key`, followers of the same stream in this process share their reads. `position`
     gets the seq of the last item of each batch before the batch is yielded.
     """
-    hub = get_runtime().hub
-
     async def read(last: int) -> Sequence[T]:
         if share_key is None:
             return await read_after(last, batch)
@@ -101,6 +100,7 @@ async def follow_batches(
 
 
 async def follow(
+    hub: Hub,
     topics: Sequence[str],
     read_after: Callable[[int, int], Awaitable[Sequence[T]]],
     seq_of: Callable[[T], int],
@@ -112,7 +112,7 @@ async def follow(
     position: Position | None = None,
 ) -> AsyncIterator[T]:
     """`follow_batches`, one item at a time (`position` gets each item's seq before it is yielded)."""
-    async for items in follow_batches(topics, read_after, seq_of, start, finished=finished, share_key=share_key):
+    async for items in follow_batches(hub, topics, read_after, seq_of, start, finished=finished, share_key=share_key):
         for item in items:
             if on_item is not None:
                 on_item()

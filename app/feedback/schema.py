@@ -49,7 +49,8 @@ class FeedbackMutation:
         user = info.context.require_user()
 
         async def admit() -> None:
-            await ratelimit.hit("feedback", str(user.id), get_settings().feedback_per_day, 86400)
+            await ratelimit.hit(info.context.require_services(), "feedback", str(user.id),
+                                get_settings().feedback_per_day, 86400)
 
         try:
             row = await services.submit(user, type=FeedbackKind(input.type), title=input.title,

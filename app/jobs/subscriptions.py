@@ -17,7 +17,6 @@ from app.jobs import board, logs
 from app.jobs.models import Job, JobTransition
 from app.jobs.status import JobStatus
 from app.jobs.types import JobErrorType, JobType, LogLine, check_tail
-from app.runtime import get_runtime
 
 BOARD_COALESCE_SECONDS = 0.2
 
@@ -90,8 +89,9 @@ class JobStreamsSubscription:
         async def read(after: int, limit: int) -> list[JobTransition]:
             return list(await JobTransition.filter(job_id=job.id, seq__gt=after).order_by("seq").limit(limit))
 
-        async for t in streams.follow([f"job:{job.id}"], read, lambda t: t.seq, start, finished=_terminal(job.id),
-                                      share_key=f"job-status:{job.id}", position=info.context.position):
+        async for t in streams.follow(info.context.hub, [f"job:{job.id}"], read, lambda t: t.seq, start,
+                                      finished=_terminal(job.id), share_key=f"job-status:{job.id}",
+                                      position=info.context.position):
             yield JobStatusEvent(seq=t.seq, status=JobStatus(t.status), pending_info=t.pending_info,
                                  error=JobErrorType.from_json(str(job.id), t.error) if t.error else None, at=t.at)
 
@@ -100,8 +100,8 @@ class JobStreamsSubscription:
     async def job_logs(self, info: Info, job_id: strawberry.ID, after_seq: int | None = None,
                        tail: int = 100) -> AsyncGenerator[LogLine, None]:
         job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
-        async for line in streams.follow([f"job:{job.id}"], logs.reader(job.id), lambda x: x.seq, start,
-                                         finished=_terminal(job.id), share_key=f"job-logs:{job.id}",
+        async for line in streams.follow(info.context.hub, [f"job:{job.id}"], logs.reader(job.id), lambda x: x.seq,
+                                         start, finished=_terminal(job.id), share_key=f"job-logs:{job.id}",
                                          position=info.context.position):
             yield LogLine.from_model(line)
 
@@ -113,9 +113,10 @@ class JobStreamsSubscription:
         if not (1 <= max_lines <= streams.BATCH):
             raise BadInput(f"maxLines must be between 1 and {streams.BATCH}")
         job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
-        async for rows in streams.follow_batches([f"job:{job.id}"], logs.reader(job.id), lambda x: x.seq, start,
-                                                 finished=_terminal(job.id), share_key=f"job-logs:{job.id}",
-                                                 batch=max_lines, position=info.context.position):
+        async for rows in streams.follow_batches(info.context.hub, [f"job:{job.id}"], logs.reader(job.id),
+                                                 lambda x: x.seq, start, finished=_terminal(job.id),
+                                                 share_key=f"job-logs:{job.id}", batch=max_lines,
+                                                 position=info.context.position):
             yield LogBatch(lines=[LogLine.from_model(r) for r in rows], last_seq=rows[-1].seq)
 
 
@@ -124,7 +125,7 @@ class JobsBoardSubscription:
     @strawberry.subscription(description="Pending and running jobs (with queue position), re-sent on every change.")
     async def jobs_board(self, info: Info,
                          status: JobStatus | None = None) -> AsyncGenerator[JobsBoard, None]:
-        async with get_runtime().hub.listen("jobs") as signal:
+        async with info.context.hub.listen("jobs") as signal:
             while True:
                 info.context.loaders = Loaders()  # the connection outlives any cached row
                 rows = await board.board([status.value] if status else None)

@@ -281,6 +281,12 @@ async def notify_run_funded(funding: Funding, run: Run) -> list[Notification]:
     return await notify(NotificationKind.RUN_FUNDED, recipients, payload, project_id=run.project_id)
 
 
+async def on_run_status(run: Run, old_status: str) -> None:
+    """Run-status listener (wired by `app.main.start_runtime`): a new run tells nobody, its creator just made it."""
+    if old_status:
+        await notify_run_status(run.id, old_status, run.status)
+
+
 # ---- reading -------------------------------------------------------------------------------
 
 

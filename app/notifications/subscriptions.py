@@ -39,7 +39,7 @@ class NotificationsSubscription:
             position.seq = start
             yield NotificationUpdate(seq=start, kind="snapshot", payload={}, notification=None,
                                      unread_count=await services.unread_count(user.id))
-        async for event in streams.follow([stream], lambda a, n: streams.events_after(stream, a, n),
+        async for event in streams.follow(info.context.hub, [stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, position=position):
             row = None
             if event.kind == "notification":

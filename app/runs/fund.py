@@ -23,7 +23,7 @@ from app.funding.events import emit
 from app.funding.models import Funding, IdempotencyRecord, LedgerKind, SurplusPolicy
 from app.funding.money import validate_amount
 from app.projects.models import Project
-from app.runs.lifecycle import lifecycle, start_funded_job
+from app.runs.lifecycle import Lifecycle
 from app.runs.models import Run
 
 log = logging.getLogger("mlpatron.funding")
@@ -56,8 +56,9 @@ class FundingResult:
 
 
 async def fund_run(
-    user: User, run_id: uuid.UUID, amount_cents: int, surplus_policy: SurplusPolicy = SurplusPolicy.TO_PROJECT,
-    source: FundingSource = FundingSource.WALLET, idempotency_key: str | None = None,
+    lifecycle: Lifecycle, user: User, run_id: uuid.UUID, amount_cents: int,
+    surplus_policy: SurplusPolicy = SurplusPolicy.TO_PROJECT, source: FundingSource = FundingSource.WALLET,
+    idempotency_key: str | None = None,
 ) -> FundingResult:
     """Fund a run awaiting funding, atomically, in one transaction.
 
@@ -90,7 +91,7 @@ async def fund_run(
         replay = await _replay(user, key, run_id, amount_cents)
         assert replay is not None
         return replay
-    await _after_commit(result)
+    await _after_commit(lifecycle, result)
     return result
 
 
@@ -155,31 +156,19 @@ async def _debit_project(user: User, project_id: uuid.UUID, amount: int) -> int:
     return amount
 
 
-async def _after_commit(result: FundingResult) -> None:
+async def _after_commit(lifecycle: Lifecycle, result: FundingResult) -> None:
     """The funding's event, then (gap closed) the run's status change, then the funded job."""
     run, funding = result.run, result.funding
     await emit(f"run:{run.id}", "funding", {
         "fundingId": str(funding.id), "funderId": str(funding.funder_id), "amountCents": funding.amount_cents,
         "fundedCents": run.funded_cents, "fundingGapCents": run.funding_gap_cents, "status": run.status,
     })
-    try:  # the creator hears who gave how much
-        from app.notifications.services import notify_run_funded
-
-        await notify_run_funded(funding, run)
-    except Exception:  # the money has moved; a lost notification must not fail the funding
-        log.exception("notifying the funding of run %s failed", run.id)
+    await lifecycle.funding_committed(funding, run)  # the creator hears who gave how much
     if run.status == FUNDED:
+        await lifecycle.run_status_changed(run, "awaiting_funding")  # listeners' failures are logged there
+        # The reconciler retries funded runs without a job, so a failure here is logged, never
+        # reported as a failed funding (the money has moved).
         try:
-            await lifecycle().run_status_changed(run, "awaiting_funding")
-        except Exception:  # the money has moved; a lost notification must not fail the funding
-            log.exception("announcing run %s funded failed", run.id)
-        await _start_funded_job(run.id)
-
-
-async def _start_funded_job(run_id: uuid.UUID) -> None:
-    """Hand over to the lifecycle; its reconciler retries funded runs without a job, so a failure here
-    is logged, never reported as a failed funding (the money has moved)."""
-    try:
-        await start_funded_job(run_id)
-    except Exception:
-        log.exception("starting the funded job of run %s failed; the reconciler will retry", run_id)
+            await lifecycle.start_funded_job(run.id)
+        except Exception:
+            log.exception("starting the funded job of run %s failed; the reconciler will retry", run.id)

@@ -1,4 +1,4 @@
-"""The run lifecycle: the one orchestrator that knows both execution and funding.
+"""The run lifecycle: jobs of a run and the run's state machine.
 
     dryrun ──ok──▶ awaiting_funding ──gap 0──▶ funded ──ok──▶ completed
        └─failed─▶ dryrun_failed   cancel ▶ cancelled ◀┘ └─failed─▶ funded_failed
@@ -6,6 +6,11 @@
 Jobs are created in the database first, then launched (MLflow run, executor submit). A crash
 between the two leaves a job with no handle, which `reconcile` launches; a funded run with no
 funded job is started by `reconcile` too, so the funded job starts exactly once.
+
+The lifecycle listens to job transitions (`job_transition`, registered with the recorder) and
+publishes run status changes to its own listeners (`on_run_status`): the run and project streams,
+notifications. Settlement listens to job transitions itself (`app.runs.settling`), so the
+lifecycle and the money code never call each other; `app.main.start_runtime` wires them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,16 +29,16 @@ from tortoise.transactions import in_transaction
 from app.catalog.catalog import resolve_machine
 from app.core.settings import get_settings
 from app.events import bus
-from app.events import services as events
+from app.events.hub import Hub
 from app.execution import mlproject
 from app.execution.executor import Executor, JobSpec
+from app.funding.models import Funding
 from app.jobs.models import Job
 from app.jobs.recorder import JobRecorder
 from app.jobs.status import JobError, JobStatus, JobUpdate
 from app.projects.models import Project
 from app.runs import estimates
 from app.runs.models import Run
-from app.runtime import get_runtime
 from app.tracking.mlflow import MlflowTracker, TrackingError
 
 log = logging.getLogger("mlpatron.lifecycle")
@@ -42,18 +48,31 @@ CANCEL_TOPIC = "control:cancel-jobs"
 # This process, so that a restarted platform fails only the local jobs whose owner is gone.
 INSTANCE = {"host": socket.gethostname(), "pid": os.getpid()}
 
+# After the commit of a run's status change: (the run as changed, its previous status; "" for a new run).
+RunStatusListener = Callable[[Run, str], Awaitable[object]]
+# After the commit of a funding: (the funding, its run as funded).
+FundingListener = Callable[[Funding, Run], Awaitable[object]]
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
 class Lifecycle:
-    def __init__(self, executor: Executor, recorder: JobRecorder, tracker: MlflowTracker | None) -> None:
+    def __init__(self, executor: Executor, recorder: JobRecorder, tracker: MlflowTracker | None, hub: Hub) -> None:
         self.executor = executor
         self.recorder = recorder
         self.tracker = tracker
-        recorder.on_transition(self._job_transition)
+        self.hub = hub
+        self._run_listeners: list[RunStatusListener] = []
+        self._funding_listeners: list[FundingListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def on_run_status(self, listener: RunStatusListener) -> None:
+        self._run_listeners.append(listener)
+
+    def on_funding(self, listener: FundingListener) -> None:
+        self._funding_listeners.append(listener)
 
     # ---- jobs -------------------------------------------------------------------------------
 
@@ -113,11 +132,6 @@ class Lifecycle:
                 error=JobError(platform=f"launch failed: {exc}"),
             ))
 
-    def launch_soon(self, job_id: uuid.UUID) -> None:
-        task = asyncio.create_task(self.launch(job_id), name=f"launch-{job_id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def start_funded_job(self, run_id: uuid.UUID) -> Job | None:
         """Idempotent: creates and launches the funded job only if the run is funded and has none."""
         async with in_transaction():
@@ -153,7 +167,7 @@ class Lifecycle:
         """Cancel this process's local jobs that another replica was asked to cancel."""
 
         async def loop() -> None:
-            async with get_runtime().hub.listen(CANCEL_TOPIC) as signal:
+            async with self.hub.listen(CANCEL_TOPIC) as signal:
                 while True:
                     try:
                         requested = await Job.filter(status__in=["pending", "running"], executor="local",
@@ -171,10 +185,9 @@ class Lifecycle:
 
     # ---- run transitions ---------------------------------------------------------------------
 
-    async def _job_transition(self, job: Job, old: JobStatus, new: JobStatus) -> None:
-        run_id = job.run_id
-        if new == JobStatus.RUNNING or new == JobStatus.PENDING:
-            await events.append(f"run:{run_id}", "job_status", {"job_id": str(job.id), "status": new.value})
+    async def job_transition(self, job: Job, old: JobStatus, new: JobStatus) -> None:
+        """Recorder listener: a job's end moves its run on (estimate after the dryrun, or the run's end)."""
+        if not new.terminal:
             return
         if self.tracker is not None and job.mlflow_run_id:
             status = {JobStatus.SUCCEEDED: "FINISHED", JobStatus.FAILED: "FAILED"}.get(new, "KILLED")
@@ -210,40 +223,31 @@ class Lifecycle:
         await self.run_status_changed(run, old_status)
 
     async def _funded_ended(self, job: Job, new: JobStatus) -> None:
-        from app.funding import settlement
-
         async with in_transaction():
             run = await Run.select_for_update().get(id=job.run_id)
             old_status = run.status
             if run.status == "funded":
                 run.status = {JobStatus.SUCCEEDED: "completed", JobStatus.FAILED: "funded_failed"}.get(new, "cancelled")
                 await run.save()
-        if job.started_at is None:
-            # Never ran: nothing was spent, every patron gets everything back.
-            await settlement.refund_all(run.id, "funded job ended before it started")
-        else:
-            _, machine = resolve_machine(run.gpu_type, run.gpu_count, run.machine_type)
-            seconds = ((job.finished_at or _now()) - job.started_at).total_seconds()
-            cost, detail = estimates.actual_cost(seconds=seconds, hourly_cents=machine.hourly_cents(run.spot),
-                                                 escrow_cents=run.funded_cents)
-            detail |= {"machine_type": machine.machine_type, "spot": run.spot}
-            await Job.filter(id=job.id).update(actual_cost_cents=cost, cost_detail=detail)
-            await settlement.settle_run(run.id, cost, detail)
         if run.status != old_status:
             await self.run_status_changed(run, old_status)
 
     async def run_status_changed(self, run: Run, old_status: str) -> None:
-        """After the commit: run and project streams, then notifications."""
-        payload = {"run_id": str(run.id), "status": run.status, "previous": old_status}
-        await events.append(f"run:{run.id}", "status", payload)
-        await events.append(f"project:{run.project_id}", "run_status", payload)
-        if not old_status:
-            return  # a new run: its creator just made it, nobody needs telling
-        try:
-            from app.notifications.services import notify_run_status
-        except ImportError:  # collaboration not installed in this build
-            return
-        await notify_run_status(run.id, old_status, run.status)
+        """After the commit: tell the listeners in order; one failing does not stop the others
+        (the change is committed, what follows from it is best effort)."""
+        for listener in self._run_listeners:
+            try:
+                await listener(run, old_status)
+            except Exception:
+                log.exception("run %s: status listener failed", run.id)
+
+    async def funding_committed(self, funding: Funding, run: Run) -> None:
+        """After a funding's commit; the money has moved, so a listener's failure is only logged."""
+        for listener in self._funding_listeners:
+            try:
+                await listener(funding, run)
+            except Exception:
+                log.exception("run %s: funding listener failed", run.id)
 
     # ---- recovery ----------------------------------------------------------------------------
 
@@ -299,15 +303,3 @@ class Lifecycle:
         await self.executor.close()
         if self.tracker is not None:
             await self.tracker.close()
-
-
-def lifecycle() -> Lifecycle:
-    current = get_runtime().lifecycle
-    if current is None:
-        raise RuntimeError("the run lifecycle is not started")
-    return current
-
-
-async def start_funded_job(run_id: uuid.UUID) -> None:
-    """Called by funding after the commit that closed the gap."""
-    await lifecycle().start_funded_job(run_id)

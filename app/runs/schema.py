@@ -26,7 +26,6 @@ from app.revisions.errors import EditNotApplicableError, VersionConflictError
 from app.revisions.types import PatchTextInput, VersionedBody, patch_body
 from app.runs import services
 from app.runs.fund import FundingSource, RunNotFundable, fund_run
-from app.runs.lifecycle import lifecycle
 from app.runs.models import Run, RunStatus
 from app.runs.types import RunType
 
@@ -118,7 +117,7 @@ class MLprojectQuery:
                                   "an empty `version` is the repository's default branch.")
     async def parse_mlproject(self, info: Info, uri: str, version: str) -> ParseMLprojectPayload:
         user = info.context.require_user()
-        await ratelimit.hit("parse", str(user.id), 60, 3600)
+        await ratelimit.hit(info.context.require_services(), "parse", str(user.id), 60, 3600)
         try:
             return _parsed(await services.parse(uri, version))
         except DomainError as err:
@@ -209,7 +208,7 @@ class RunsMutation:
             notes=input.notes, idempotency_key=input.idempotency_key,
         )
         try:
-            run = await services.create_run(user, project, request)
+            run = await services.create_run(info.context.lifecycle, user, project, request)
         except DomainError as err:
             return error_payload(err)
         return RunSuccess(run=RunType.from_model(run))
@@ -219,7 +218,7 @@ class RunsMutation:
         user = info.context.require_user()
         run = await info.context.loaders.node(Run, input.id, "Run")
         try:
-            run = await services.cancel_run(user, run.id)
+            run = await services.cancel_run(info.context.lifecycle, user, run.id)
         except DomainError as err:
             return error_payload(err)
         return RunSuccess(run=RunType.from_model(run))
@@ -228,7 +227,7 @@ class RunsMutation:
     async def cancel_job(self, info: Info, input: RunIdInput) -> JobSuccess:
         user = info.context.require_user()
         job = await info.context.loaders.node(Job, input.id, "Job")
-        return JobSuccess(job=JobType.from_model(await services.cancel_job(user, job.id)))
+        return JobSuccess(job=JobType.from_model(await services.cancel_job(info.context.lifecycle, user, job.id)))
 
     @strawberry.mutation(description="Creator only. Title and notes (full replace, optional base version).")
     async def update_run(self, info: Info, input: UpdateRunInput) -> UpdateRunPayload:
@@ -251,7 +250,7 @@ class RunsMutation:
     async def start_funded_job(self, info: Info, input: RunIdInput) -> RunSuccess:
         info.context.require_admin()
         run = await info.context.loaders.node(Run, input.id, "Run")
-        await lifecycle().start_funded_job(run.id)
+        await info.context.lifecycle.start_funded_job(run.id)
         return RunSuccess(run=RunType.from_model(await Run.get(id=run.id)))
 
 
@@ -305,8 +304,8 @@ class FundRunMutation:
         user = info.context.require_user()
         run_id = decode_id(input.run_id, "Run")
         try:
-            result = await fund_run(user, run_id, input.amount_cents, input.surplus_policy, input.source,
-                                    input.idempotency_key)
+            result = await fund_run(info.context.lifecycle, user, run_id, input.amount_cents, input.surplus_policy,
+                                    input.source, input.idempotency_key)
         except DomainError as err:
             return error_payload(err)
         return FundRunSuccess(funding=FundingType.from_model(result.funding), run=RunType.from_model(result.run),

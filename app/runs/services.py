@@ -15,11 +15,12 @@ from app.catalog.catalog import resolve_machine
 from app.core.errors import DomainError, ErrorCode, InvalidState, ValidationError
 from app.core.settings import get_settings
 from app.execution import git, mlproject
+from app.funding import settlement
 from app.funding.models import IdempotencyRecord
 from app.jobs.models import Job
 from app.projects.models import Project
 from app.revisions import services as revisions
-from app.runs.lifecycle import lifecycle
+from app.runs.lifecycle import Lifecycle
 from app.runs.models import ACTIVE_RUN_STATUSES, Run
 
 TITLE_MAX = 200
@@ -95,11 +96,11 @@ def _is_number(value: Any) -> bool:
     return True
 
 
-async def create_run(actor: User, project: Project, req: RunRequest) -> Run:
+async def create_run(lifecycle: Lifecycle, actor: User, project: Project, req: RunRequest) -> Run:
     """Validate everything, store the run in `dryrun` and launch the dryrun job. With an
     idempotency key, a retry returns the first run and never submits a second dryrun."""
     try:
-        return await _create_run(actor, project, req)
+        return await _create_run(lifecycle, actor, project, req)
     except _LostRace:
         record = await IdempotencyRecord.get(user=actor, scope="createRun", key=req.idempotency_key)
         return await Run.get(id=record.result_id)
@@ -109,7 +110,7 @@ class _LostRace(Exception):
     """A concurrent retry with the same idempotency key committed first."""
 
 
-async def _create_run(actor: User, project: Project, req: RunRequest) -> Run:
+async def _create_run(lifecycle: Lifecycle, actor: User, project: Project, req: RunRequest) -> Run:
     if project.owner_id != actor.id:
         raise Forbidden("Only the project owner can create runs.")
     if req.idempotency_key:
@@ -171,11 +172,11 @@ async def _create_run(actor: User, project: Project, req: RunRequest) -> Run:
             except IntegrityError:
                 raise _LostRace() from None  # rolls back our run: the winner's is the answer
         await revisions.record("run", run.id, 1, run.notes, actor, "created")
-        job = await lifecycle().create_job(run, "dryrun")
+        job = await lifecycle.create_job(run, "dryrun")
         run.dryrun_job_id = job.id
         await run.save(update_fields=["dryrun_job_id"])
-    await lifecycle().launch(job.id)
-    await lifecycle().run_status_changed(run, "")
+    await lifecycle.launch(job.id)
+    await lifecycle.run_status_changed(run, "")
     return run
 
 
@@ -183,10 +184,8 @@ def can_manage(actor: User, run: Run, project: Project) -> bool:
     return actor.is_admin or actor.id in (run.creator_id, project.owner_id)
 
 
-async def cancel_run(actor: User, run_id: uuid.UUID) -> Run:
+async def cancel_run(lifecycle: Lifecycle, actor: User, run_id: uuid.UUID) -> Run:
     """Creator or project owner. Idempotent for a cancelled run; terminal runs cannot be cancelled."""
-    from app.funding import settlement
-
     async with in_transaction():
         run = await Run.select_for_update().get(id=run_id)
         project = await Project.get(id=run.project_id)
@@ -203,13 +202,13 @@ async def cancel_run(actor: User, run_id: uuid.UUID) -> Run:
     job = await Job.get(id=job_id) if job_id else None
     if old_status == "awaiting_funding" or (old_status == "funded" and (job is None or job.started_at is None)):
         await settlement.refund_all(run.id, "run cancelled before its funded job started")
-    await lifecycle().run_status_changed(run, old_status)
+    await lifecycle.run_status_changed(run, old_status)
     if job is not None:
-        await lifecycle().cancel_job(job, "run cancelled")
+        await lifecycle.cancel_job(job, "run cancelled")
     return await Run.get(id=run.id)
 
 
-async def cancel_job(actor: User, job_id: uuid.UUID) -> Job:
+async def cancel_job(lifecycle: Lifecycle, actor: User, job_id: uuid.UUID) -> Job:
     job = await Job.get(id=job_id).prefetch_related("run")
     run: Run = job.run
     project = await Project.get(id=run.project_id)
@@ -218,9 +217,9 @@ async def cancel_job(actor: User, job_id: uuid.UUID) -> Job:
     if job.kind == "funded" or run.status == "dryrun":
         # Cancelling the active job cancels the run, so money and status stay consistent.
         if run.status in ACTIVE_RUN_STATUSES:
-            await cancel_run(actor, run.id)
+            await cancel_run(lifecycle, actor, run.id)
     else:
-        await lifecycle().cancel_job(job)
+        await lifecycle.cancel_job(job)
     return await Job.get(id=job.id)
 
 

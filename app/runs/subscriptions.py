@@ -63,7 +63,7 @@ class RunsSubscription:
             last = await Event.filter(stream=stream, kind="status").order_by("-seq").first()
             return last is not None and last.payload.get("status") in TERMINAL_RUN_STATUSES
 
-        async for event in streams.follow([stream], lambda a, n: streams.events_after(stream, a, n),
+        async for event in streams.follow(info.context.hub, [stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, finished=finished, on_item=lambda: _fresh(info),
                                           position=position):
             yield RunUpdate(seq=event.seq, kind=event.kind, payload=event.payload,
@@ -78,6 +78,6 @@ class RunsSubscription:
         stream = f"project:{project.id}"
         after_seq = info.context.position.start(after_seq)
         start = after_seq if after_seq is not None else await streams.last_event_seq(stream)
-        async for event in streams.follow([stream], lambda a, n: streams.events_after(stream, a, n),
+        async for event in streams.follow(info.context.hub, [stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, position=info.context.position):
             yield ProjectActivity(seq=event.seq, kind=event.kind, payload=event.payload, at=event.created_at)
