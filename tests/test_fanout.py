@@ -39,16 +39,15 @@ async def job(make_person):
     await project.delete()
 
 
-def recorder():
-    from app.runtime import get_runtime
+@pytest.fixture
+def recorder(services):
+    return services.lifecycle.recorder
 
-    return get_runtime().lifecycle.recorder
 
-
-async def finish(job_id: str) -> None:
+async def finish(recorder, job_id: str) -> None:
     from app.jobs.status import JobStatus, JobUpdate
 
-    await recorder().job_update(JobUpdate(job_id=job_id, status=JobStatus.SUCCEEDED, at=datetime.now(UTC)))
+    await recorder.job_update(JobUpdate(job_id=job_id, status=JobStatus.SUCCEEDED, at=datetime.now(UTC)))
 
 
 async def results_executed(api: str) -> float:
@@ -64,7 +63,7 @@ async def take(stream, n: int) -> list[dict]:
         return [next(iter((await anext(stream)).values())) for _ in range(n)]
 
 
-async def test_two_subscribers_with_the_same_selection_cause_one_execution_per_event(api: str, job) -> None:
+async def test_two_subscribers_with_the_same_selection_cause_one_execution_per_event(api: str, job, recorder) -> None:
     job_id, job_gid = job
     first, second = await WsClient.connect(api), await WsClient.connect(api)
     try:
@@ -72,12 +71,12 @@ async def test_two_subscribers_with_the_same_selection_cause_one_execution_per_e
         b = second.subscribe(JOB_LOGS, {"id": job_gid})
         before = await results_executed(api)
         for n in range(5):
-            await recorder().job_log(job_id, "stdout", f"line {n}")
+            await recorder.job_log(job_id, "stdout", f"line {n}")
         got_a, got_b = await asyncio.gather(take(a, 5), take(b, 5))
         assert [x["line"] for x in got_a] == [x["line"] for x in got_b] == [f"line {n}" for n in range(5)]
         assert [x["seq"] for x in got_a] == [1, 2, 3, 4, 5]
         assert await results_executed(api) - before == 5  # not 10: one execution serves both
-        await finish(job_id)
+        await finish(recorder, job_id)
         async with asyncio.timeout(30):
             assert [x async for x in a] == [] and [x async for x in b] == []  # both completed
     finally:
@@ -85,25 +84,25 @@ async def test_two_subscribers_with_the_same_selection_cause_one_execution_per_e
         await second.close()
 
 
-async def test_a_late_subscriber_gets_the_whole_stream_once(api: str, job) -> None:
+async def test_a_late_subscriber_gets_the_whole_stream_once(api: str, job, recorder) -> None:
     """Joining a running shared execution: what it sent before is replayed, then live lines."""
     job_id, job_gid = job
     first, late = await WsClient.connect(api), await WsClient.connect(api)
     try:
         a = first.subscribe(JOB_LOGS, {"id": job_gid})
         for n in range(3):
-            await recorder().job_log(job_id, "stdout", f"early {n}")
+            await recorder.job_log(job_id, "stdout", f"early {n}")
         assert [x["seq"] for x in await take(a, 3)] == [1, 2, 3]
         b = late.subscribe(JOB_LOGS, {"id": job_gid})
         assert [x["seq"] for x in await take(b, 3)] == [1, 2, 3]
-        await recorder().job_log(job_id, "stdout", "live")
+        await recorder.job_log(job_id, "stdout", "live")
         assert [x["line"] for x in await take(a, 1)] == [x["line"] for x in await take(b, 1)] == ["live"]
     finally:
         await first.close()
         await late.close()
 
 
-async def test_a_subscriber_that_falls_behind_continues_alone_from_postgres(api: str, job, monkeypatch) -> None:
+async def test_a_subscriber_that_falls_behind_continues_alone_from_postgres(api: str, job, recorder, monkeypatch) -> None:
     from app.api import fanout
 
     job_id, job_gid = job
@@ -111,14 +110,14 @@ async def test_a_subscriber_that_falls_behind_continues_alone_from_postgres(api:
     try:
         stream = ws.subscribe(JOB_LOGS, {"id": job_gid})
         for n in range(2):
-            await recorder().job_log(job_id, "stdout", f"shared {n}")
+            await recorder.job_log(job_id, "stdout", f"shared {n}")
         assert [x["seq"] for x in await take(stream, 2)] == [1, 2]
         monkeypatch.setattr(fanout, "OUTBOX_BYTES", 0)  # from now on every queued line is "too much"
         for n in range(3):
-            await recorder().job_log(job_id, "stdout", f"alone {n}")
+            await recorder.job_log(job_id, "stdout", f"alone {n}")
         got = await take(stream, 3)
         assert [(x["seq"], x["line"]) for x in got] == [(3, "alone 0"), (4, "alone 1"), (5, "alone 2")]
-        await finish(job_id)
+        await finish(recorder, job_id)
         async with asyncio.timeout(30):
             assert [x async for x in stream] == []
     finally:
@@ -154,7 +153,7 @@ def _gid(type_name: str, pk: object) -> str:
     return encode_id(type_name, pk)
 
 
-async def test_an_idle_stream_issues_no_sql(api: str, job) -> None:
+async def test_an_idle_stream_issues_no_sql(api: str, job, recorder) -> None:
     """Counted at the asyncpg connection, for everything this subscriber's connection caused."""
     job_id, job_gid = job
     with counting_statements() as counter:
@@ -162,7 +161,7 @@ async def test_an_idle_stream_issues_no_sql(api: str, job) -> None:
         ws = await WsClient.connect(api, headers={HEADER: token})
         try:
             stream = ws.subscribe(JOB_LOGS, {"id": job_gid})
-            await recorder().job_log(job_id, "stdout", "one line, then silence")
+            await recorder.job_log(job_id, "stdout", "one line, then silence")
             await take(stream, 1)
             statements = counter.by_token[token]
             assert statements, "the counter sees this subscription's reads"
