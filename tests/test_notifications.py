@@ -133,7 +133,7 @@ async def _messages(person, kind: str) -> list[str]:
     return [e["node"]["message"] for e in reversed(edges) if e["node"]["kind"] == kind]
 
 
-async def test_messages_say_who_what_and_how_much_in_dollars(make_person) -> None:
+async def test_messages_say_who_what_and_how_much_in_dollars(make_person, services) -> None:
     from app.funding import settlement
     from app.runs.models import Run
 
@@ -141,7 +141,7 @@ async def test_messages_say_who_what_and_how_much_in_dollars(make_person) -> Non
     pid = await project_of(owner)
     run = await _run(owner.user_id, pid)
     await notify_run_status(run.id, "dryrun", "awaiting_funding")
-    await _fund(run, patron)
+    await _fund(services, run, patron)
     await settlement.refund_all(run.id, "run cancelled before its funded job started")
     await Run.filter(id=run.id).update(status="cancelled")
     await notify_run_status(run.id, "awaiting_funding", "cancelled")
