@@ -27,6 +27,11 @@ class Settings:
     executor: str = field(default_factory=lambda: os.environ.get("EXECUTOR", "local"))
     # Local paths and file:// git URLs: only for tests and the embedded default.
     allow_local_repos: bool = field(default_factory=lambda: _bool("ALLOW_LOCAL_REPOS", False))
+    # Ports a production git URL may name (https only): others would let users probe internal services.
+    git_allowed_ports: tuple[int, ...] = field(
+        default_factory=lambda: tuple(int(p) for p in os.environ.get("GIT_ALLOWED_PORTS", "443").split(",")
+                                      if p.strip())
+    )
     gpu_catalog_path: str = field(default_factory=lambda: os.environ.get("GPU_CATALOG_PATH", ""))
     secure_cookies: bool = field(default_factory=lambda: _bool("SECURE_COOKIES", False))
     session_days: int = field(default_factory=lambda: int(os.environ.get("SESSION_DAYS", "14")))

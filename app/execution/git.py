@@ -12,6 +12,7 @@ import atexit
 import contextlib
 import hashlib
 import ipaddress
+import logging
 import os
 import re
 import shutil
@@ -19,8 +20,13 @@ import signal
 import socket
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from app.core.settings import get_settings
+
+log = logging.getLogger("mlpatron.git")
 
 LS_REMOTE_TIMEOUT = 30.0
 FETCH_TIMEOUT = 300.0
@@ -45,10 +51,37 @@ class GitError(Exception):
 
 # --------------------------------------------------------------------------- URL policy
 
+# Names that only ever mean something inside a network (RFC 6761/6762/8375, cloud metadata).
+_INTERNAL_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".intranet", ".lan", ".home.arpa")
+_HOST_RE = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*\.?$")
+# Metadata services that `is_global` does not already exclude (Oracle Cloud's).
+_METADATA = {ipaddress.ip_address("192.0.0.192")}
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address reaches: mapped, 6to4, Teredo, NAT64."""
+    found = [ip.ipv4_mapped, ip.sixtofour, *(ip.teredo or ())]
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return [a for a in found if a is not None]
+
+
+def is_public_address(address: str) -> bool:
+    """True for a globally routable unicast address: never loopback, private, link-local,
+    multicast, unspecified, reserved, shared (CGNAT) or a metadata service, in any IPv6 form."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and not all(is_public_address(str(a)) for a in _embedded_ipv4(ip)):
+        return False
+    return ip.is_global and not ip.is_multicast and ip not in _METADATA
+
 
 def _host_is_internal(host: str) -> bool:
     host = host.rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost" or host.endswith(_INTERNAL_SUFFIXES):
         return True
     try:
         ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(host)
@@ -60,17 +93,29 @@ def _host_is_internal(host: str) -> bool:
         except OSError:
             # A DNS name; without a dot it can only be an internal one ("gitlab", "git-svc").
             return "." not in host
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not ip.is_global
+    return not is_public_address(str(ip))
+
+
+def _normal_host(raw: str) -> str:
+    """The host as git and curl will see it: percent-decoded, IDNA-encoded, lower case."""
+    host = unquote(raw).strip("[]").lower()
+    if ":" in host:  # an IPv6 literal
+        ipaddress.IPv6Address(host.split("%", 1)[0])
+        return f"[{host}]"
+    host = host.encode("idna").decode("ascii")
+    if not _HOST_RE.match(host):
+        raise ValueError(f"invalid host name {host[:60]!r}")
+    return host
 
 
 def validate_git_url(url: str, allow_local: bool) -> str:
-    """Return the URL to use, or raise GitError(INVALID_GIT_URL).
+    """Return the URL to use (host normalised), or raise GitError(INVALID_GIT_URL).
 
-    Production accepts public `https://` only (no credentials, no internal hosts) so the
-    platform cannot be pointed at itself. `allow_local` (tests, embedded default) also
-    accepts `file://` URLs and absolute paths of existing directories.
+    Production accepts public `https://` only (no credentials, no internal hosts, only the
+    ports in `GIT_ALLOWED_PORTS`) so the platform cannot be pointed at itself; the host is
+    checked after decoding, as git will decode it. Whether its DNS answer is public is checked
+    at each git call (`_pin`). `allow_local` (tests, embedded default) also accepts `file://`
+    URLs and absolute paths of existing directories.
     """
 
     def bad(reason: str) -> GitError:
@@ -98,24 +143,81 @@ def validate_git_url(url: str, allow_local: bool) -> str:
 
     try:
         parts = urlsplit(url)
-        host = parts.hostname
-        _ = parts.port  # raises ValueError on a malformed port
-    except ValueError as exc:
+        port = parts.port  # raises ValueError on a malformed port
+        netloc = unquote(parts.netloc)
+        host = _normal_host(parts.hostname or "") if parts.hostname else ""
+    except (ValueError, UnicodeError) as exc:
         raise bad(str(exc)) from None
     if parts.scheme.lower() != "https":
         allowed = "https:// (or a local path / file:// here)" if allow_local else "https://"
         raise bad(f"only {allowed} URLs are accepted")
-    if "@" in parts.netloc:
+    if "@" in netloc:
         raise bad("credentials in the URL are not allowed; the repository must be public")
     if not host:
         raise bad("missing host")
-    if _host_is_internal(host):
+    if _host_is_internal(host.strip("[]")):
         raise bad(f"host {host!r} is not a public address")
+    allowed_ports = get_settings().git_allowed_ports
+    if (port or 443) not in allowed_ports:
+        raise bad(f"only port {', '.join(map(str, allowed_ports))} is allowed")
     if parts.query or parts.fragment:
         raise bad("query strings and fragments are not allowed")
     if parts.path.strip("/") == "":
         raise bad("missing repository path")
-    return url
+    return urlunsplit(("https", host if port is None else f"{host}:{port}", parts.path, "", ""))
+
+
+# --------------------------------------------------------------------------- pinned resolution
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [str(info[4][0]) for info in infos]
+
+
+_resolver: Resolver = system_resolver
+
+
+def set_resolver(resolver: Resolver) -> None:
+    """Answer DNS for git URLs (tests use a resolver they control)."""
+    global _resolver
+    _resolver = resolver
+
+
+def _unreachable(url: str, detail: str) -> GitError:
+    """The caller learns only that the repository could not be reached (no port-scan oracle);
+    the details go to the log."""
+    log.warning("git: cannot reach %s: %s", url, detail)
+    return GitError("REPO_UNREACHABLE", f"cannot reach repository {url}")
+
+
+async def _pin(url: str) -> tuple[str, ...]:
+    """git options for a network call to `url`: its host resolved once, every address public,
+    and curl pinned to the checked one (a second DNS answer cannot differ: no rebinding);
+    redirects off (they could lead anywhere). Nothing for local repositories."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "https":
+        return ()
+    host, port = (parts.hostname or "").strip("[]"), parts.port or 443
+    try:
+        addresses = [host] if _is_ip(host) else await _resolver(host, port)
+    except OSError as exc:
+        raise _unreachable(url, f"DNS: {exc}") from None
+    if not addresses or not all(is_public_address(a) for a in addresses):
+        raise _unreachable(url, f"{host} resolves to non-public {addresses}")
+    pin = addresses[0]
+    pinned = f"[{pin}]" if ":" in pin else pin
+    return ("-c", f"http.curloptResolve={host}:{port}:{pinned}", "-c", "http.followRedirects=false")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 # --------------------------------------------------------------------------- running git
@@ -168,9 +270,9 @@ def _tail(stderr: str) -> str:
 
 
 async def _reachable(url: str) -> None:
-    rc, _, err = await _git("ls-remote", "--", url, "HEAD", time_limit=LS_REMOTE_TIMEOUT)
+    rc, _, err = await _git(*await _pin(url), "ls-remote", "--", url, "HEAD", time_limit=LS_REMOTE_TIMEOUT)
     if rc != 0:
-        raise GitError("REPO_UNREACHABLE", f"cannot reach repository {url}: {_tail(err)}")
+        raise _unreachable(url, _tail(err))
 
 
 # --------------------------------------------------------------------------- refs
@@ -192,9 +294,9 @@ async def resolve_ref(url: str, version: str) -> str:
     else:
         candidates = [f"refs/tags/{version}", f"refs/heads/{version}"]  # git's own precedence
     patterns = [p for c in candidates for p in (c, c + "^{}")]
-    rc, out, err = await _git("ls-remote", "--", url, *patterns, time_limit=LS_REMOTE_TIMEOUT)
+    rc, out, err = await _git(*await _pin(url), "ls-remote", "--", url, *patterns, time_limit=LS_REMOTE_TIMEOUT)
     if rc != 0:
-        raise GitError("REPO_UNREACHABLE", f"cannot reach repository {url}: {_tail(err)}")
+        raise _unreachable(url, _tail(err))
     refs: dict[str, str] = {}
     for line in out.decode(errors="replace").splitlines():
         sha, _, name = line.partition("\t")
@@ -210,9 +312,10 @@ async def resolve_ref(url: str, version: str) -> str:
 
 async def default_branch(url: str) -> str:
     """The branch the repository's HEAD points at (`main`, `master`, …)."""
-    rc, out, err = await _git("ls-remote", "--symref", "--", url, "HEAD", time_limit=LS_REMOTE_TIMEOUT)
+    rc, out, err = await _git(*await _pin(url), "ls-remote", "--symref", "--", url, "HEAD",
+                              time_limit=LS_REMOTE_TIMEOUT)
     if rc != 0:
-        raise GitError("REPO_UNREACHABLE", f"cannot reach repository {url}: {_tail(err)}")
+        raise _unreachable(url, _tail(err))
     for line in out.decode(errors="replace").splitlines():
         target, _, name = line.partition("\t")
         if name == "HEAD" and target.startswith("ref: refs/heads/"):
@@ -261,11 +364,11 @@ async def _cached_repo(url: str, sha: str) -> Path:
                 rc, _, err = await _git("--git-dir", str(git_dir), "remote", "add", "origin", url)
             if rc != 0:
                 shutil.rmtree(git_dir, ignore_errors=True)
-                raise GitError("REPO_UNREACHABLE", f"cannot prepare a git cache: {_tail(err)}")
+                raise _unreachable(url, f"cannot prepare a git cache: {_tail(err)}")
         os.utime(git_dir)
         if await _has_commit(git_dir, sha):
             return git_dir
-        gd = ("--git-dir", str(git_dir))
+        gd = (*await _pin(url), "--git-dir", str(git_dir))
         shallow = ("--depth", "1", "--filter=blob:none")
         rc, _, err = await _git(*gd, "fetch", "--quiet", *shallow, "origin", sha, time_limit=FETCH_TIMEOUT)
         if rc == 0 and await _has_commit(git_dir, sha):
@@ -279,7 +382,7 @@ async def _cached_repo(url: str, sha: str) -> Path:
         args = ("fetch", "--quiet", *unshallow, "--filter=blob:none", "origin", *refspecs)
         rc, _, err = await _git(*gd, *args, time_limit=FETCH_TIMEOUT)
         if rc != 0:
-            raise GitError("REPO_UNREACHABLE", f"cannot fetch {url}: {_tail(err)}")
+            raise _unreachable(url, _tail(err))
         if await _has_commit(git_dir, sha):
             return git_dir
         raise GitError("UNKNOWN_REF", f"commit {sha} does not exist in {url}")
@@ -288,7 +391,7 @@ async def _cached_repo(url: str, sha: str) -> Path:
 async def read_file_at(url: str, commit_sha: str, path: str, max_bytes: int = MAX_FILE_BYTES) -> str | None:
     """Text of `path` at the commit, or None when there is no such file."""
     git_dir = await _cached_repo(url, commit_sha)
-    gd = ("--git-dir", str(git_dir))
+    gd = (*await _pin(url), "--git-dir", str(git_dir))  # reading a blob may fetch it
     spec = f"{commit_sha}:{path.lstrip('/')}"
     rc, out, _ = await _git(*gd, "cat-file", "-t", spec)
     if rc != 0 or out.strip() != b"blob":
@@ -298,7 +401,7 @@ async def read_file_at(url: str, commit_sha: str, path: str, max_bytes: int = MA
         raise GitError("FILE_TOO_LARGE", f"{path} is larger than {max_bytes} bytes")
     rc, out, err = await _git(*gd, "cat-file", "blob", spec, time_limit=FETCH_TIMEOUT)  # may fetch the blob
     if rc != 0:
-        raise GitError("REPO_UNREACHABLE", f"cannot read {path} from {url}: {_tail(err)}")
+        raise _unreachable(url, f"cannot read {path}: {_tail(err)}")
     return out.decode("utf-8", errors="replace")
 
 
@@ -307,7 +410,7 @@ async def list_root(url: str, commit_sha: str) -> list[str]:
     git_dir = await _cached_repo(url, commit_sha)
     rc, out, err = await _git("--git-dir", str(git_dir), "ls-tree", "--name-only", "-z", commit_sha)
     if rc != 0:
-        raise GitError("REPO_UNREACHABLE", f"cannot list {url}@{commit_sha}: {_tail(err)}")
+        raise _unreachable(url, f"cannot list {commit_sha}: {_tail(err)}")
     return [n for n in out.decode(errors="replace").split("\0") if n]
 
 
@@ -322,22 +425,23 @@ async def checkout(url: str, commit_sha: str, dest: Path) -> None:
     `origin` stays configured so MLflow records the source repository of the run.
     """
     started = time.monotonic()
+    pin = await _pin(url)
 
     async def step(*args: str, time_limit: float = LOCAL_TIMEOUT) -> tuple[int, str]:
-        rc, _, err = await _git("-C", str(dest), *args, time_limit=time_limit)
+        rc, _, err = await _git(*pin, "-C", str(dest), *args, time_limit=time_limit)
         return rc, err
 
     rc, _, err = await _git("init", "--quiet", str(dest))  # creates dest and its parents
     if rc == 0:
         rc, err = await step("remote", "add", "origin", url)
     if rc != 0:
-        raise GitError("REPO_UNREACHABLE", f"cannot initialise {dest}: {_tail(err)}")
+        raise _unreachable(url, f"cannot initialise {dest}: {_tail(err)}")
     rc, err = await step("fetch", "--quiet", "--depth", "1", "origin", commit_sha, time_limit=FETCH_TIMEOUT)
     if rc != 0:
         remaining = max(FETCH_TIMEOUT - (time.monotonic() - started), 1.0)
         rc, err = await step("fetch", "--quiet", "--tags", "origin", time_limit=remaining)
         if rc != 0:
-            raise GitError("REPO_UNREACHABLE", f"cannot fetch {url}: {_tail(err)}")
+            raise _unreachable(url, _tail(err))
     rc, err = await step("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit_sha)
     if rc != 0:
         raise GitError("UNKNOWN_REF", f"cannot check out {commit_sha}: {_tail(err)}")

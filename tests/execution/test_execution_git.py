@@ -39,17 +39,38 @@ REJECTED_IN_PRODUCTION = [
     "https://github.com/u/r#main",
     "https://github.com/u/r --upload-pack=touch",
     "https://github.com:99999/u/r",
+    "https://gitlab.example.com:8443/group/sub/repo.git",  # only GIT_ALLOWED_PORTS (443)
+    "https://github.com:6379/u/r",
+    "https://%31%32%37.0.0.1:8000/x",  # git decodes the host: so do we, before checking
+    "https://%31%32%37.0.0.1/x",
+    "https://localhost%2e/x",
+    "https://metadata.google.internal/computeMetadata/v1/",
+    "https://printer.local/r",
+    "https://[::ffff:7f00:1]/r",
+    "https://[64:ff9b::a9fe:a9fe]/r",  # NAT64 of 169.254.169.254
+    "https://[2002:a00:1::]/r",  # 6to4 of 10.0.0.1
+    "https://[fe80::1]/r",
+    "https://[ff02::1]/r",
+    "https://224.0.0.1/r",
+    "https://0.0.0.0/r",
+    "https://[::]/r",
+    "https://100.100.100.200/r",  # CGNAT space (Alibaba metadata)
+    "https://192.0.0.192/r",  # Oracle Cloud metadata
+    "https://exa%00mple.com/r",
+    "https://user%40@github.com/u/r",
     "",
 ]
 
-ACCEPTED_IN_PRODUCTION = [
-    "https://github.com/mlpatron/mlpatron-demo",
-    "https://github.com/mlpatron/mlpatron-demo.git",
-    "HTTPS://GitHub.com/u/r",
-    "https://gitlab.example.com:8443/group/sub/repo.git",
-    "https://8.8.8.8/r.git",
-    "  https://github.com/u/r  ",
-]
+ACCEPTED_IN_PRODUCTION = {  # URL -> the normalised URL git is given
+    "https://github.com/mlpatron/mlpatron-demo": "https://github.com/mlpatron/mlpatron-demo",
+    "https://github.com/mlpatron/mlpatron-demo.git": "https://github.com/mlpatron/mlpatron-demo.git",
+    "HTTPS://GitHub.com/u/r": "https://github.com/u/r",
+    "https://gitlab.example.com:443/group/sub/repo.git": "https://gitlab.example.com:443/group/sub/repo.git",
+    "https://8.8.8.8/r.git": "https://8.8.8.8/r.git",
+    "https://git%2Ehub.example/u/r": "https://git.hub.example/u/r",
+    "https://bücher.example/r": "https://xn--bcher-kva.example/r",
+    "  https://github.com/u/r  ": "https://github.com/u/r",
+}
 
 
 @pytest.mark.parametrize("url", REJECTED_IN_PRODUCTION)
@@ -61,7 +82,7 @@ def test_production_rejects(url: str) -> None:
 
 @pytest.mark.parametrize("url", ACCEPTED_IN_PRODUCTION)
 def test_production_accepts(url: str) -> None:
-    assert validate_git_url(url, allow_local=False) == url.strip()
+    assert validate_git_url(url, allow_local=False) == ACCEPTED_IN_PRODUCTION[url]
 
 
 def test_local_urls_only_when_allowed(tmp_path: Path) -> None:
