@@ -206,16 +206,22 @@ function typedParams(entry: EntryPoint, values: Record<string, string>, errors: 
     }
     if (p.type === 'int' && !/^-?\d+$/.test(raw)) errors[key] = 'Enter a whole number.'
     else if (p.type === 'float' && !Number.isFinite(Number(raw))) errors[key] = 'Enter a number.'
+    else if (NUMERIC.has(p.type) && Math.abs(Number(raw)) > MAX_MAGNITUDE) errors[key] = TOO_LARGE
     out[p.name] = NUMERIC.has(p.type) ? Number(raw) : raw
   }
   return out
 }
+
+/** The API's bound on a numeric parameter (app/core/limits.py PARAM_MAGNITUDE). */
+const MAX_MAGNITUDE = 1e15
+const TOO_LARGE = 'That number is too large: use at most 1,000,000,000,000,000.'
 
 /** The dryrun must be a scaled-down run: its value positive and not above the full run's. */
 function dryrunProblem(param: string, value: string, params: Record<string, string>): string | null {
   const dry = Number(value)
   if (!Number.isFinite(dry)) return 'Enter a number.'
   if (dry <= 0) return 'Enter a value above 0.'
+  if (dry > MAX_MAGNITUDE) return TOO_LARGE
   const full = Number((params[param] ?? '').trim())
   if ((params[param] ?? '').trim() && Number.isFinite(full) && dry > full) {
     return `The dryrun is a shorter version of the run: use at most ${param} = ${full} (the run’s value).`
