@@ -18,6 +18,7 @@ from app.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.notifications.subscriptions import NotificationsSubscription
 from app.projects.schema import ProjectsMutation, ProjectsQuery
+from app.runs.copy_schema import CopyRunMutation
 from app.runs.discovery_schema import RunDiscoveryQuery
 from app.runs.schema import FundRunMutation, MLprojectQuery, RunsMutation, RunsQuery
 from app.runs.subscriptions import RunsSubscription
@@ -33,8 +34,8 @@ Query = merge_types("Query", (
     DiscussionsQuery, NotificationsQuery, FeedbackQuery,
 ))
 Mutation = merge_types("Mutation", (
-    AccountsMutation, ProjectsMutation, RunsMutation, FundRunMutation, FundingMutation, DiscussionsMutation,
-    NotificationsMutation, FeedbackMutation,
+    AccountsMutation, ProjectsMutation, RunsMutation, CopyRunMutation, FundRunMutation, FundingMutation,
+    DiscussionsMutation, NotificationsMutation, FeedbackMutation,
 ))
 
 Subscription = merge_types("Subscription", (

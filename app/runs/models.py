@@ -50,6 +50,8 @@ class Run(Entity):
     # writer silently drops columns for. Jobs point at their run with a real foreign key.
     dryrun_job_id = fields.UUIDField(null=True)
     funded_job_id = fields.UUIDField(null=True)
+    # The run this one was copied from (copyRun); a plain id like the jobs', for the same reason.
+    copied_from_id = fields.UUIDField(null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:

@@ -84,6 +84,7 @@ class RunRequest:
     dryrun_override_value: Any
     notes: str = ""
     idempotency_key: str | None = None
+    copied_from_id: uuid.UUID | None = None  # copyRun's source
 
 
 def _is_number(value: Any) -> bool:
@@ -163,6 +164,7 @@ async def _create_run(lifecycle: Lifecycle, actor: User, project: Project, req: 
             commit_sha=parsed.commit_sha, entry_point=entry.name, parameters=effective, gpu_type=req.gpu_type,
             gpu_count=req.gpu_count, machine_type=machine.machine_type, spot=req.spot, image=parsed.project.image,
             dryrun_override_param=override.name, dryrun_override_value=override_value, notes=req.notes,
+            copied_from_id=req.copied_from_id,
         )
         if req.idempotency_key:
             try:

@@ -65,6 +65,7 @@ class RunType(ModelNode):
     creator_id: strawberry.Private[str]
     dryrun_job_id: strawberry.Private[str | None]
     funded_job_id: strawberry.Private[str | None]
+    copied_from_id: strawberry.Private[str | None] = None
 
     @classmethod
     def from_model(cls, row: Run) -> RunType:
@@ -81,6 +82,7 @@ class RunType(ModelNode):
             project_id=str(row.project_id), creator_id=str(row.creator_id),
             dryrun_job_id=str(row.dryrun_job_id) if row.dryrun_job_id else None,
             funded_job_id=str(row.funded_job_id) if row.funded_job_id else None,
+            copied_from_id=str(row.copied_from_id) if row.copied_from_id else None,
         )
 
     @strawberry.field
@@ -119,6 +121,11 @@ class RunType(ModelNode):
         job_id = {RunStatus.DRYRUN: self.dryrun_job_id, RunStatus.FUNDED: self.funded_job_id}.get(self.status)
         row = await self._job(info, job_id)
         return JobStatus(row.status) if row else None
+
+    @strawberry.field(description="The run this one was copied from (copyRun), if any.")
+    async def copied_from(self, info: Info) -> RunType | None:
+        row = await info.context.loaders.get(Run, self.copied_from_id) if self.copied_from_id else None
+        return RunType.from_model(row) if row else None
 
     @strawberry.field
     async def project(self, info: Info) -> ProjectType:
