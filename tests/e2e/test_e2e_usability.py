@@ -13,7 +13,7 @@ from playwright.async_api import BrowserContext, Page, expect
 
 from app.api.ids import encode_id
 from tests.client import Person
-from tests.experiments import create_run, make_demo_repo, make_project, wait_run
+from tests.experiments import create_run, make_demo_repo, make_project, pk, wait_run
 from tests.repos import Repo
 from tests.test_discussions import comment_on, discussion_in
 
@@ -267,6 +267,19 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
         await expect(row.locator(f'td[data-label="{column}"]')).to_be_visible()
     await phone.goto(f"/runs/{fundable['id']}")
     await expect(phone.locator('td[data-label="Amount"]').first).to_have_text(re.compile(r"^[+-]?\$\d+\.\d\d$"))
+
+    # ---- the owner's fund dialog: the project balance first, and no "refund me" -----------
+    from app.projects.models import Project
+
+    await Project.filter(id=pk(project)).update(balance_cents=500)
+    await r.reload()
+    await r.get_by_role("button", name="Fund this run").click()
+    owner_dialog = r.get_by_role("dialog", name="Fund this run")
+    await expect(owner_dialog.get_by_role("radio", name="The project balance ($5.00)")).to_be_checked()
+    await expect(owner_dialog.get_by_label("Amount (USD)")).to_have_value("0.01")  # what is still needed
+    await expect(owner_dialog.get_by_text("Refund me")).to_have_count(0)
+    await r.screenshot(path=screenshots / "usability-owner-fund-dialog.png")
+    await owner_dialog.get_by_role("button", name="Cancel").click()
 
     # ---- cancelled and refunded: no "to go", the refund said in dollars ----------------------
     r.once("dialog", lambda dialog: dialog.accept())
