@@ -10,6 +10,7 @@ from app.accounts.models import User
 from app.api.errors import Forbidden
 from app.projects.models import Project
 from app.runs import services
+from app.runs.lifecycle import Lifecycle
 from app.runs.models import Run
 
 
@@ -49,7 +50,7 @@ def copy_parameters(source: Run, entry_point: str, given: dict[str, Any] | None)
     return {**source.parameters, **(given or {})}
 
 
-async def copy_run(actor: User, source: Run, o: CopyOverrides) -> Run:
+async def copy_run(lifecycle: Lifecycle, actor: User, source: Run, o: CopyOverrides) -> Run:
     """Project owner only. The version is resolved again (a branch may have moved since: that is
     how a fixed dryrun is retried); pass the source's `commitSha` as `version` to pin it."""
     project = await Project.get(id=source.project_id)
@@ -71,4 +72,4 @@ async def copy_run(actor: User, source: Run, o: CopyOverrides) -> Run:
         idempotency_key=o.idempotency_key,
         copied_from_id=source.id,
     )
-    return await services.create_run(actor, project, request)
+    return await services.create_run(lifecycle, actor, project, request)

@@ -58,7 +58,7 @@ class CopyRunMutation:
             notes=input.notes, idempotency_key=input.idempotency_key,
         )
         try:
-            run = await copy_run(user, source, overrides)
+            run = await copy_run(info.context.lifecycle, user, source, overrides)
         except DomainError as err:
             return error_payload(err)
         return RunSuccess(run=RunType.from_model(run))
