@@ -47,6 +47,11 @@ class Settings:
     startup_overhead_seconds: int = field(
         default_factory=lambda: int(os.environ.get("STARTUP_OVERHEAD_SECONDS", "120"))
     )
+    # Estimates beyond these make the run DRYRUN_FAILED (a platform error says which was passed).
+    max_estimate_seconds: int = field(
+        default_factory=lambda: int(os.environ.get("MAX_ESTIMATE_SECONDS", str(90 * 86400)))
+    )
+    max_estimate_cents: int = field(default_factory=lambda: int(os.environ.get("MAX_ESTIMATE_CENTS", "100000000")))
     dryrun_deadline_seconds: int = field(
         default_factory=lambda: int(os.environ.get("DRYRUN_DEADLINE_SECONDS", "1800"))
     )

@@ -39,6 +39,7 @@ from app.jobs.status import JobError, JobStatus, JobUpdate
 from app.projects.models import Project
 from app.runs import estimates
 from app.runs.models import Run
+from app.runs.settling import settle_funded_job
 from app.tracking.mlflow import MlflowTracker, TrackingError
 
 log = logging.getLogger("mlpatron.lifecycle")
@@ -210,13 +211,21 @@ class Lifecycle:
             if new == JobStatus.SUCCEEDED:
                 _, machine = resolve_machine(run.gpu_type, run.gpu_count, run.machine_type)
                 seconds = ((job.finished_at or _now()) - (job.started_at or job.created_at)).total_seconds()
-                cost, duration, detail = estimates.estimate(
-                    dryrun_seconds=seconds, dryrun_value=float(run.dryrun_override_value),
-                    full_value=float(run.parameters[run.dryrun_override_param]),
-                    startup_overhead_seconds=settings.startup_overhead_seconds, machine=machine, spot=run.spot,
-                )
-                run.estimated_cost_cents, run.estimated_duration_seconds, run.estimate_detail = cost, duration, detail
-                run.status = "awaiting_funding"
+                try:
+                    cost, duration, detail = estimates.estimate(
+                        dryrun_seconds=seconds, dryrun_value=float(run.dryrun_override_value),
+                        full_value=float(run.parameters[run.dryrun_override_param]),
+                        startup_overhead_seconds=settings.startup_overhead_seconds, machine=machine, spot=run.spot,
+                        max_seconds=settings.max_estimate_seconds, max_cents=settings.max_estimate_cents,
+                    )
+                except estimates.EstimateTooLarge as exc:
+                    # The dryrun worked; the run it measures cannot be funded here. Say why on the dryrun job.
+                    await Job.filter(id=job.id).update(error=JobError(platform=str(exc)).to_dict())
+                    run.status = "dryrun_failed"
+                else:
+                    run.estimated_cost_cents, run.estimated_duration_seconds = cost, duration
+                    run.estimate_detail = detail
+                    run.status = "awaiting_funding"
             else:
                 run.status = "dryrun_failed" if new == JobStatus.FAILED else "cancelled"
             await run.save()
@@ -252,10 +261,12 @@ class Lifecycle:
     # ---- recovery ----------------------------------------------------------------------------
 
     async def reconcile(self) -> None:
-        """Start funded runs that lack a job, launch jobs that were never submitted, and hand the
-        executor the active jobs whose owner is gone (a local job whose API process died)."""
+        """Start funded runs that lack a job, move on runs whose job ended without them, launch jobs
+        that were never submitted, and hand the executor the active jobs whose owner is gone (a
+        local job whose API process died)."""
         for run in await Run.filter(status="funded", funded_job_id=None):
             await self.start_funded_job(run.id)
+        await self.repair_ended_jobs()
         stale = _now() - timedelta(seconds=30)
         active = await Job.filter(status__in=["pending", "running"])
         for job in active:
@@ -264,6 +275,23 @@ class Lifecycle:
         orphans = [(str(j.id), j.handle) for j in active if j.handle and self._orphaned(j)]
         if orphans:
             await self.executor.reconcile(orphans)
+
+    async def repair_ended_jobs(self) -> None:
+        """A run still in `dryrun` / `funded` whose job has ended: the transition's consequence
+        failed (e.g. the database was briefly away). Apply it again; the money part and the run
+        part are both idempotent, so a transition being handled right now is not doubled."""
+        runs = await Run.filter(status__in=["dryrun", "funded"]).only("id", "status", "dryrun_job_id", "funded_job_id")
+        job_ids = [r.dryrun_job_id if r.status == "dryrun" else r.funded_job_id for r in runs]
+        ended = [s.value for s in JobStatus if s.terminal]
+        for job in await Job.filter(id__in=[j for j in job_ids if j], status__in=ended):
+            status = JobStatus(job.status)
+            log.warning("run %s: its %s job ended as %s without moving it on; repairing", job.run_id, job.kind,
+                        job.status)
+            if job.kind == "dryrun":
+                await self._dryrun_ended(job, status)
+            else:
+                await settle_funded_job(job, status, status)
+                await self._funded_ended(job, status)
 
     def start_reconciler(self, every_seconds: float = RECONCILE_SECONDS) -> None:
         """Reconcile now (start-up) and then periodically, in the background."""
