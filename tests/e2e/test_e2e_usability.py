@@ -93,6 +93,9 @@ async def test_bad_links_show_not_found_inside_the_layout(new_context, screensho
             await page.screenshot(path=screenshots / f"usability-not-found-{what.lower()}.png")
     await page.get_by_role("link", name="Back to Explore").click()
     await expect(page.get_by_role("heading", name="Explore experiments")).to_be_visible()
+    for path, title in [("/login", "Log in"), ("/signup", "Sign up"), ("/jobs", "Jobs"), ("/", "Explore experiments")]:
+        await page.goto(path)
+        await expect(page).to_have_title(f"{title} · mlpatron")  # every tab says where it leads
     assert errors == [], errors
 
 
@@ -262,6 +265,7 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
         await phone.screenshot(path=screenshots / f"usability-phone-{name}.png", full_page=True)
         assert await phone.evaluate(LAYOUT_PROBLEMS) == [], name
     await phone.goto(f"/projects/{project}")
+    await expect(phone).to_have_title("demo · mlpatron")
     row = phone.locator("tr").filter(has_text="needs money")
     for column in ("Run", "Status", "GPU", "Funding", "Created"):
         await expect(row.locator(f'td[data-label="{column}"]')).to_be_visible()

@@ -3,8 +3,9 @@ import { useEffect } from 'react'
 
 const SITE = 'mlpatron'
 
+/** `undefined` leaves the title to someone else (a not-found state inside the page sets its own). */
 export function useTitle(title: string | null | undefined) {
   useEffect(() => {
-    document.title = title ? `${title} · ${SITE}` : SITE
+    if (title !== undefined) document.title = title ? `${title} · ${SITE}` : SITE
   }, [title])
 }

@@ -5,6 +5,7 @@ import { Form, SubmitButton, TextField } from '../components/forms'
 import { graphql } from '../gql'
 import { useMutationForm } from '../lib/useMutationForm'
 import { useSession } from '../session'
+import { useTitle } from '../lib/useTitle'
 
 const SignUpDocument = graphql(`
   mutation SignUp($input: SignUpInput!) {
@@ -63,6 +64,7 @@ function useSignedIn() {
 }
 
 export function SignUpPage() {
+  useTitle('Sign up')
   const [values, setValues] = useState({ handle: '', displayName: '', email: '', password: '' })
   const { form, submit } = useMutationForm(SignUpDocument)
   const signedIn = useSignedIn()
@@ -105,6 +107,7 @@ export function SignUpPage() {
 }
 
 export function LoginPage() {
+  useTitle('Log in')
   const [values, setValues] = useState({ email: '', password: '' })
   const { form, submit } = useMutationForm(LoginDocument)
   const signedIn = useSignedIn()

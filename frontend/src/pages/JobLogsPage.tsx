@@ -7,6 +7,7 @@ import { StatusBadge } from '../components/StatusBadge'
 import { graphql } from '../gql'
 import { humanize } from '../lib/format'
 import { useRefetchOnEvent } from '../lib/useLive'
+import { useTitle } from '../lib/useTitle'
 
 const JobSummaryDocument = graphql(`
   query JobSummary($id: ID!) {
@@ -34,6 +35,8 @@ export function JobLogsPage() {
   const { id = '' } = useParams()
   const [result, refetch] = useQuery({ query: JobSummaryDocument, variables: { id } })
   useRefetchOnEvent(JobStatusDocument, { jobId: id, afterSeq: null }, refetch, !result.data?.job)
+  const job = result.data?.job
+  useTitle(job ? `${humanize(job.kind)} log · ${job.run.title}` : undefined)
   return (
     <QueryState result={result} notFound={{ what: 'Job' }}>
       {({ job }) => (

@@ -6,6 +6,7 @@ import { StatusBadge } from '../components/StatusBadge'
 import { graphql } from '../gql'
 import type { JobsBoardSubscription } from '../gql/graphql'
 import { formatDate, formatTime, humanize } from '../lib/format'
+import { useTitle } from '../lib/useTitle'
 
 const JobsBoardDocument = graphql(`
   subscription JobsBoard {
@@ -78,6 +79,7 @@ function JobsTable({ jobs, pending }: { jobs: BoardJob[]; pending: boolean }) {
 }
 
 export function JobsPage() {
+  useTitle('Jobs')
   const [{ data, error }] = useSubscription({ query: JobsBoardDocument })
   const jobs = data?.jobsBoard.jobs ?? []
   const pending = jobs.filter((j) => j.status === 'PENDING').sort((a, b) => (a.queuePosition ?? 0) - (b.queuePosition ?? 0))

@@ -5,6 +5,7 @@ import { Form, SubmitButton, TextAreaField, TextField } from '../components/form
 import { RequireLogin } from '../components/RequireLogin'
 import { graphql } from '../gql'
 import { useMutationForm } from '../lib/useMutationForm'
+import { useTitle } from '../lib/useTitle'
 
 const CreateProjectDocument = graphql(`
   mutation CreateProject($input: CreateProjectInput!) {
@@ -60,6 +61,7 @@ function NewProjectForm() {
 }
 
 export function NewProjectPage() {
+  useTitle('New project')
   return (
     <section className="narrow-wide">
       <h1>New project</h1>

@@ -421,14 +421,19 @@ function NewRun({ projectId }: { projectId: string }) {
   const [result, refetch] = useQuery({ query: NewRunContextDocument, variables: { id: projectId } })
   const [parsed, setParsed] = useState<Parsed | null>(null)
   const fromId = useSearchParams()[0].get('from')
+  useTitle(result.error ? undefined : 'New run')
   return (
     <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}
       notFound={{ what: 'Project' }}>
       {({ project, gpuCatalog }) =>
         viewer?.id !== project.owner.id ? (
-          <Alert tone="warning">Only the project’s owner can submit runs.</Alert>
+          <>
+            <h1>New run</h1>
+            <Alert tone="warning">Only the project’s owner can submit runs.</Alert>
+          </>
         ) : (
           <>
+            <h1>New run</h1>
             <p>
               <Link to={`/projects/${project.id}`}>← {project.title}</Link>
             </p>
@@ -456,10 +461,11 @@ function NewRun({ projectId }: { projectId: string }) {
 
 export function NewRunPage() {
   const { id = '' } = useParams()
-  useTitle('New run')
+  const { viewer } = useSession()
+  // The heading comes with the project: a bad link shows only "Project not found".
   return (
     <section className="narrow-wide">
-      <h1>New run</h1>
+      {!viewer && <h1>New run</h1>}
       <RequireLogin what="how to submit a run">
         <NewRun projectId={id} />
       </RequireLogin>

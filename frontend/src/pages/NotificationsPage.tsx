@@ -9,6 +9,7 @@ import type { NotificationsQuery } from '../gql/graphql'
 import { ViewerNotificationsDocument } from '../graphql/live'
 import { formatDate } from '../lib/format'
 import { useRefetchOnEvent } from '../lib/useLive'
+import { useTitle } from '../lib/useTitle'
 
 const NotificationsDocument = graphql(`
   query Notifications($after: String) {
@@ -111,6 +112,7 @@ function MarkAllRead() {
 }
 
 export function NotificationsPage() {
+  useTitle('Notifications')
   return (
     <section className="narrow-wide">
       <RequireLogin what="your notifications">

@@ -15,6 +15,7 @@ import { ProjectActivityDocument } from '../graphql/live'
 import { useRefetchOnEvent } from '../lib/useLive'
 import { useNotesSaver } from '../lib/useNotesSaver'
 import { useSession } from '../session'
+import { useTitle } from '../lib/useTitle'
 
 const ProjectPageDocument = graphql(`
   query ProjectPage($id: ID!) {
@@ -229,6 +230,7 @@ function ProjectView({ project }: { project: Project }) {
   const { viewer } = useSession()
   const isOwner = viewer?.id === project.owner.id
   const notes = useNotesSaver(project.id, PatchProjectNotesDocument, ReplaceProjectNotesDocument)
+  useTitle(project.title)
 
   return (
     <article>
