@@ -11,9 +11,8 @@ from app.accounts.models import User
 from app.accounts.types import ApiKeyType, UserType
 from app.api import ratelimit
 from app.api.context import SESSION_COOKIE, Info
-from app.api.errors import InvalidCredentialsError, NotFound, ValidationFailed, error_payload
+from app.api.errors import InvalidCredentialsError, NotFound, ValidationFailed, typed_errors
 from app.api.ids import decode_id
-from app.core.errors import DomainError
 from app.core.settings import get_settings
 
 
@@ -112,27 +111,23 @@ CreateApiKeyPayload = Annotated[CreateApiKeySuccess | ValidationFailed, strawber
 @strawberry.type
 class AccountsMutation:
     @strawberry.mutation(description="Create an account with a password and start a browser session.")
+    @typed_errors
     async def sign_up(self, info: Info, input: SignUpInput) -> SignUpPayload:
         await ratelimit.hit(info.context.require_services(), "signup", _client_ip(info),
                             get_settings().auth_attempts_per_hour, 3600)
-        try:
-            await services.create_user(
-                handle=input.handle, email=input.email, password=input.password, display_name=input.display_name
-            )
-            user, token = await services.login(input.email, input.password)
-        except DomainError as err:
-            return error_payload(err)
+        await services.create_user(
+            handle=input.handle, email=input.email, password=input.password, display_name=input.display_name
+        )
+        user, token = await services.login(input.email, input.password)
         _set_session_cookie(info, token)
         return ViewerSession(viewer=UserType.from_model(user))
 
     @strawberry.mutation(description="Email + password login; sets an HTTP-only session cookie.")
+    @typed_errors
     async def login(self, info: Info, input: LoginInput) -> LoginPayload:
         await ratelimit.hit(info.context.require_services(), "login", _client_ip(info),
                             get_settings().auth_attempts_per_hour, 3600)
-        try:
-            user, token = await services.login(input.email, input.password)
-        except DomainError as err:
-            return error_payload(err)
+        user, token = await services.login(input.email, input.password)
         _set_session_cookie(info, token)
         return ViewerSession(viewer=UserType.from_model(user))
 
@@ -147,21 +142,17 @@ class AccountsMutation:
         return LogoutResult(ok=bool(token))
 
     @strawberry.mutation
+    @typed_errors
     async def update_viewer(self, info: Info, input: UpdateViewerInput) -> UpdateViewerPayload:
         user = info.context.require_user()
-        try:
-            user = await services.update_profile(user, display_name=input.display_name, bio=input.bio)
-        except DomainError as err:
-            return error_payload(err)
+        user = await services.update_profile(user, display_name=input.display_name, bio=input.bio)
         return UpdateViewerSuccess(viewer=UserType.from_model(user))
 
     @strawberry.mutation(description="Human only: API keys are created in the web UI, never by an API key.")
+    @typed_errors
     async def create_api_key(self, info: Info, input: CreateApiKeyInput) -> CreateApiKeyPayload:
         user = info.context.require_human()
-        try:
-            created = await services.create_api_key(user, input.name)
-        except DomainError as err:
-            return error_payload(err)
+        created = await services.create_api_key(user, input.name)
         return CreateApiKeySuccess(api_key=ApiKeyType.from_model(created.key), secret=created.secret)
 
     @strawberry.mutation(description="Revoke one of your API keys (idempotent).")

@@ -1,15 +1,17 @@
 """Error conventions.
 
 Expected failures of a mutation are *typed results* (union members implementing `Error`);
-the service layer raises `DomainError` subclasses and the GraphQL layer turns them into those
-types with `error_payload`. Failures of access or addressing (unauthenticated, forbidden, not
-found, rate limited, bad arguments) are GraphQL errors carrying `extensions.code` and `traceId`.
+the service layer raises `DomainError` subclasses and a resolver decorated with `typed_errors`
+returns them as those types (each registered with `converts`). Failures of access or addressing
+(unauthenticated, forbidden, not found, rate limited, bad arguments) are GraphQL errors carrying
+`extensions.code` and `traceId`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -99,6 +101,8 @@ class InvalidStateError(Error):
 
 
 _E = TypeVar("_E", bound=DomainError)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _converters: dict[type[DomainError], Callable[[Any], Any]] = {}
 
 
@@ -117,6 +121,20 @@ def error_payload(err: DomainError) -> Any:
         if cls in _converters:
             return _converters[cls](err)
     raise err
+
+
+def typed_errors(resolver: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    """Put under `@strawberry.mutation`: a `DomainError` the resolver raises becomes the typed
+    error of its payload union; access errors (`ApiError`) still propagate as GraphQL errors."""
+
+    @functools.wraps(resolver)
+    async def resolve(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return await resolver(*args, **kwargs)
+        except DomainError as err:
+            return error_payload(err)  # type: ignore[no-any-return]
+
+    return resolve
 
 
 @converts(ValidationError)

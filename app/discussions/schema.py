@@ -8,10 +8,9 @@ import strawberry
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import InvalidStateError, ValidationFailed, error_payload
+from app.api.errors import InvalidStateError, ValidationFailed, typed_errors
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
-from app.core.errors import DomainError
 from app.core.settings import get_settings
 from app.discussions import services
 from app.discussions.models import Comment, Discussion
@@ -163,37 +162,31 @@ PatchCommentBodyPayload = Annotated[
 @strawberry.type
 class DiscussionsMutation:
     @strawberry.mutation(description="Start a discussion on a project. Rate limited: 10/hour, 5 with an API key.")
+    @typed_errors
     async def create_project_discussion(
         self, info: Info, input: CreateProjectDiscussionInput,
     ) -> CreateDiscussionPayload:
         user = info.context.require_user()
         project = await info.context.loaders.node(Project, input.project_id, "Project")
-        try:
-            row = await services.create_discussion(user, title=input.title, body=input.body, project=project,
-                                                   admit=lambda: _discussion_limit(info))
-        except DomainError as err:
-            return error_payload(err)
+        row = await services.create_discussion(user, title=input.title, body=input.body, project=project,
+                                               admit=lambda: _discussion_limit(info))
         return _discussion(row)
 
     @strawberry.mutation(description="Start a platform-level discussion (feature requests, general topics).")
+    @typed_errors
     async def create_discussion(self, info: Info, input: CreateDiscussionInput) -> CreateDiscussionPayload:
         user = info.context.require_user()
-        try:
-            row = await services.create_discussion(user, title=input.title, body=input.body,
-                                                   admit=lambda: _discussion_limit(info))
-        except DomainError as err:
-            return error_payload(err)
+        row = await services.create_discussion(user, title=input.title, body=input.body,
+                                               admit=lambda: _discussion_limit(info))
         return _discussion(row)
 
     @strawberry.mutation(description="Author only. Full replace; fields left out keep their value.")
+    @typed_errors
     async def update_discussion(self, info: Info, input: UpdateDiscussionInput) -> UpdateDiscussionPayload:
         user = info.context.require_user()
         row = await load_discussion(info, input.id)
-        try:
-            row = await services.update_discussion(user, row, title=input.title, body=input.body,
-                                                   base_version=input.body_base_version, summary=input.edit_summary)
-        except DomainError as err:
-            return error_payload(err)
+        row = await services.update_discussion(user, row, title=input.title, body=input.body,
+                                               base_version=input.body_base_version, summary=input.edit_summary)
         return _discussion(row)
 
     @strawberry.mutation(description="Author only. Search/replace edits on the body.")
@@ -218,26 +211,22 @@ class DiscussionsMutation:
         return await _set_pinned(info, input, False)
 
     @strawberry.mutation(description="Comment or reply (`parentId`). Rate limited: 30/hour, 15 with an API key.")
+    @typed_errors
     async def create_comment(self, info: Info, input: CreateCommentInput) -> CreateCommentPayload:
         user = info.context.require_user()
         discussion = await load_discussion(info, input.discussion_id)
         parent = decode_id(input.parent_id, "Comment") if input.parent_id else None
-        try:
-            row = await services.create_comment(user, discussion, body=input.body, parent_id=parent,
-                                                admit=lambda: _comment_limit(info))
-        except DomainError as err:
-            return error_payload(err)
+        row = await services.create_comment(user, discussion, body=input.body, parent_id=parent,
+                                            admit=lambda: _comment_limit(info))
         return _comment(row)
 
     @strawberry.mutation(description="Author only. Full replace of the body.")
+    @typed_errors
     async def update_comment(self, info: Info, input: UpdateCommentInput) -> UpdateCommentPayload:
         user = info.context.require_user()
         row = await load_comment(info, input.id)
-        try:
-            row = await services.update_comment(user, row, body=input.body, base_version=input.body_base_version,
-                                                summary=input.edit_summary)
-        except DomainError as err:
-            return error_payload(err)
+        row = await services.update_comment(user, row, body=input.body, base_version=input.body_base_version,
+                                            summary=input.edit_summary)
         return _comment(row)
 
     @strawberry.mutation(description="Author only. Search/replace edits on the body.")
@@ -254,11 +243,9 @@ class DiscussionsMutation:
         return _comment(await services.delete_comment(user, await load_comment(info, input.id)))
 
 
+@typed_errors
 async def _set_pinned(info: Info, input: DiscussionIdInput, pinned: bool) -> PinDiscussionPayload:
     user = info.context.require_user()
     row = await load_discussion(info, input.id)
-    try:
-        row = await services.set_pinned(user, row, pinned)
-    except DomainError as err:
-        return error_payload(err)
+    row = await services.set_pinned(user, row, pinned)
     return _discussion(row)

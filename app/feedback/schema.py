@@ -8,9 +8,8 @@ import strawberry
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import ValidationFailed, error_payload
+from app.api.errors import ValidationFailed, typed_errors
 from app.api.pagination import Connection, paginate
-from app.core.errors import DomainError
 from app.core.settings import get_settings
 from app.feedback import services
 from app.feedback.services import FeedbackKind
@@ -45,6 +44,7 @@ SubmitFeedbackPayload = Annotated[SubmitFeedbackSuccess | ValidationFailed, stra
 @strawberry.type
 class FeedbackMutation:
     @strawberry.mutation(description="Report a bug, request a feature or ask a question. Rate limited: 10/day.")
+    @typed_errors
     async def submit_feedback(self, info: Info, input: SubmitFeedbackInput) -> SubmitFeedbackPayload:
         user = info.context.require_user()
 
@@ -52,9 +52,6 @@ class FeedbackMutation:
             await ratelimit.hit(info.context.require_services(), "feedback", str(user.id),
                                 get_settings().feedback_per_day, 86400)
 
-        try:
-            row = await services.submit(user, type=FeedbackKind(input.type), title=input.title,
-                                        description=input.description, admit=admit)
-        except DomainError as err:
-            return error_payload(err)
+        row = await services.submit(user, type=FeedbackKind(input.type), title=input.title,
+                                    description=input.description, admit=admit)
         return SubmitFeedbackSuccess(feedback=FeedbackType.from_model(row))

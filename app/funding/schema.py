@@ -9,8 +9,7 @@ import strawberry
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
-from app.api.errors import ValidationFailed, error_payload
-from app.core.errors import DomainError
+from app.api.errors import ValidationFailed, typed_errors
 from app.core.settings import get_settings
 from app.funding import deposits, wallets
 from app.funding.errors import PaymentsNotConfiguredError
@@ -51,21 +50,17 @@ CreateDepositPayload = Annotated[
 @strawberry.type
 class FundingMutation:
     @strawberry.mutation(description="Administrators only: add promotional credit to a user's wallet.")
+    @typed_errors
     async def grant_credit(self, info: Info, input: GrantCreditInput) -> GrantCreditPayload:
         admin = info.context.require_admin()
         user = await info.context.loaders.node(User, input.user_id, "User")
-        try:
-            await wallets.grant_credit(user.id, input.amount_cents, input.reason, granted_by=f"@{admin.handle}")
-        except DomainError as err:
-            return error_payload(err)
+        await wallets.grant_credit(user.id, input.amount_cents, input.reason, granted_by=f"@{admin.handle}")
         return GrantCreditSuccess(user=UserType.from_model(user), balance=await BalanceType.for_user(user.id))
 
     @strawberry.mutation(description="Human only: start a card deposit. The cash arrives with Stripe's webhook.")
+    @typed_errors
     async def create_deposit(self, info: Info, input: CreateDepositInput) -> CreateDepositPayload:
         user = info.context.require_human()
-        try:
-            deposit, client_secret = await deposits.create_deposit(user, input.amount_cents)
-        except DomainError as err:
-            return error_payload(err)
+        deposit, client_secret = await deposits.create_deposit(user, input.amount_cents)
         return CreateDepositSuccess(deposit=DepositType.from_model(deposit), client_secret=client_secret,
                                     publishable_key=get_settings().stripe_publishable_key or None)

@@ -7,10 +7,9 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.errors import NotFound, ValidationFailed, error_payload
+from app.api.errors import NotFound, ValidationFailed, typed_errors
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
-from app.core.errors import DomainError
 from app.notifications import services
 from app.notifications.models import NotificationKind
 from app.notifications.types import NotificationKindEnum, NotificationPreferenceType, NotificationType
@@ -126,15 +125,13 @@ class NotificationsMutation:
         return MarkAllNotificationsReadSuccess(marked_count=await services.mark_all_read(user.id, project))
 
     @strawberry.mutation(description="Merge semantics: kinds and fields left out keep their value.")
+    @typed_errors
     async def update_notification_preferences(
         self, info: Info, input: UpdateNotificationPreferencesInput,
     ) -> UpdateNotificationPreferencesPayload:
         user = info.context.require_user()
         changes = [services.PreferenceChange(NotificationKind(p.kind), p.in_app, p.email) for p in input.preferences]
-        try:
-            prefs = await services.update_preferences(user.id, changes)
-        except DomainError as err:
-            return error_payload(err)
+        prefs = await services.update_preferences(user.id, changes)
         return NotificationPreferencesSuccess(
             preferences=[NotificationPreferenceType.from_preference(p) for p in prefs])
 
@@ -153,9 +150,7 @@ class NotificationsMutation:
         return FollowProjectSuccess(project=ProjectType.from_model(project), following=False)
 
     @strawberry.mutation(description="One-click email unsubscribe from a link; needs no login.")
+    @typed_errors
     async def unsubscribe(self, info: Info, input: UnsubscribeInput) -> UnsubscribePayload:
-        try:
-            kind = await services.unsubscribe(input.token, all_kinds=input.all_kinds)
-        except DomainError as err:
-            return error_payload(err)
+        kind = await services.unsubscribe(input.token, all_kinds=input.all_kinds)
         return UnsubscribeSuccess(kind=kind)

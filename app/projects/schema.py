@@ -9,10 +9,9 @@ import strawberry
 
 from app.accounts.models import User
 from app.api.context import Info
-from app.api.errors import Forbidden, ValidationFailed, error_payload
+from app.api.errors import Forbidden, ValidationFailed, typed_errors
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
-from app.core.errors import DomainError
 from app.projects import services
 from app.projects.models import Project
 from app.projects.types import ProjectType
@@ -89,26 +88,22 @@ def _owner_only(user: User, project: Project) -> None:
 @strawberry.type
 class ProjectsMutation:
     @strawberry.mutation
+    @typed_errors
     async def create_project(self, info: Info, input: CreateProjectInput) -> CreateProjectPayload:
         user = info.context.require_user()
-        try:
-            project = await services.create_project(user, title=input.title, git_url=input.git_url,
-                                                    notes=input.notes)
-        except DomainError as err:
-            return error_payload(err)
+        project = await services.create_project(user, title=input.title, git_url=input.git_url,
+                                                notes=input.notes)
         return ProjectSuccess(project=ProjectType.from_model(project))
 
     @strawberry.mutation(description="Owner only. Fields left out keep their value.")
+    @typed_errors
     async def update_project(self, info: Info, input: UpdateProjectInput) -> UpdateProjectPayload:
         user = info.context.require_user()
         project = await info.context.loaders.node(Project, input.id, "Project")
-        try:
-            project = await services.update_project(
-                user, project, title=input.title, git_url=input.git_url, notes=input.notes,
-                notes_base_version=input.notes_base_version, edit_summary=input.edit_summary,
-            )
-        except DomainError as err:
-            return error_payload(err)
+        project = await services.update_project(
+            user, project, title=input.title, git_url=input.git_url, notes=input.notes,
+            notes_base_version=input.notes_base_version, edit_summary=input.edit_summary,
+        )
         return ProjectSuccess(project=ProjectType.from_model(project))
 
     @strawberry.mutation(description="Owner only. Search/replace edits on the notes at `baseVersion`.")

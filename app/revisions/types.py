@@ -13,9 +13,8 @@ from tortoise.models import Model
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
-from app.api.errors import error_payload
+from app.api.errors import typed_errors
 from app.api.pagination import Connection, paginate
-from app.core.errors import DomainError
 from app.revisions import services
 from app.revisions.models import Revision
 
@@ -77,6 +76,7 @@ class VersionedBody:
     required: bool = False
 
 
+@typed_errors
 async def patch_body(
     info: Info, input: PatchTextInput, spec: VersionedBody, *,
     authorize: Callable[[User, M], Awaitable[None] | None], success: Callable[[M], Any],
@@ -87,14 +87,11 @@ async def patch_body(
     """
     user = info.context.require_user()
     entity = await info.context.loaders.node(spec.model, input.id, spec.type_name)
-    try:
-        checked = authorize(user, entity)
-        if checked is not None:
-            await checked
-        updated = await services.apply_patch(
-            entity, spec.body_field, spec.version_field, spec.entity_type, input.base_version, input.edits,
-            user, input.edit_summary, max_length=spec.max_length, required=spec.required,
-        )
-    except DomainError as err:
-        return error_payload(err)
+    checked = authorize(user, entity)
+    if checked is not None:
+        await checked
+    updated = await services.apply_patch(
+        entity, spec.body_field, spec.version_field, spec.entity_type, input.base_version, input.edits,
+        user, input.edit_summary, max_length=spec.max_length, required=spec.required,
+    )
     return success(updated)

@@ -10,10 +10,10 @@ from strawberry.scalars import JSON
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import Error, Forbidden, InvalidStateError, ValidationFailed, converts, error_payload
+from app.api.errors import Error, Forbidden, InvalidStateError, ValidationFailed, converts, typed_errors
 from app.api.ids import decode_id
 from app.api.pagination import Connection, paginate
-from app.core.errors import DomainError, ValidationError
+from app.core.errors import ValidationError
 from app.execution import mlproject
 from app.funding.errors import InsufficientFundsError
 from app.funding.models import SurplusPolicy
@@ -115,13 +115,11 @@ class RunsQuery:
 class MLprojectQuery:
     @strawberry.field(description="Resolve a repository version and read its MLproject (authenticated); "
                                   "an empty `version` is the repository's default branch.")
+    @typed_errors
     async def parse_mlproject(self, info: Info, uri: str, version: str) -> ParseMLprojectPayload:
         user = info.context.require_user()
         await ratelimit.hit(info.context.require_services(), "parse", str(user.id), 60, 3600)
-        try:
-            return _parsed(await services.parse(uri, version))
-        except DomainError as err:
-            return error_payload(err)
+        return _parsed(await services.parse(uri, version))
 
 
 # ---- mutations ----------------------------------------------------------------------------------
@@ -195,11 +193,12 @@ UpdateRunPayload = Annotated[
 @strawberry.type
 class RunsMutation:
     @strawberry.mutation(description="Project owner. Creates the run in DRYRUN and submits its dryrun job at once.")
+    @typed_errors
     async def create_run(self, info: Info, input: CreateRunInput) -> CreateRunPayload:
         user = info.context.require_user()
         project = await info.context.loaders.node(Project, input.project_id, "Project")
         if not isinstance(input.parameters, dict):
-            return error_payload(ValidationError({"parameters": "must be an object of name → value"}))
+            raise ValidationError({"parameters": "must be an object of name → value"})
         request = services.RunRequest(
             title=input.title, uri=input.uri, version=input.version, entry_point=input.entry_point,
             parameters=input.parameters, gpu_type=input.resources.gpu_type, gpu_count=input.resources.gpu_count,
@@ -207,20 +206,15 @@ class RunsMutation:
             dryrun_override_param=input.dryrun_override_param, dryrun_override_value=input.dryrun_override_value,
             notes=input.notes, idempotency_key=input.idempotency_key,
         )
-        try:
-            run = await services.create_run(info.context.lifecycle, user, project, request)
-        except DomainError as err:
-            return error_payload(err)
+        run = await services.create_run(info.context.lifecycle, user, project, request)
         return RunSuccess(run=RunType.from_model(run))
 
     @strawberry.mutation(description="Creator or project owner. Refunds patrons if the funded job has not started.")
+    @typed_errors
     async def cancel_run(self, info: Info, input: RunIdInput) -> CancelRunPayload:
         user = info.context.require_user()
         run = await info.context.loaders.node(Run, input.id, "Run")
-        try:
-            run = await services.cancel_run(info.context.lifecycle, user, run.id)
-        except DomainError as err:
-            return error_payload(err)
+        run = await services.cancel_run(info.context.lifecycle, user, run.id)
         return RunSuccess(run=RunType.from_model(run))
 
     @strawberry.mutation(description="Stop a job; cancelling a run's active job cancels the run.")
@@ -230,15 +224,13 @@ class RunsMutation:
         return JobSuccess(job=JobType.from_model(await services.cancel_job(info.context.lifecycle, user, job.id)))
 
     @strawberry.mutation(description="Creator only. Title and notes (full replace, optional base version).")
+    @typed_errors
     async def update_run(self, info: Info, input: UpdateRunInput) -> UpdateRunPayload:
         user = info.context.require_user()
         run = await info.context.loaders.node(Run, input.id, "Run")
-        try:
-            run = await services.update_run(user, run, title=input.title, notes=input.notes,
-                                            notes_base_version=input.notes_base_version,
-                                            edit_summary=input.edit_summary)
-        except DomainError as err:
-            return error_payload(err)
+        run = await services.update_run(user, run, title=input.title, notes=input.notes,
+                                        notes_base_version=input.notes_base_version,
+                                        edit_summary=input.edit_summary)
         return RunSuccess(run=RunType.from_model(run))
 
     @strawberry.mutation(description="Creator only. Search/replace edits on the run's notes at a base version.")
@@ -300,14 +292,12 @@ FundRunPayload = Annotated[
 @strawberry.type
 class FundRunMutation:
     @strawberry.mutation(description="Fund a run awaiting funding from your wallet (credit first, then cash).")
+    @typed_errors
     async def fund_run(self, info: Info, input: FundRunInput) -> FundRunPayload:
         user = info.context.require_user()
         run_id = decode_id(input.run_id, "Run")
-        try:
-            result = await fund_run(info.context.lifecycle, user, run_id, input.amount_cents, input.surplus_policy,
-                                    input.source, input.idempotency_key)
-        except DomainError as err:
-            return error_payload(err)
+        result = await fund_run(info.context.lifecycle, user, run_id, input.amount_cents, input.surplus_policy,
+                                input.source, input.idempotency_key)
         return FundRunSuccess(funding=FundingType.from_model(result.funding), run=RunType.from_model(result.run),
                               requested_cents=input.amount_cents, replayed=result.replayed)
 
