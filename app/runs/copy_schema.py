@@ -8,8 +8,8 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.context import Info
-from app.api.errors import ValidationFailed, error_payload
-from app.core.errors import DomainError, ValidationError
+from app.api.errors import ValidationFailed, typed_errors
+from app.core.errors import ValidationError
 from app.runs.copy import CopyOverrides, Resources, copy_run
 from app.runs.models import Run
 from app.runs.schema import GitErrorType, MLprojectErrorType, ResourcesInput, RunSuccess
@@ -45,11 +45,12 @@ CopyRunPayload = Annotated[
 class CopyRunMutation:
     @strawberry.mutation(description="Project owner. A new run from an existing one (`Run.copiedFrom`), created "
                                      "in DRYRUN with its own dryrun job, exactly as createRun would.")
+    @typed_errors
     async def copy_run(self, info: Info, input: CopyRunInput) -> CopyRunPayload:
         user = info.context.require_user()
         source = await info.context.loaders.node(Run, input.run_id, "Run")
         if input.parameters is not None and not isinstance(input.parameters, dict):
-            return error_payload(ValidationError({"parameters": "must be an object of name → value"}))
+            raise ValidationError({"parameters": "must be an object of name → value"})
         r = input.resources
         overrides = CopyOverrides(
             title=input.title, version=input.version, entry_point=input.entry_point, parameters=input.parameters,
@@ -57,8 +58,5 @@ class CopyRunMutation:
             dryrun_override_param=input.dryrun_override_param, dryrun_override_value=input.dryrun_override_value,
             notes=input.notes, idempotency_key=input.idempotency_key,
         )
-        try:
-            run = await copy_run(info.context.lifecycle, user, source, overrides)
-        except DomainError as err:
-            return error_payload(err)
+        run = await copy_run(info.context.lifecycle, user, source, overrides)
         return RunSuccess(run=RunType.from_model(run))
