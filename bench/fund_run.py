@@ -202,6 +202,12 @@ def floor_calls(pool: asyncpg.Pool, patrons: list[tuple[uuid.UUID, str]],
 # ---- main ------------------------------------------------------------------------------------
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used: per-funding cost that a busy, shared machine does not skew."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def bench(server_url: str, redis_url: str, n: int, n_runs: int) -> None:
     from app.core.db import close_db, init_db, migrate_db
     from app.embedded.postgres import create_database
@@ -226,10 +232,13 @@ async def bench(server_url: str, redis_url: str, n: int, n_runs: int) -> None:
             print("-" * len(header))
             for name, app_targets, floor_targets in (("one run", app_runs[:1], floor_runs[:1]),
                                                      (f"{n_runs} runs", app_runs, floor_runs)):
+                cpu = cpu_seconds(api.pid)
                 app = await timed(api_calls(http, patrons, app_targets))
+                cpu = cpu_seconds(api.pid) - cpu
                 floor = await timed(floor_calls(pool, patrons, floor_targets))
                 print(f"{name:<14}{app.rate:>9.0f}{app.p50:>9.1f}{app.pct(0.99):>9.1f}   "
-                      f"{floor.rate:>10.0f}{floor.p50:>9.1f}{floor.pct(0.99):>9.1f}   {floor.rate / app.rate:>8.1f}x")
+                      f"{floor.rate:>10.0f}{floor.p50:>9.1f}{floor.pct(0.99):>9.1f}   {floor.rate / app.rate:>8.1f}x"
+                      f"   (API CPU {cpu / n * 1000:.2f} ms per funding)")
         from app.funding.audit import check_ledger
 
         problems = await check_ledger()  # the floor writes the same balanced rows: both must keep the books

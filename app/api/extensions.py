@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
+from collections.abc import Iterator
 
-from graphql import GraphQLError
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, ValidationCache
+from graphql import DocumentNode, GraphQLError
+from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.extensions.tracing import OpenTelemetryExtension
@@ -60,13 +62,36 @@ class TracedErrors(MaskErrors):
         return out
 
 
+PARSED_MAX = 512
+_parsed: OrderedDict[str, DocumentNode] = OrderedDict()
+
+
+class ParsedDocuments(SchemaExtension):
+    """Parse each document once: the last PARSED_MAX that parsed, least recently used dropped.
+
+    Unlike strawberry's ParserCache, a document that fails to parse is not cached and is parsed
+    by strawberry itself, so its syntax error is reported like any other."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        document = _parsed.get(context.query) if context.query else None
+        if document is not None:
+            _parsed.move_to_end(context.query)
+            context.graphql_document = document
+        yield
+        if document is None and context.query and context.graphql_document is not None:
+            _parsed[context.query] = context.graphql_document
+            if len(_parsed) > PARSED_MAX:
+                _parsed.popitem(last=False)
+
+
 def schema_extensions() -> list:
-    # Agents and the SPA send the same few documents over and over: validate each once. (No
-    # ParserCache: it raises syntax errors from inside its hook, past the error masking.)
+    # Agents and the SPA send the same few documents over and over: parse and validate each once.
     tracing = [OpenTelemetryExtension] if tracing_enabled() else []
     return [
         *tracing,
         TracedErrors,
+        ParsedDocuments,
         lambda: ValidationCache(maxsize=512),
         lambda: AddValidationRules(LIMIT_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

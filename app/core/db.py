@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 
 MODEL_MODULES = [
     "app.accounts.models",
@@ -20,9 +21,16 @@ MODEL_MODULES = [
 ]
 
 
+async def _keep_session(_: Any) -> None:
+    """Pool connections carry no session state (no SET, LISTEN, cursors or advisory locks: those use
+    connections of their own), so a released connection skips asyncpg's reset round trip."""
+
+
 def tortoise_config(database_url: str) -> dict[str, Any]:
+    connection = expand_db_url(database_url)
+    connection["credentials"]["reset"] = _keep_session
     return {
-        "connections": {"default": database_url},
+        "connections": {"default": connection},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,

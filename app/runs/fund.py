@@ -11,18 +11,18 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
 from app.api.errors import Forbidden, NotFound
 from app.core.errors import DomainError, ErrorCode, ValidationError
-from app.funding import ledger, wallets
+from app.funding import ledger
 from app.funding.claims import insert_once
 from app.funding.errors import InsufficientFunds
 from app.funding.events import emit
 from app.funding.models import Funding, IdempotencyRecord, LedgerKind, SurplusPolicy
 from app.funding.money import validate_amount
-from app.projects.models import Project
 from app.runs.lifecycle import Lifecycle
 from app.runs.models import Run
 
@@ -113,47 +113,96 @@ async def _replay(user: User, key: str, run_id: uuid.UUID, amount_cents: int) ->
     return FundingResult(funding, await Run.get(id=run_id), amount_cents, replayed=True)
 
 
+# The whole funding in one statement, so the run's row lock is held only while PostgreSQL runs it
+# (never across round trips that wait behind other requests on this process's event loop). Order:
+# the run row is locked first, then the wallet (or the project); nothing is written unless every
+# check passes. $1 run, $2 funder, $3 amount offered, $4 source, $5 funding id, $6 now, $7 surplus
+# policy, $8 ledger transaction id, $9 ledger kind, $10 memo prefix, $11-$14 ledger accounts
+# (credit, cash, project balance, escrow), $15 fundable status, $16 funded status.
+_FUND = """
+WITH run AS (
+    SELECT id, project_id, title, status, GREATEST(COALESCE(estimated_cost_cents, 0) - funded_cents, 0) AS gap
+    FROM runs WHERE id = $1 FOR UPDATE
+), ask AS (
+    SELECT LEAST($3::bigint, gap) AS amount FROM run WHERE status = $15 AND gap > 0
+), wallet AS (
+    SELECT user_id, credit_cents, cash_cents FROM wallets
+    WHERE $4::text = 'wallet' AND user_id = $2 AND (SELECT amount FROM ask) IS NOT NULL FOR UPDATE
+), project AS (
+    SELECT p.id, p.owner_id, p.balance_cents FROM projects p
+    WHERE $4::text = 'project_balance' AND p.id = (SELECT project_id FROM run)
+      AND (SELECT amount FROM ask) IS NOT NULL FOR UPDATE
+), from_wallet AS (
+    UPDATE wallets w SET credit_cents = b.credit_cents - LEAST(b.credit_cents, a.amount),
+                         cash_cents = b.cash_cents - (a.amount - LEAST(b.credit_cents, a.amount)), updated_at = $6
+    FROM wallet b, ask a WHERE w.user_id = b.user_id AND b.credit_cents + b.cash_cents >= a.amount
+    RETURNING LEAST(b.credit_cents, a.amount) AS credit, a.amount - LEAST(b.credit_cents, a.amount) AS cash,
+              0::bigint AS from_project
+), from_project AS (
+    UPDATE projects p SET balance_cents = b.balance_cents - a.amount
+    FROM project b, ask a WHERE p.id = b.id AND b.owner_id = $2 AND b.balance_cents >= a.amount
+    RETURNING 0::bigint AS credit, 0::bigint AS cash, a.amount AS from_project
+), moved AS (
+    SELECT credit, cash, from_project, credit + cash + from_project AS amount
+    FROM (SELECT * FROM from_wallet UNION ALL SELECT * FROM from_project) m
+), funded AS (
+    UPDATE runs r SET funded_cents = r.funded_cents + m.amount, updated_at = $6,
+                      status = CASE WHEN r.funded_cents + m.amount >= r.estimated_cost_cents THEN $16 ELSE r.status END
+    FROM moved m WHERE r.id = $1 RETURNING r.*
+), funding AS (
+    INSERT INTO fundings (id, created_at, run_id, funder_id, amount_cents, credit_cents, cash_cents,
+                          project_balance_cents, surplus_policy, refunded_cents, to_project_cents)
+    SELECT $5, $6, $1, $2, amount, credit, cash, from_project, $7, 0, 0 FROM moved
+), txn AS (
+    INSERT INTO ledger_transactions (id, created_at, kind, memo, user_id, project_id, run_id)
+    SELECT $8, $6, $9, left(format($10::text, r.title), 300), $2, r.project_id, $1 FROM run r, moved
+    RETURNING id
+), postings AS (
+    INSERT INTO ledger_postings (transaction_id, account, amount_cents)
+    SELECT t.id, p.account, p.amount FROM txn t, moved m,
+        LATERAL (VALUES ($11::text, -m.credit), ($12::text, -m.cash),
+                        (replace($13::text, '{project}', (SELECT project_id FROM run)::text), -m.from_project),
+                        ($14::text, m.amount)) AS p(account, amount)
+    WHERE p.amount <> 0
+)
+SELECT r.status AS fund_status, (SELECT amount FROM ask) AS fund_amount,
+       (SELECT credit_cents + cash_cents FROM wallets WHERE user_id = $2) AS fund_wallet,
+       (SELECT owner_id FROM project) AS fund_owner, (SELECT balance_cents FROM project) AS fund_balance,
+       m.credit AS fund_credit, m.cash AS fund_cash, m.from_project AS fund_from_project, f.*
+FROM run r LEFT JOIN moved m ON true LEFT JOIN funded f ON true
+"""
+
+
 async def _fund_locked(
     user: User, run_id: uuid.UUID, amount_cents: int, surplus_policy: SurplusPolicy, source: FundingSource,
     funding_id: uuid.UUID,
 ) -> FundingResult:
-    run = await Run.select_for_update().get_or_none(id=run_id)
-    if run is None:
+    now = datetime.now(UTC)
+    rows = await connections.get("default").execute_query_dict(_FUND, [
+        run_id, user.id, amount_cents, source.value, funding_id, now, surplus_policy.value, uuid.uuid4(),
+        LedgerKind.FUNDING.value, f"Funding of run “%s” by @{user.handle.replace('%', '%%')}",
+        ledger.user_credit(user.id), ledger.user_cash(user.id), ledger.project_balance("{project}"),
+        ledger.run_escrow(run_id), FUNDABLE, FUNDED,
+    ])
+    if not rows:
         raise NotFound("Run")
-    if run.status != FUNDABLE:
-        raise RunNotFundable(run.status)
-    if run.funding_gap_cents <= 0:
-        raise RunNotFundable(run.status, "This run has no funding gap to fill.")
-    amount = min(amount_cents, run.funding_gap_cents)
-    credit = cash = from_project = 0
-    if source is FundingSource.PROJECT_BALANCE:
-        from_project = await _debit_project(user, run.project_id, amount)
-        taken_from = [(ledger.project_balance(run.project_id), -from_project)]
-    else:
-        credit, cash = await wallets.debit_wallet(user.id, amount)
-        taken_from = [(ledger.user_credit(user.id), -credit), (ledger.user_cash(user.id), -cash)]
-    run.funded_cents += amount
-    if run.funding_gap_cents == 0:
-        run.status = FUNDED
-    await run.save(update_fields=["funded_cents", "status", "updated_at"])
-    funding = await Funding.create(
-        id=funding_id, run_id=run.id, funder_id=user.id, amount_cents=amount, credit_cents=credit, cash_cents=cash,
-        project_balance_cents=from_project, surplus_policy=surplus_policy.value,
-    )
-    await ledger.post(LedgerKind.FUNDING, f"Funding of run “{run.title}” by @{user.handle}",
-                      [*taken_from, (ledger.run_escrow(run.id), amount)],
-                      user_id=user.id, project_id=run.project_id, run_id=run.id)
+    row = rows[0]
+    if row["fund_amount"] is None:
+        status = row["fund_status"]
+        raise RunNotFundable(status) if status != FUNDABLE else RunNotFundable(
+            status, "This run has no funding gap to fill.")
+    amount = row["fund_amount"]
+    if row["fund_credit"] is None:  # nothing moved
+        if source is FundingSource.PROJECT_BALANCE:
+            if row["fund_owner"] != user.id:
+                raise Forbidden("Only the project owner can fund runs from the project balance.")
+            raise InsufficientFunds(amount, row["fund_balance"], source="project balance")
+        raise InsufficientFunds(amount, row["fund_wallet"] or 0)
+    run = Run._init_from_db(**{k: v for k, v in row.items() if not k.startswith("fund_")})
+    funding = Funding(id=funding_id, created_at=now, run_id=run.id, funder_id=user.id, amount_cents=amount,
+                      credit_cents=row["fund_credit"], cash_cents=row["fund_cash"],
+                      project_balance_cents=row["fund_from_project"], surplus_policy=surplus_policy.value)
     return FundingResult(funding, run, amount_cents, replayed=False)
-
-
-async def _debit_project(user: User, project_id: uuid.UUID, amount: int) -> int:
-    project = await Project.select_for_update().get(id=project_id)
-    if project.owner_id != user.id:
-        raise Forbidden("Only the project owner can fund runs from the project balance.")
-    if amount > project.balance_cents:
-        raise InsufficientFunds(amount, project.balance_cents, source="project balance")
-    await Project.filter(id=project_id).update(balance_cents=project.balance_cents - amount)
-    return amount
 
 
 async def _after_commit(lifecycle: Lifecycle, result: FundingResult) -> None:
