@@ -153,9 +153,16 @@ def _gid(type_name: str, pk: object) -> str:
     return encode_id(type_name, pk)
 
 
-async def test_an_idle_stream_issues_no_sql(api: str, job, recorder) -> None:
-    """Counted at the asyncpg connection, for everything this subscriber's connection caused."""
+async def test_an_idle_stream_issues_no_sql(api: str, job, recorder, services, monkeypatch) -> None:
+    """Counted at the asyncpg connection, for everything this subscriber's connection caused.
+
+    Any hub that (re)connects to this Redis (another test session's too: the machine's Redis is
+    shared) makes every hub wake all its streams for one re-read, the repair of wake-ups missed
+    meanwhile; reads are allowed for those wake-ups only, none for the passing of time."""
     job_id, job_gid = job
+    hub, wake_alls = services.hub, []
+    wake_all = hub._wake_all
+    monkeypatch.setattr(hub, "_wake_all", lambda: wake_alls.append(1) or wake_all())
     with counting_statements() as counter:
         token = counter.new_token()
         ws = await WsClient.connect(api, headers={HEADER: token})
@@ -166,7 +173,9 @@ async def test_an_idle_stream_issues_no_sql(api: str, job, recorder) -> None:
             statements = counter.by_token[token]
             assert statements, "the counter sees this subscription's reads"
             statements.clear()
+            wake_alls.clear()
             await asyncio.sleep(10)  # the idle period under test, not a stand-in for a condition
-            assert statements == []
+            # One re-read per hub-wide wake-up: has the job ended? then the lines after the last one.
+            assert len(statements) <= 2 * len(wake_alls), (statements, len(wake_alls))
         finally:
             await ws.close()
