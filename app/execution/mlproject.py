@@ -22,8 +22,10 @@ from app.core import limits
 from app.execution import git
 
 PARAM_TYPES = ("int", "float", "string", "path", "uri")
-_EPOCH_LIKE = ("epochs", "num_epochs")
-_DRYRUN_ORDER = ("epochs", "num_epochs", "num_iterations", "max_steps", "steps", "iterations")
+# Parameters a dryrun can shorten, in order of preference: a dryrun runs 1 epoch or 10 steps.
+_EPOCH_LIKE = ("epochs", "num_epochs", "n_epochs", "max_epochs", "num_train_epochs")
+_STEP_LIKE = ("num_iterations", "max_steps", "steps", "num_steps", "train_steps", "max_iters", "iterations",
+              "n_iter", "max_iter")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 _INT_RE = re.compile(r"^[+-]?\d+$")
 _FLOAT_RE = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -244,11 +246,22 @@ def validate_parameters(entry_point: EntryPoint, params: dict[str, Any]) -> dict
     return out
 
 
-def dryrun_suggestion(entry_point: EntryPoint) -> tuple[str, int] | None:
-    """Which parameter a dryrun shortens, and to what: 1 epoch, or 10 steps/iterations."""
-    for name in _DRYRUN_ORDER:
-        if entry_point.parameter(name) is not None:
-            return name, 1 if name in _EPOCH_LIKE else 10
+def dryrun_suggestion(entry_point: EntryPoint) -> tuple[str, int | float] | None:
+    """Which parameter a dryrun shortens, and to what: 1 epoch, or 10 steps/iterations.
+
+    Only a suggestion createRun accepts as it is: a numeric (int or float) parameter whose
+    default, when it has one, is positive (the estimate scales by default / dryrun value; a
+    `max_steps: -1` meaning "unlimited" cannot be scaled), never more than that default."""
+    for name in _EPOCH_LIKE + _STEP_LIKE:
+        p = entry_point.parameter(name)
+        if p is None or p.type not in ("int", "float"):
+            continue
+        short = 1 if name in _EPOCH_LIKE else 10
+        if p.default is None:
+            return name, short
+        full = float(p.default)
+        if full > 0:
+            return name, min(short, int(full) if p.type == "int" else full)
     return None
 
 

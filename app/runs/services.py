@@ -97,6 +97,25 @@ def _is_number(value: Any) -> bool:
     return True
 
 
+def check_dryrun_override(entry: mlproject.EntryPoint, effective: dict[str, str], param: str,
+                          value: Any) -> tuple[mlproject.Parameter, str]:
+    """The override parameter and its value as passed to the dryrun; ValidationError unless the
+    estimate can scale by it (numeric, positive, and a positive full value)."""
+    override = entry.parameter(param)
+    if override is None or override.type not in ("int", "float"):
+        raise ValidationError({"dryrunOverrideParam": "must name a numeric (int or float) parameter of the "
+                                                      "entry point"})
+    if not _is_number(value) or float(value) <= 0:
+        raise ValidationError({"dryrunOverrideValue": "must be a positive number"})
+    if not _is_number(effective.get(param)) or float(effective[param]) <= 0:
+        raise ValidationError({"parameters." + param: "needs a positive value (the full run's value) to scale "
+                                                      "the estimate"})
+    try:
+        return override, mlproject.normalize_parameter(override, value)
+    except mlproject.MLProjectError as exc:
+        raise ValidationError({"dryrunOverrideValue": str(exc)}) from exc
+
+
 async def create_run(lifecycle: Lifecycle, actor: User, project: Project, req: RunRequest) -> Run:
     """Validate everything, store the run in `dryrun` and launch the dryrun job. With an
     idempotency key, a retry returns the first run and never submits a second dryrun."""
@@ -143,20 +162,9 @@ async def _create_run(lifecycle: Lifecycle, actor: User, project: Project, req: 
     except mlproject.MLProjectError as exc:
         raise ValidationError({f"parameters.{k}": v for k, v in (exc.fields or {"": str(exc)}).items()}) from exc
     effective = params  # defaults filled in
-    override = entry.parameter(req.dryrun_override_param)
-    if override is None or override.type not in ("int", "float"):
-        errors["dryrunOverrideParam"] = "must name a numeric (int or float) parameter of the entry point"
-    elif not _is_number(req.dryrun_override_value) or float(req.dryrun_override_value) <= 0:
-        errors["dryrunOverrideValue"] = "must be a positive number"
-    elif not _is_number(effective.get(req.dryrun_override_param)) or float(effective[override.name]) <= 0:
-        errors["parameters." + override.name] = "needs a positive value (the full run's value) to scale the estimate"
-    if errors:
-        raise ValidationError(errors)
-    assert override is not None and machine is not None
-    try:
-        override_value = mlproject.normalize_parameter(override, req.dryrun_override_value)
-    except mlproject.MLProjectError as exc:
-        raise ValidationError({"dryrunOverrideValue": str(exc)}) from exc
+    override, override_value = check_dryrun_override(entry, effective, req.dryrun_override_param,
+                                                     req.dryrun_override_value)
+    assert machine is not None
 
     async with in_transaction():
         run = await Run.create(
