@@ -191,6 +191,11 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
     await r.get_by_role("button", name="Create run and start the dryrun").click()
     await expect(r.get_by_text("The dryrun is a shorter version of the run: use at most epochs = 3")).to_be_visible()
     await r.screenshot(path=screenshots / "usability-new-run-checks.png", full_page=True)
+    await r.get_by_label("Dryrun value").fill("1")
+    await r.get_by_label("Run title").fill("crash, fixed")
+    await r.get_by_role("button", name="Create run and start the dryrun").click()
+    await expect(r.get_by_role("heading", level=1)).to_contain_text("crash, fixed")
+    await expect(r.get_by_role("link", name="crash", exact=True)).to_be_visible()  # copyRun links back
 
     # ---- patron: friendly errors, the fund dialog's focus, money words -------------------
     p = await open_page(await new_context(viewport=DESKTOP), errors)

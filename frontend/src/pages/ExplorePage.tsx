@@ -1,7 +1,7 @@
 /**
  * Explore: every project with its latest run and every run of it that needs money, and a
- * "Needs funding" view listing those runs across projects, closest to starting first.
- * Search matches project titles, lab notebooks and researchers.
+ * "Needs funding" view listing those runs across projects (`Query.runs`), closest to starting
+ * first, newest first or most funded first. Search matches titles, notebooks and researchers.
  */
 import { useEffect, useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
@@ -11,7 +11,7 @@ import { FundingProgress } from '../components/FundingProgress'
 import { LoadMore, Pages } from '../components/Pages'
 import { StatusBadge } from '../components/StatusBadge'
 import { graphql } from '../gql'
-import type { ExploreProjectsQuery } from '../gql/graphql'
+import type { ExploreProjectsQuery, NeedsFundingQuery, RunDiscoveryOrder } from '../gql/graphql'
 import { formatCents, formatDate } from '../lib/format'
 import { useTitle } from '../lib/useTitle'
 import { useSession } from '../session'
@@ -59,9 +59,38 @@ const ExploreProjectsDocument = graphql(`
   }
 `)
 
+const NeedsFundingDocument = graphql(`
+  query NeedsFunding($search: String, $after: String, $orderBy: RunDiscoveryOrder!) {
+    runs(first: 24, after: $after, search: $search, orderBy: $orderBy) {
+      nodes {
+        ...ExploreRun
+        project {
+          id
+          title
+          owner {
+            id
+            handle
+            displayName
+          }
+        }
+      }
+      pageInfo {
+        hasNextPage
+        endCursor
+      }
+    }
+  }
+`)
+
 type ProjectCardData = ExploreProjectsQuery['projects']['nodes'][number]
 type View = 'projects' | 'funding'
-type Sort = 'closest' | 'newest'
+
+/** The funding view's orders, as the `sort` URL parameter names them (the first is the default). */
+const SORTS: ReadonlyArray<[string, RunDiscoveryOrder, string]> = [
+  ['closest', 'SMALLEST_GAP', 'Closest to fully funded'],
+  ['newest', 'NEWEST', 'Newest first'],
+  ['most-funded', 'LARGEST_FUNDED_SHARE', 'Most funded share first'],
+]
 
 function ProjectCard({ project }: { project: ProjectCardData }) {
   const [latest] = project.latest.nodes
@@ -102,12 +131,7 @@ function ProjectCard({ project }: { project: ProjectCardData }) {
   )
 }
 
-type FundableRun = ProjectCardData['fundable']['nodes'][number] & { project: ProjectCardData }
-
-const SORTS: Record<Sort, (a: FundableRun, b: FundableRun) => number> = {
-  closest: (a, b) => a.fundingGapCents - b.fundingGapCents,
-  newest: (a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt),
-}
+type FundableRun = NeedsFundingQuery['runs']['nodes'][number]
 
 function FundableCard({ run }: { run: FundableRun }) {
   return (
@@ -124,44 +148,50 @@ function FundableCard({ run }: { run: FundableRun }) {
   )
 }
 
-type PageProps = { search: string; view: View; sort: Sort; after: string | null; onMore: ((cursor: string) => void) | null }
+type PageProps = { search: string; after: string | null; onMore: ((cursor: string) => void) | null }
 
 /** One page of projects; the last page offers the next one. */
-function ResultsPage({ search, view, sort, after, onMore }: PageProps) {
+function ProjectsPage({ search, after, onMore }: PageProps) {
   const [result, refetch] = useQuery({
     query: ExploreProjectsDocument,
-    // The funding view reads more projects at a time: it shows only the runs that need money.
-    variables: { search: search || null, after, first: view === 'funding' ? 50 : 12 },
+    variables: { search: search || null, after, first: 12 },
   })
   return (
     <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
-      {(data) => {
-        const projects = data.projects.nodes
-        const runs = projects
-          .flatMap((project) => project.fundable.nodes.map((run) => ({ ...run, project })))
-          .filter((run) => run.fundingGapCents > 0)
-          .sort(SORTS[sort])
-        const empty = after === null && (view === 'funding' ? runs.length === 0 : projects.length === 0)
-        return (
-          <>
-            {empty && <NothingFound search={search} view={view} />}
-            {view === 'funding' ? (
-              <ul className="cards">
-                {runs.map((run) => (
-                  <FundableCard key={run.id} run={run} />
-                ))}
-              </ul>
-            ) : (
-              <ul className="cards">
-                {projects.map((project) => (
-                  <ProjectCard key={project.id} project={project} />
-                ))}
-              </ul>
-            )}
-            <LoadMore pageInfo={data.projects.pageInfo} fetching={result.fetching} onMore={onMore} />
-          </>
-        )
-      }}
+      {(data) => (
+        <>
+          {after === null && data.projects.nodes.length === 0 && <NothingFound search={search} view="projects" />}
+          <ul className="cards">
+            {data.projects.nodes.map((project) => (
+              <ProjectCard key={project.id} project={project} />
+            ))}
+          </ul>
+          <LoadMore pageInfo={data.projects.pageInfo} fetching={result.fetching} onMore={onMore} />
+        </>
+      )}
+    </QueryState>
+  )
+}
+
+/** One page of runs awaiting funding, across projects, in the chosen order. */
+function FundingPage({ search, orderBy, after, onMore }: PageProps & { orderBy: RunDiscoveryOrder }) {
+  const [result, refetch] = useQuery({
+    query: NeedsFundingDocument,
+    variables: { search: search || null, after, orderBy },
+  })
+  return (
+    <QueryState result={result} retry={() => refetch({ requestPolicy: 'network-only' })}>
+      {(data) => (
+        <>
+          {after === null && data.runs.nodes.length === 0 && <NothingFound search={search} view="funding" />}
+          <ul className="cards">
+            {data.runs.nodes.map((run) => (
+              <FundableCard key={run.id} run={run} />
+            ))}
+          </ul>
+          <LoadMore pageInfo={data.runs.pageInfo} fetching={result.fetching} onMore={onMore} />
+        </>
+      )}
     </QueryState>
   )
 }
@@ -187,7 +217,7 @@ export function ExplorePage() {
   const [params, setParams] = useSearchParams()
   const search = params.get('q') ?? ''
   const view: View = params.get('view') === 'funding' ? 'funding' : 'projects'
-  const sort: Sort = params.get('sort') === 'newest' ? 'newest' : 'closest'
+  const [sort, orderBy] = SORTS.find(([name]) => name === params.get('sort')) ?? SORTS[0]
   const [text, setText] = useState(search)
   useTitle(view === 'funding' ? 'Runs that need funding' : 'Explore experiments')
 
@@ -232,15 +262,24 @@ export function ExplorePage() {
         {view === 'funding' && (
           <label className="inline-field">
             Sort{' '}
-            <select value={sort} onChange={(e) => update({ sort: e.target.value === 'newest' ? 'newest' : null })}>
-              <option value="closest">Closest to fully funded</option>
-              <option value="newest">Newest first</option>
+            <select value={sort} onChange={(e) => update({ sort: e.target.value === SORTS[0][0] ? null : e.target.value })}>
+              {SORTS.map(([name, , label]) => (
+                <option key={name} value={name}>
+                  {label}
+                </option>
+              ))}
             </select>
           </label>
         )}
       </div>
-      <Pages key={`${search}:${view}`}>
-        {(after, onMore) => <ResultsPage search={search} view={view} sort={sort} after={after} onMore={onMore} />}
+      <Pages key={`${search}:${view}:${sort}`}>
+        {(after, onMore) =>
+          view === 'funding' ? (
+            <FundingPage search={search} orderBy={orderBy} after={after} onMore={onMore} />
+          ) : (
+            <ProjectsPage search={search} after={after} onMore={onMore} />
+          )
+        }
       </Pages>
     </section>
   )

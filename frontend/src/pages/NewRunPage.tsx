@@ -4,7 +4,7 @@
  */
 import { useEffect, useState } from 'react'
 import { Link, useNavigate, useParams, useSearchParams } from 'react-router'
-import { useClient, useQuery } from 'urql'
+import { useClient, useMutation, useQuery } from 'urql'
 import { Alert, QueryState } from '../components/feedback'
 import { Form, SelectField, SubmitButton, TextAreaField, TextField } from '../components/forms'
 import { RequireLogin } from '../components/RequireLogin'
@@ -13,7 +13,7 @@ import { graphql } from '../gql'
 import type { ParsedMlprojectFieldsFragment, RunToCopyQuery } from '../gql/graphql'
 import type { FieldErrors } from '../lib/errors'
 import { defaultResources, resourcesFor, type Catalog, type Resources } from '../lib/resources'
-import { useMutationForm, useTypedForm } from '../lib/useMutationForm'
+import { useTypedForm } from '../lib/useMutationForm'
 import { useTitle } from '../lib/useTitle'
 import { useSession } from '../session'
 
@@ -138,12 +138,37 @@ const CreateRunDocument = graphql(`
   }
 `)
 
+const CopyRunDocument = graphql(`
+  mutation CopyRun($input: CopyRunInput!) {
+    copyRun(input: $input) {
+      __typename
+      ... on RunSuccess {
+        run {
+          id
+        }
+      }
+      ... on Error {
+        message
+        code
+      }
+      ... on ValidationFailed {
+        fields {
+          field
+          message
+        }
+      }
+    }
+  }
+`)
+
 type Parsed = ParsedMlprojectFieldsFragment
 type EntryPoint = Parsed['entryPoints'][number]
 const NUMERIC = new Set(['int', 'float'])
 
 /** What the form starts with when a run is submitted again: its settings, to edit. */
 interface Prefill {
+  /** The run this one is copied from (`copyRun` records it), and the repository it ran. */
+  source: { id: string; uri: string }
   title: string
   entryPoint: string
   parameters: Record<string, string>
@@ -247,7 +272,9 @@ function RunForm({ projectId, parsed, catalog, prefill }: {
   const [title, setTitle] = useState(prefill?.title ?? '')
   const [notes, setNotes] = useState('')
   const [idempotencyKey] = useState(() => crypto.randomUUID())
-  const { form, submit } = useMutationForm(CreateRunDocument)
+  const [, createRun] = useMutation(CreateRunDocument)
+  const [, copyRun] = useMutation(CopyRunDocument)
+  const { form, run } = useTypedForm()
   const navigate = useNavigate()
 
   if (!entry) return <Alert tone="error">This MLproject has no entry points.</Alert>
@@ -272,25 +299,23 @@ function RunForm({ projectId, parsed, catalog, prefill }: {
       if (problem) errors.dryrunOverrideValue = problem
     }
     const numericValue = Number(dryrunValue)
-    const data = await submit(
-      {
-        input: {
-          projectId,
-          title: title.trim(),
-          uri: parsed.uri,
-          version: parsed.version,
-          entryPoint: entry.name,
-          parameters,
-          resources,
-          dryrunOverrideParam: dryrunParam,
-          dryrunOverrideValue: dryrunValue.trim() && Number.isFinite(numericValue) ? numericValue : dryrunValue,
-          notes,
-          idempotencyKey,
-        },
-      },
-      errors,
-    )
-    if (data?.createRun.__typename === 'RunSuccess') navigate(`/runs/${data.createRun.run.id}`)
+    const settings = {
+      title: title.trim(),
+      version: parsed.version,
+      entryPoint: entry.name,
+      parameters,
+      resources,
+      dryrunOverrideParam: dryrunParam,
+      dryrunOverrideValue: dryrunValue.trim() && Number.isFinite(numericValue) ? numericValue : dryrunValue,
+      notes,
+      idempotencyKey,
+    }
+    // Run again from the same repository: a copy, so the new run links back to the failed one.
+    const source = prefill?.source.uri === parsed.uri ? prefill.source : null
+    const created = source
+      ? (await run(() => copyRun({ input: { runId: source.id, ...settings } }), errors))?.copyRun
+      : (await run(() => createRun({ input: { projectId, uri: parsed.uri, ...settings } }), errors))?.createRun
+    if (created?.__typename === 'RunSuccess') navigate(`/runs/${created.run.id}`)
   }
 
   const numericParams = entry.parameters.filter((p) => NUMERIC.has(p.type))
@@ -368,6 +393,7 @@ function prefillOf(run: RunToCopy, catalog: Catalog): Prefill {
   const parameters = run.parameters && typeof run.parameters === 'object' ? (run.parameters as Record<string, unknown>) : {}
   const known = resourcesFor(catalog, run.resources.gpuType, run.resources.gpuCount, run.resources.spot)
   return {
+    source: { id: run.id, uri: run.uri },
     title: run.title,
     entryPoint: run.entryPoint,
     parameters: Object.fromEntries(Object.entries(parameters).map(([k, v]) => [k, String(v)])),

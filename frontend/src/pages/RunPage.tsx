@@ -96,6 +96,10 @@ graphql(`
       handle
       displayName
     }
+    copiedFrom {
+      id
+      title
+    }
     dryrunJob {
       ...JobDetail
     }
@@ -427,6 +431,12 @@ function RunView({ run }: { run: RunDetailFragment }) {
           </h1>
           <p className="muted small">
             by {run.creator.displayName || run.creator.handle} · {formatDate(run.createdAt)}
+            {run.copiedFrom && (
+              <>
+                {' '}
+                · run again from <Link to={`/runs/${run.copiedFrom.id}`}>{run.copiedFrom.title}</Link>
+              </>
+            )}
           </p>
         </div>
         <div className="actions">
