@@ -18,9 +18,12 @@ import pytest
 from kubernetes_asyncio.client import ApiClient, Configuration
 
 from app.execution.executor import JobSpec
+from app.execution.k8s_api import KubeApi
+from app.execution.k8s_logs import parse_log_timestamp
 from app.execution.k8s_manifests import JOB_ID_LABEL, KubernetesConfig, ManifestError, job_name
-from app.execution.k8s_watcher import KubernetesWatcher, derive_pending_info, parse_log_timestamp
-from app.execution.kubernetes import KubeApi, KubernetesExecutor, KubernetesSubmitError
+from app.execution.k8s_status import derive_pending_info
+from app.execution.k8s_watcher import KubernetesWatcher
+from app.execution.kubernetes import KubernetesExecutor, KubernetesSubmitError
 from app.jobs.status import STATUS_RANK, JobStatus, JobUpdate
 from tests.execution.conftest import RecordingSink
 from tests.k8s_fake import FakeKubernetes

@@ -18,8 +18,9 @@ import kubernetes_validate
 import pytest
 
 from app.execution.executor import JobSpec
+from app.execution.k8s_api import create_api_client
 from app.execution.k8s_manifests import KubernetesConfig
-from app.execution.kubernetes import KubernetesExecutor, create_api_client
+from app.execution.kubernetes import KubernetesExecutor
 from app.jobs.status import JobStatus
 from tests.execution.test_kubernetes import FAST, FAST_API, LifecycleSink, transitions, wait_status
 from tests.helpers import eventually
