@@ -144,6 +144,14 @@ async def test_editing_posts_shows_live_in_another_browser(new_context, make_per
         "button", name="Delete comment").click()
     await expect(b.get_by_text("Second thoughts")).to_have_count(0)
     await expect(b.locator(".comment").first).to_contain_text("[deleted]")
+
+    # Deleting the discussion: the author lands on the project, the reader is told, live.
+    a.once("dialog", lambda dialog: dialog.accept())
+    await a.get_by_role("button", name="Delete discussion").click()
+    await expect(a).to_have_url(re.compile(rf"/projects/{re.escape(project)}$"))
+    await expect(a.get_by_text("No discussions yet.")).to_be_visible()
+    await expect(b.get_by_text("This discussion was deleted.")).to_be_visible()
+    await expect(b.get_by_label("Add a comment (Markdown)")).to_have_count(0)
     assert errors == [], errors
 
 
@@ -261,7 +269,8 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
     await phone.get_by_label("Key name").fill("a phone-made key with a long name")
     await phone.get_by_role("button", name="Create key").click()
     await expect(phone.get_by_role("button", name="Revoke")).to_be_in_viewport()
-    pages = [("/settings/api-keys", "api-keys"), (f"/projects/{project}", "project"),
+    pages = [("/", "explore"), ("/?view=funding", "explore-funding"), ("/settings/wallet", "wallet"),
+             ("/settings/api-keys", "api-keys"), (f"/projects/{project}", "project"),
              (f"/runs/{fundable['id']}", "run"), ("/jobs", "jobs"), ("/settings/notifications", "notification-settings")]
     for path, name in pages:
         await phone.goto(path)

@@ -393,7 +393,13 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
           <p className="muted small">
             {authorName(discussion.author)} · {formatDate(discussion.createdAt)}
           </p>
-          <HtmlContent html={discussion.bodyHtml} />
+          {discussion.isDeleted ? (
+            <p className="alert alert-warning" role="status">
+              This discussion was deleted. Its comments stay readable here; it takes no new ones.
+            </p>
+          ) : (
+            <HtmlContent html={discussion.bodyHtml} />
+          )}
           {deleting.error && <ErrorMessage error={deleting.error} />}
           {own && (
             <OwnPostActions what="discussion" editRef={editRef} saved={saved} deleting={deleting.fetching}
@@ -409,7 +415,7 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
         <Pages>
           {(after, onMore) => <CommentsPage id={id} projectId={discussion.project?.id} after={after} onMore={onMore} />}
         </Pages>
-        {viewer ? (
+        {discussion.isDeleted ? null : viewer ? (
           <CommentForm discussionId={id} />
         ) : (
           <p>
