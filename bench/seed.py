@@ -30,8 +30,10 @@ async def projects(conn: asyncpg.Connection, owner_prefix: str, n: int, age_days
         title)
 
 
-async def runs(conn: asyncpg.Connection, project_title: str, n: int, age_days: int = 0, start: int = 1) -> None:
-    """Runs `start`..`n` spread over the projects whose title starts with `project_title`; smaller i is newer."""
+async def runs(conn: asyncpg.Connection, project_title: str, n: int, age_days: int = 0, start: int = 1,
+               statuses: list[str] = RUN_STATUSES, funded: bool = True) -> None:
+    """Runs `start`..`n` spread over the projects whose title starts with `project_title`; smaller i is newer.
+    `funded=False` leaves `funded_cents` at 0 (books that balance without fundings)."""
     await conn.execute(
         """WITH p AS (SELECT id, owner_id, row_number() OVER (ORDER BY id) - 1 AS k, count(*) OVER () AS total
                       FROM projects WHERE title LIKE $1 || ' %')
@@ -42,10 +44,11 @@ async def runs(conn: asyncpg.Connection, project_title: str, n: int, age_days: i
            SELECT gen_random_uuid(), now() - make_interval(days => $3, secs => i), p.id, p.owner_id, 'Run ' || i,
                   ($4::text[])[1 + i % cardinality($4::text[])], 'https://example.com/r.git', 'main', repeat('a', 40),
                   'main', '{"epochs": "10", "lr": "0.01"}', 'l4', 1, 'g2-standard-4', false, 'epochs', '1',
-                  '', 1, 1000 + i % 5000, 3600, '{"hourly": 100, "seconds": 3600, "detail": "x"}', (i * 7) % 1000,
+                  '', 1, 1000 + i % 5000, 3600, '{"hourly": 100, "seconds": 3600, "detail": "x"}',
+                  CASE WHEN $6 THEN (i * 7) % 1000 ELSE 0 END,
                   now()
            FROM generate_series($5::int, $2) i JOIN p ON p.k = i % p.total""",
-        project_title, n, age_days, RUN_STATUSES, start)
+        project_title, n, age_days, statuses, start, funded)
 
 
 async def jobs(conn: asyncpg.Connection, pending_every: int) -> None:

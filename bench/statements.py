@@ -1,8 +1,8 @@
 """Count the SQL statements (round trips) one GraphQL request sends, at the asyncpg connection.
 
 For an API served in this process (tests, the read benchmark): requests carrying the header
-`x-count-statements: <token>` record every statement they cause, the pool's reset on release
-included, under that token. Background work (watchers, hub) is not counted.
+`x-count-statements: <token>` record every statement they cause (text and arguments, for EXPLAIN),
+the pool's reset on release included, under that token. Background work (watchers, hub) is not counted.
 """
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ import asyncpg.connection
 from app.main import GraphQLApp
 
 HEADER = "x-count-statements"
-_current: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("counted_statements", default=None)
+_current: contextvars.ContextVar[list[tuple[str, tuple[Any, ...]]] | None] = contextvars.ContextVar("counted_statements", default=None)
 
 
 class StatementCounter:
     def __init__(self) -> None:
-        self.by_token: dict[str, list[str]] = {}
+        self.by_token: dict[str, list[tuple[str, tuple[Any, ...]]]] = {}
 
     def new_token(self) -> str:
         token = uuid.uuid4().hex
@@ -38,10 +38,10 @@ def counting_statements() -> Iterator[StatementCounter]:
     originals = {name: getattr(conn, name) for name in ("execute", "_execute", "_executemany")}
     get_context = GraphQLApp.get_context
 
-    def record(query: str) -> None:
+    def record(query: str, args: tuple[Any, ...] = ()) -> None:
         seen = _current.get()
         if seen is not None:
-            seen.append(query)
+            seen.append((query, args))
 
     async def execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
         if not args:  # the simple-query protocol: BEGIN, COMMIT, the pool's reset
@@ -49,7 +49,7 @@ def counting_statements() -> Iterator[StatementCounter]:
         return await originals["execute"](self, query, *args, **kwargs)
 
     async def _execute(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
-        record(query)
+        record(query, args[0] if args else ())
         return await originals["_execute"](self, query, *args, **kwargs)
 
     async def _executemany(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:

@@ -108,7 +108,7 @@ async def logout(token: str) -> None:
 
 
 async def user_for_session(token: str) -> User | None:
-    session = await Session.get_or_none(token_hash=sha256(token)).prefetch_related("user")
+    session = await Session.get_or_none(token_hash=sha256(token)).select_related("user")
     if session is None or session.expires_at <= datetime.now(UTC):
         return None
     return session.user

@@ -71,25 +71,26 @@ class UserType(ModelNode):
 
     @strawberry.field(description="Private: the user's API keys, newest first.")
     async def api_keys(self, info: Info) -> list[ApiKeyType]:
+        from app.accounts.loaders import api_keys
+
         _require_self(info, self.id)
-        rows = await ApiKey.filter(user_id=self.id).order_by("-created_at")
-        return [ApiKeyType.from_model(r) for r in rows]
+        return [ApiKeyType.from_model(r) for r in await api_keys(info, self.id)]
 
     @strawberry.field(description="Private: wallet balance.")
     async def balance(self, info: Info) -> Annotated[BalanceType, strawberry.lazy("app.funding.types")]:
-        from app.funding.types import BalanceType
+        from app.funding.loaders import balance
 
         _require_self(info, self.id)
-        return await BalanceType.for_user(self.id)
+        return await balance(info, self.id)
 
     @strawberry.field(description="Private: the runs this user funded, newest first.")
     async def fundings(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[FundingType, strawberry.lazy("app.funding.types")]]:
-        from app.funding.types import user_fundings
+        from app.funding.loaders import user_fundings
 
         _require_self(info, self.id)
-        return await user_fundings(self.id, first, after)
+        return await user_fundings(info, self.id, first, after)
 
     @strawberry.field(description="Private: wallet movements (cash and credit buckets), newest first.")
     async def transactions(

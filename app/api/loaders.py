@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
+from tortoise import connections
 from tortoise.models import Model
 
+from app.api.pagination import Connection, Keyset
+from app.api.windows import Window
+
 M = TypeVar("M", bound=Model)
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
 
 
 class ByIdLoader(DataLoader[Any, M | None], Generic[M]):
@@ -17,9 +24,14 @@ class ByIdLoader(DataLoader[Any, M | None], Generic[M]):
         super().__init__(load_fn=self._load)
 
     async def _load(self, keys: Sequence[Any]) -> list[M | None]:
-        rows = await self.model.filter(id__in=list(keys))
-        by_id = {str(r.pk): r for r in rows}
-        return [by_id.get(str(k)) for k in keys]
+        # Plain SQL and the ORM's own hydration: building a queryset with 50 ids costs more than the query.
+        ids = [str(k) for k in keys]
+        meta = self.model._meta
+        _, records = await connections.get("default").execute_query(
+            f"SELECT * FROM {meta.db_table} WHERE {meta.db_pk_column} = ANY($1::uuid[])", [ids])
+        init = self.model._init_from_db
+        by_id = {str(r[meta.db_pk_column]): init(**r) for r in records}
+        return [by_id.get(k) for k in ids]
 
 
 class Loaders:
@@ -27,12 +39,26 @@ class Loaders:
 
     def __init__(self) -> None:
         self._by_id: dict[type[Model], ByIdLoader[Any]] = {}
+        self._batches: dict[Hashable, DataLoader[Any, Any]] = {}
 
     def by_id(self, model: type[M]) -> ByIdLoader[M]:
         loader = self._by_id.get(model)
         if loader is None:
             loader = self._by_id[model] = ByIdLoader(model)
         return loader
+
+    def batch(self, key: Hashable, load: Callable[[list[K]], Awaitable[list[V]]]) -> DataLoader[K, V]:
+        """The request's loader for `key` (a field and its arguments): one call of `load` per batch of parents."""
+        loader = self._batches.get(key)
+        if loader is None:
+            loader = self._batches[key] = DataLoader(load_fn=load)
+        return loader
+
+    async def page(self, window: Window, keyset: Keyset, parent: Any,
+                   convert: Callable[[Any], T] | Callable[[Any], Awaitable[T]]) -> Connection[T]:
+        """`parent`'s page of a nested list, read with every other parent's in one statement."""
+        loader = self.batch((window, keyset, convert), lambda parents: window.pages(parents, keyset, convert))
+        return await loader.load(str(parent))
 
     async def get(self, model: type[M], id_: Any) -> M | None:
         return await self.by_id(model).load(str(id_))

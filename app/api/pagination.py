@@ -1,14 +1,16 @@
 """Keyset (cursor) connections: stable under inserts, one indexed range scan per page.
 
 Cursors encode the sort key and the primary key of the edge; ordering always ends with the
-primary key so ties never reorder between pages.
+primary key so ties never reorder between pages. `paginate` pages one queryset; nested lists
+page many parents at once with `app.api.windows`, through the same `Keyset` and `connection`.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -31,10 +33,16 @@ class PageInfo:
     end_cursor: str | None
 
 
+def _edge_cursor(root: Edge[Any]) -> str:
+    return _encode(*root.key)
+
+
 @strawberry.type
 class Edge(Generic[T]):
-    cursor: str
+    # Encoded only when asked for: most pages never read their edges' cursors.
+    cursor: str = strawberry.field(resolver=_edge_cursor)
     node: T
+    key: strawberry.Private[tuple[Any, Any]]
 
 
 @strawberry.type
@@ -45,6 +53,9 @@ class Connection(Generic[T]):
     @strawberry.field
     def nodes(self) -> list[T]:
         return [e.node for e in self.edges]
+
+
+EMPTY_PAGE = PageInfo(has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None)
 
 
 def _encode(value: Any, pk: Any) -> str:
@@ -62,6 +73,69 @@ def _decode(cursor: str, is_datetime: bool) -> tuple[Any, str]:
         raise BadInput("Malformed cursor.") from exc
 
 
+@dataclass(frozen=True)
+class Keyset:
+    """A page request (`first`/`after` or `last`/`before`) over `sort` (a column, `-` for descending)."""
+
+    size: int
+    field: str
+    desc: bool
+    backwards: bool
+    after: tuple[Any, str] | None
+    before: tuple[Any, str] | None
+    pk: str = "id"
+
+    @classmethod
+    def of(cls, first: int | None = None, after: str | None = None, last: int | None = None,
+           before: str | None = None, sort: str = "-created_at", pk: str = "id") -> Keyset:
+        if first is not None and last is not None:
+            raise BadInput("Pass either `first` or `last`, not both.")
+        size = last if last is not None else first if first is not None else DEFAULT_PAGE
+        if not (0 <= size <= MAX_PAGE):
+            raise BadInput(f"Page size must be between 0 and {MAX_PAGE}.")
+        field = sort.lstrip("-")
+        is_dt = field.endswith("_at")
+        return cls(size=size, field=field, desc=sort.startswith("-"), backwards=last is not None,
+                   after=_decode(after, is_dt) if after else None, before=_decode(before, is_dt) if before else None,
+                   pk=pk)
+
+    @property
+    def scan_desc(self) -> bool:
+        """The direction rows are read in (a backwards page reads towards the start, then flips)."""
+        return self.desc != self.backwards
+
+    def beyond_op(self, forward: bool) -> str:
+        """Comparison selecting rows strictly after (forward) or before a cursor in display order."""
+        return "lt" if self.desc == forward else "gt"
+
+    def key(self, row: Any) -> tuple[Any, Any]:
+        return getattr(row, self.field), getattr(row, self.pk)
+
+
+async def connection(keyset: Keyset, rows: Sequence[Any],
+                     convert: Callable[[Any], T] | Callable[[Any], Awaitable[T]]) -> Connection[T]:
+    """The connection of `rows`, read in scan order with one row more than the page (tells if there is more)."""
+    has_more = len(rows) > keyset.size
+    page = list(rows[: keyset.size])
+    if keyset.backwards:
+        page.reverse()
+    edges = []
+    for row in page:
+        node = convert(row)
+        if isinstance(node, Awaitable):
+            node = await node
+        edges.append(Edge(node=node, key=keyset.key(row)))
+    return Connection(
+        edges=edges,
+        page_info=PageInfo(
+            has_next_page=has_more if not keyset.backwards else keyset.before is not None,
+            has_previous_page=has_more if keyset.backwards else keyset.after is not None,
+            start_cursor=_encode(*edges[0].key) if edges else None,
+            end_cursor=_encode(*edges[-1].key) if edges else None,
+        ),
+    )
+
+
 async def paginate(
     qs: QuerySet[Any],
     convert: Callable[[Any], T] | Callable[[Any], Awaitable[T]],
@@ -73,45 +147,13 @@ async def paginate(
     sort: str = "-created_at",
     pk: str = "id",
 ) -> Connection[T]:
-    if first is not None and last is not None:
-        raise BadInput("Pass either `first` or `last`, not both.")
-    size = last if last is not None else first if first is not None else DEFAULT_PAGE
-    if not (0 <= size <= MAX_PAGE):
-        raise BadInput(f"Page size must be between 0 and {MAX_PAGE}.")
-    desc = sort.startswith("-")
-    field = sort.lstrip("-")
-    is_dt = field.endswith("_at")
-    backwards = last is not None
-
-    def beyond(cursor: str, forward: bool) -> Q:
-        value, key = _decode(cursor, is_dt)
-        # Rows strictly after (forward) or before the cursor in display order.
-        op = "lt" if desc == forward else "gt"
-        return Q(**{f"{field}__{op}": value}) | (Q(**{field: value}) & Q(**{f"{pk}__{op}": key}))
-
-    if after:
-        qs = qs.filter(beyond(after, True))
-    if before:
-        qs = qs.filter(beyond(before, False))
-    scan_desc = desc != backwards
-    order = [f"-{field}", f"-{pk}"] if scan_desc else [field, pk]
-    rows = list(await qs.order_by(*order).limit(size + 1))
-    has_more = len(rows) > size
-    rows = rows[:size]
-    if backwards:
-        rows.reverse()
-    edges = []
-    for row in rows:
-        node = convert(row)
-        if isinstance(node, Awaitable):
-            node = await node
-        edges.append(Edge(cursor=_encode(getattr(row, field), getattr(row, pk)), node=node))
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_more if not backwards else bool(before),
-            has_previous_page=has_more if backwards else bool(after),
-            start_cursor=edges[0].cursor if edges else None,
-            end_cursor=edges[-1].cursor if edges else None,
-        ),
-    )
+    keyset = Keyset.of(first, after, last, before, sort, pk)
+    field = keyset.field
+    for cursor, forward in ((keyset.after, True), (keyset.before, False)):
+        if cursor is not None:
+            value, key = cursor
+            op = keyset.beyond_op(forward)
+            qs = qs.filter(Q(**{f"{field}__{op}": value}) | (Q(**{field: value}) & Q(**{f"{pk}__{op}": key})))
+    order = [f"-{field}", f"-{pk}"] if keyset.scan_desc else [field, pk]
+    rows = list(await qs.order_by(*order).limit(keyset.size + 1))
+    return await connection(keyset, rows, convert)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncpg
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 
@@ -21,14 +22,17 @@ MODEL_MODULES = [
 ]
 
 
-async def _keep_session(_: Any) -> None:
-    """Pool connections carry no session state (no SET, LISTEN, cursors or advisory locks: those use
-    connections of their own), so a released connection skips asyncpg's reset round trip."""
+async def _reset_connection(conn: asyncpg.Connection) -> None:
+    """Replaces asyncpg's reset on every release to the pool (`RESET ALL`, `UNLISTEN *`, …: one more
+    round trip per statement). Pooled connections hold no session state here: advisory locks and
+    listeners use their own connections. Only a transaction left open is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
 
 
 def tortoise_config(database_url: str) -> dict[str, Any]:
     connection = expand_db_url(database_url)
-    connection["credentials"]["reset"] = _keep_session
+    connection["credentials"]["reset"] = _reset_connection
     return {
         "connections": {"default": connection},
         "apps": {

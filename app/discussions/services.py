@@ -266,6 +266,3 @@ async def announce_change(row: Discussion | Comment, change: str) -> None:
     except Exception:
         log.exception("announcing a %s %s failed", type(row).__name__, change)
 
-
-def thread(discussion_id: Any) -> QuerySet[Comment]:
-    return Comment.filter(discussion_id=discussion_id)

@@ -10,12 +10,12 @@ from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
-from app.api.pagination import Connection, PageInfo, paginate
-from app.discussions import services
+from app.api.pagination import EMPTY_PAGE, Connection
 from app.discussions.models import Comment, Discussion
 from app.projects.models import Project
+from app.revisions.loaders import history
 from app.revisions.markdown import render_markdown
-from app.revisions.types import RevisionType, revision_history
+from app.revisions.types import RevisionType
 
 if TYPE_CHECKING:
     from app.projects.types import ProjectType
@@ -23,16 +23,11 @@ if TYPE_CHECKING:
 DELETED = "[deleted]"
 
 
-def _empty() -> Connection[Any]:
-    return Connection(edges=[], page_info=PageInfo(has_next_page=False, has_previous_page=False,
-                                                   start_cursor=None, end_cursor=None))
-
-
-async def _history(entity_type: str, row: Any, first: int | None, after: str | None, last: int | None,
+async def _history(info: Info, entity_type: str, row: Any, first: int | None, after: str | None, last: int | None,
                    before: str | None) -> Connection[RevisionType]:
     if row.is_deleted:  # a deleted body must not stay readable through its history
-        return _empty()
-    return await revision_history(entity_type, row.id, first=first, after=after, last=last, before=before)
+        return Connection(edges=[], page_info=EMPTY_PAGE)
+    return await history(info, entity_type, row.id, first=first, after=after, last=last, before=before)
 
 
 async def _user(info: Info, user_id: str | None) -> UserType | None:
@@ -83,14 +78,16 @@ class DiscussionType(ModelNode):
         return ProjectType.from_model(row) if row else None
 
     @strawberry.field(description="Depth-first thread order: each reply follows its parent, oldest first.")
-    async def comments(self, first: int | None = None, after: str | None = None) -> Connection[CommentType]:
-        return await paginate(services.thread(self.id), CommentType.from_model, first=first, after=after,
-                              sort="path")
+    async def comments(self, info: Info, first: int | None = None,
+                       after: str | None = None) -> Connection[CommentType]:
+        from app.discussions.loaders import comments
+
+        return await comments(info, self.id, first, after)
 
     @strawberry.field(description="Body revisions, newest first; empty once deleted.")
-    async def body_history(self, first: int | None = None, after: str | None = None, last: int | None = None,
-                           before: str | None = None) -> Connection[RevisionType]:
-        return await _history("discussion", self, first, after, last, before)
+    async def body_history(self, info: Info, first: int | None = None, after: str | None = None,
+                           last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+        return await _history(info, "discussion", self, first, after, last, before)
 
 
 @strawberry.type(name="Comment")
@@ -135,6 +132,6 @@ class CommentType(ModelNode):
         return DiscussionType.from_model(await info.context.loaders.require(Discussion, self.discussion_id))
 
     @strawberry.field(description="Body revisions, newest first; empty once deleted.")
-    async def body_history(self, first: int | None = None, after: str | None = None, last: int | None = None,
-                           before: str | None = None) -> Connection[RevisionType]:
-        return await _history("comment", self, first, after, last, before)
+    async def body_history(self, info: Info, first: int | None = None, after: str | None = None,
+                           last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+        return await _history(info, "comment", self, first, after, last, before)

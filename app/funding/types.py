@@ -149,17 +149,7 @@ async def ledger_connection(
                                amount_cents=sum(p.amount_cents for p in mine), postings=mine,
                                created_at=row.created_at)
 
-    return Connection(edges=[Edge(cursor=e.cursor, node=entry(e.node)) for e in page.edges], page_info=page.page_info)
-
-
-async def run_fundings(info: Info, run_id: object, first: int | None = None,
-                       after: str | None = None) -> Connection[FundingType]:
-    """`Run.fundings` (public): newest first."""
-    return await paginate(Funding.filter(run_id=run_id), FundingType.from_model, first=first, after=after)
-
-
-async def user_fundings(user_id: object, first: int | None = None, after: str | None = None) -> Connection[FundingType]:
-    return await paginate(Funding.filter(funder_id=user_id), FundingType.from_model, first=first, after=after)
+    return Connection(edges=[Edge(node=entry(e.node), key=e.key) for e in page.edges], page_info=page.page_info)
 
 
 async def run_transactions(run_id: object, first: int | None = None,

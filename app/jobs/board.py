@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from app.jobs.models import Job
 from app.jobs.status import ACTIVE_JOB_STATUSES, JobStatus
 
@@ -23,8 +21,3 @@ def queue_positions(rows: list[Job]) -> dict[str, int]:
         if row.status == JobStatus.PENDING.value:
             positions[str(row.id)] = len(positions) + 1
     return positions
-
-
-async def queue_position(created_at: datetime) -> int:
-    """Pending jobs created before this one, plus one."""
-    return await Job.filter(status=JobStatus.PENDING.value, created_at__lt=created_at).count() + 1

@@ -13,8 +13,8 @@ from app.api.context import Info
 from app.api.errors import BadInput
 from app.api.nodes import ModelNode
 from app.core.settings import get_settings
-from app.jobs import board, logs
-from app.jobs.models import Job, JobLogLine, JobTransition
+from app.jobs import logs
+from app.jobs.models import Job, JobLogLine
 from app.jobs.status import JobKind, JobStatus
 from app.projects.models import Project
 from app.runs.models import Run
@@ -142,8 +142,10 @@ class JobType(ModelNode):
         return [LogLine.from_model(r) for r in await logs.tail(self.id, tail, after_seq)]
 
     @strawberry.field(description="Every status transition, oldest first.")
-    async def timeline(self) -> list[JobTransitionType]:
-        rows = await JobTransition.filter(job_id=self.id).order_by("seq")
+    async def timeline(self, info: Info) -> list[JobTransitionType]:
+        from app.jobs.loaders import timeline
+
+        rows = await timeline(info, self.id)
         return [JobTransitionType(seq=r.seq, status=JobStatus(r.status), pending_info=r.pending_info, at=r.at)
                 for r in rows]
 
@@ -178,12 +180,14 @@ class JobType(ModelNode):
         return [Metric(key=p.key, value=p.value, step=p.step, timestamp=p.timestamp) for p in points]
 
     @strawberry.field(description="Pending jobs ahead of this one (1 = next), or null when not pending.")
-    async def queue_position(self) -> int | None:
+    async def queue_position(self, info: Info) -> int | None:
+        from app.jobs.loaders import queue_position
+
         if self.status != JobStatus.PENDING:
             return None
         if self.known_queue_position is not None:
             return self.known_queue_position
-        return await board.queue_position(self.created_at)
+        return await queue_position(info, self.id)
 
     @strawberry.field
     async def run(self, info: Info) -> Annotated[RunType, strawberry.lazy("app.runs.types")]:

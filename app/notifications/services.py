@@ -170,10 +170,6 @@ async def unfollow(user_id: Any, project_id: Any) -> None:
     await ProjectSubscription.filter(user_id=user_id, project_id=project_id).delete()
 
 
-async def is_following(user_id: Any, project_id: Any) -> bool:
-    return await ProjectSubscription.filter(user_id=user_id, project_id=project_id).exists()
-
-
 async def followers(project_id: Any) -> list[str]:
     ids = await ProjectSubscription.filter(project_id=project_id).order_by("created_at").values_list(
         "user_id", flat=True)

@@ -10,12 +10,12 @@ from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
-from app.api.pagination import Connection, paginate
-from app.discussions import services as discussions
+from app.api.pagination import Connection
 from app.discussions.types import DiscussionType
 from app.projects.models import Project
+from app.revisions.loaders import history
 from app.revisions.markdown import render_markdown
-from app.revisions.types import RevisionType, revision_history
+from app.revisions.types import RevisionType
 
 if TYPE_CHECKING:
     from app.funding.types import LedgerEntryType
@@ -36,32 +36,6 @@ class ProjectStats:
     total_funded_cents: int = strawberry.field(description="Everything patrons put into the project's runs.")
     total_spent_cents: int = strawberry.field(description="Actual compute cost of its settled runs.")
     followers: int
-
-
-_STATS_SQL = """
-SELECT
-    (SELECT COALESCE(json_object_agg(status, n), '{}') FROM
-        (SELECT status, count(*) AS n FROM runs WHERE project_id = $1 GROUP BY status) s) AS by_status,
-    (SELECT COALESCE(SUM(funded_cents), 0) FROM runs WHERE project_id = $1) AS funded,
-    (SELECT COALESCE(SUM(j.actual_cost_cents), 0) FROM jobs j JOIN runs r ON r.id = j.run_id
-        WHERE r.project_id = $1) AS spent,
-    (SELECT count(*) FROM project_subscriptions WHERE project_id = $1) AS followers
-"""
-
-
-async def project_stats(project_id: str) -> ProjectStats:
-    """One round trip, whatever the number of runs."""
-    import json
-
-    from tortoise import connections
-
-    [row] = await connections.get("default").execute_query_dict(_STATS_SQL, [project_id])
-    by_status = row["by_status"] if isinstance(row["by_status"], dict) else json.loads(row["by_status"])
-    counts = [RunStatusCount(status=k, count=int(v)) for k, v in sorted(by_status.items())]
-    return ProjectStats(
-        runs_by_status=counts, total_runs=sum(c.count for c in counts), total_funded_cents=int(row["funded"]),
-        total_spent_cents=int(row["spent"]), followers=int(row["followers"]),
-    )
 
 
 @strawberry.type(name="Project")
@@ -95,26 +69,29 @@ class ProjectType(ModelNode):
 
     @strawberry.field(description="Whether the signed-in caller follows the project (false when anonymous).")
     async def viewer_is_following(self, info: Info) -> bool:
-        from app.notifications.services import is_following
+        from app.notifications.loaders import viewer_follows
 
-        user = info.context.user
-        return user is not None and await is_following(user.id, self.id)
+        return await viewer_follows(info, self.id)
 
     @strawberry.field(description="Runs by status, money raised and spent, followers.")
-    async def stats(self) -> ProjectStats:
-        return await project_stats(self.id)
+    async def stats(self, info: Info) -> ProjectStats:
+        from app.projects.loaders import stats
+
+        return await stats(info, self.id)
 
     @strawberry.field(description="The project's runs, newest first by default.")
     async def runs(
         self,
+        info: Info,
         status: Annotated[RunStatus, strawberry.lazy("app.runs.types")] | None = None,
         first: int | None = None,
         after: str | None = None,
         order_by: Annotated[RunOrder, strawberry.lazy("app.runs.schema")] | None = None,
     ) -> Connection[Annotated[RunType, strawberry.lazy("app.runs.types")]]:
-        from app.runs.schema import RunOrder, project_runs
+        from app.runs.loaders import project_runs
+        from app.runs.schema import RunOrder
 
-        return await project_runs(self.id, status, first, after, order_by or RunOrder.NEWEST)
+        return await project_runs(info, self.id, status, first, after, (order_by or RunOrder.NEWEST).value)
 
     @strawberry.field(description="Movements of the project balance (surplus in, owner fundings out), newest first.")
     async def transactions(
@@ -125,12 +102,13 @@ class ProjectType(ModelNode):
         return await project_transactions(self.id, first, after)
 
     @strawberry.field(description="Notes revisions, newest first; page to older ones with `after`.")
-    async def notes_history(self, first: int | None = None, after: str | None = None, last: int | None = None,
-                            before: str | None = None) -> Connection[RevisionType]:
-        return await revision_history("project", self.id, first=first, after=after, last=last, before=before)
+    async def notes_history(self, info: Info, first: int | None = None, after: str | None = None,
+                            last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+        return await history(info, "project", self.id, first=first, after=after, last=last, before=before)
 
     @strawberry.field(description="Pinned first, then by latest activity.")
-    async def discussions(self, first: int | None = None, after: str | None = None, last: int | None = None,
-                          before: str | None = None) -> Connection[DiscussionType]:
-        return await paginate(discussions.listing(self.id), DiscussionType.from_model, first=first, after=after,
-                              last=last, before=before, sort="-sort_key")
+    async def discussions(self, info: Info, first: int | None = None, after: str | None = None,
+                          last: int | None = None, before: str | None = None) -> Connection[DiscussionType]:
+        from app.discussions.loaders import project_discussions
+
+        return await project_discussions(info, self.id, first, after, last, before)

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from tortoise.models import Model
-from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
@@ -45,10 +44,6 @@ async def record(entity_type: str, entity_id: Any, version: int, body: str, edit
         entity_type=entity_type, entity_id=entity_id, version=version, body=body, editor=editor,
         edit_summary=edit_summary[:300],
     )
-
-
-def history(entity_type: str, entity_id: Any) -> QuerySet[Revision]:
-    return Revision.filter(entity_type=entity_type, entity_id=entity_id)
 
 
 def _occurrences(text: str, needle: str, stop: int = 2) -> tuple[int, int]:

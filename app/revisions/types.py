@@ -14,7 +14,6 @@ from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.errors import typed_errors
-from app.api.pagination import Connection, paginate
 from app.revisions import services
 from app.revisions.models import Revision
 
@@ -52,15 +51,6 @@ class RevisionType:
     async def editor(self, info: Info) -> UserType | None:
         user = await info.context.loaders.get(User, self.editor_id) if self.editor_id else None
         return UserType.from_model(user) if user else None
-
-
-async def revision_history(
-    entity_type: str, entity_id: Any, *, first: int | None = None, after: str | None = None,
-    last: int | None = None, before: str | None = None,
-) -> Connection[RevisionType]:
-    """Newest first; page to older revisions with `after: pageInfo.endCursor`."""
-    return await paginate(services.history(entity_type, entity_id), RevisionType.from_model, first=first,
-                          after=after, last=last, before=before, sort="-version")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from app.api import ratelimit
 from app.api.context import Info
 from app.api.errors import Error, Forbidden, InvalidStateError, ValidationFailed, converts, typed_errors
 from app.api.ids import decode_id
-from app.api.pagination import Connection, paginate
 from app.core.errors import ValidationError
 from app.execution import mlproject
 from app.funding.errors import InsufficientFundsError
@@ -306,11 +305,3 @@ class FundRunMutation:
 class RunOrder(enum.Enum):
     NEWEST = "-created_at"
     OLDEST = "created_at"
-
-
-async def project_runs(project_id: str, status: RunStatus | None, first: int | None, after: str | None,
-                       order_by: RunOrder) -> Connection[RunType]:
-    qs = Run.filter(project_id=project_id)
-    if status is not None:
-        qs = qs.filter(status=status.value)
-    return await paginate(qs, RunType.from_model, first=first, after=after, sort=order_by.value)

@@ -14,13 +14,15 @@ from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
-from app.funding.types import FundingType, LedgerEntryType, run_fundings, run_transactions
+from app.funding.loaders import run_fundings
+from app.funding.types import FundingType, LedgerEntryType, run_transactions
 from app.jobs.models import Job
 from app.jobs.status import JobStatus
 from app.projects.models import Project
 from app.projects.types import ProjectType
+from app.revisions.loaders import history
 from app.revisions.markdown import render_markdown
-from app.revisions.types import RevisionType, revision_history
+from app.revisions.types import RevisionType
 from app.runs.models import Run, RunStatus
 
 if TYPE_CHECKING:
@@ -99,9 +101,9 @@ class RunType(ModelNode):
         return await run_transactions(self.id, first, after)
 
     @strawberry.field(description="Every version of the notes, newest first.")
-    async def notes_history(self, first: int | None = None, after: str | None = None, last: int | None = None,
-                            before: str | None = None) -> Connection[RevisionType]:
-        return await revision_history("run", self.id, first=first, after=after, last=last, before=before)
+    async def notes_history(self, info: Info, first: int | None = None, after: str | None = None,
+                            last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+        return await history(info, "run", self.id, first=first, after=after, last=last, before=before)
 
     async def _job(self, info: Info, job_id: str | None) -> Job | None:
         return await info.context.loaders.get(Job, job_id) if job_id else None

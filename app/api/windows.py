@@ -1,0 +1,77 @@
+"""Per-parent keyset windows: one page of a nested list for every parent of a page, in one statement.
+
+`Project.runs` under `projects(first: 50)` must not send 50 queries: the parents' ids go in as one
+array and a LATERAL subquery reads each parent's page with the same keyset conditions `paginate`
+uses (`LIMIT size + 1` through the `(parent, sort, id)` index), so statements per request do not
+depend on page sizes. Rows are hydrated straight from the driver's records (no queryset building).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tortoise import connections
+from tortoise.models import Model
+
+from app.api.pagination import Connection, Keyset, connection
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Window:
+    """Rows of `model` whose `parent` column names one of the parents, plus equality filters.
+
+    `where` holds `(column, value)` pairs (None: IS NULL); `parent_type` is the parent column's SQL type."""
+
+    model: type[Model]
+    parent: str
+    where: tuple[tuple[str, Any], ...] = ()
+    parent_type: str = "uuid"
+
+    def sql(self, keyset: Keyset) -> tuple[str, list[Any]]:
+        params: list[Any] = []
+
+        def param(value: Any) -> str:
+            params.append(value)
+            return f"${len(params)}"
+
+        parents = param(None)  # filled in by `rows`
+        conditions = [f"t.{self.parent} = page.parent"]
+        for column, value in self.where:
+            conditions.append(f"t.{column} IS NULL" if value is None else f"t.{column} = {param(value)}")
+        key = f"(t.{keyset.field}, t.{keyset.pk})"
+        for cursor, forward in ((keyset.after, True), (keyset.before, False)):
+            if cursor is not None:
+                op = "<" if keyset.beyond_op(forward) == "lt" else ">"
+                conditions.append(f"{key} {op} ({param(cursor[0])}, {param(cursor[1])}::uuid)")
+        direction = " DESC" if keyset.scan_desc else ""
+        order = f"{{0}}.{keyset.field}{direction}, {{0}}.{keyset.pk}{direction}"
+        table = self.model._meta.db_table
+        query = (
+            f"SELECT w.* FROM unnest({parents}::{self.parent_type}[]) WITH ORDINALITY AS page(parent, n) "
+            f"CROSS JOIN LATERAL (SELECT t.* FROM {table} t WHERE {' AND '.join(conditions)} "
+            f"ORDER BY {order.format('t')} LIMIT {param(keyset.size + 1)}) w "
+            f"ORDER BY page.n, {order.format('w')}"
+        )
+        return query, params
+
+    async def rows(self, parents: Sequence[Any], keyset: Keyset) -> dict[str, list[Any]]:
+        """Each parent's rows (model instances) in scan order, `keyset.size + 1` at most."""
+        query, params = self.sql(keyset)
+        params[0] = list(parents)
+        _, records = await connections.get("default").execute_query(query, params)
+        by_parent: dict[str, list[Any]] = defaultdict(list)
+        init = self.model._init_from_db
+        for record in records:
+            by_parent[str(record[self.parent])].append(init(**record))
+        return by_parent
+
+    async def pages(self, parents: Sequence[Any], keyset: Keyset,
+                    convert: Callable[[Any], T] | Callable[[Any], Awaitable[T]]) -> list[Connection[T]]:
+        """One connection per parent, in the order of `parents`."""
+        by_parent = await self.rows(parents, keyset)
+        return [await connection(keyset, by_parent.get(str(p), []), convert) for p in parents]

@@ -1,0 +1,158 @@
+"""The read path at scale: statements per request do not grow with `first:`.
+
+Rows are written with SQL (bench/seed.py and a few scoped inserts), under a unique title, in
+terminal states nothing background acts on, and removed at the end of each test.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from bench import seed
+from bench.statements import HEADER, StatementCounter, counting_statements
+from tests.client import Person
+
+PROJECTS, RUNS_PER_PROJECT, DISCUSSIONS, COMMENTS, REVISIONS = 15, 12, 15, 12, 12
+# Jobs seeded as pending carry a foreign executor handle: the reconciler neither launches nor adopts them.
+FOREIGN_HANDLE = json.dumps({"name": "seeded", "owner": {"host": "elsewhere", "pid": 1}})
+
+# Every list field nested under a list ($n everywhere). A loader's loads coalesce into one statement
+# within an event-loop tick, so each query asks a by-id loader (users, runs…) from one branch only:
+# loads from two sibling pages finishing at different times may take one statement or two.
+NESTED = {
+    "projects > owner, runs > creator, jobs": """query($t: String!, $n: Int!) { projects(search: $t, first: $n) {
+        edges { cursor node { title owner { handle } viewerIsFollowing
+          stats { totalRuns totalFundedCents runsByStatus { status count } followers }
+          runs(first: $n) { edges { node { title status creator { handle } project { title }
+            dryrunJob { status queuePosition timeline { status } } activeJobStatus } } } } } } }""",
+    "projects > runs > fundings > funder": """query($t: String!, $n: Int!) { projects(search: $t, first: $n) {
+        edges { node { runs(first: $n) { edges { node { fundings(first: $n) { edges { node { amountCents
+          funder { handle } run { title } } } } } } } } } } }""",
+    "projects > notesHistory > editor": """query($t: String!, $n: Int!) { projects(search: $t, first: $n) {
+        edges { node { notesHistory(first: $n) { edges { node { version editor { handle } } } } } } } }""",
+    "projects > discussions > comments, bodyHistory": """query($t: String!, $n: Int!) {
+        projects(search: $t, first: $n) { edges { node { discussions(first: $n) { edges { node { title
+            author { handle } bodyHistory(first: $n) { edges { node { version } } }
+            comments(first: $n) { edges { node { body author { handle } bodyHistory(first: $n) { edges { node {
+              version } } } } } } } } } } } } }""",
+    "jobs(PENDING) > queuePosition, run > project": """query($n: Int!) { jobs(status: PENDING, first: $n) {
+        edges { node { queuePosition timeline { status } run { title project { title } } } } } }""",
+    "viewer > fundings > run > fundings": """query($n: Int!) { viewer { apiKeys { name } balance { totalCents }
+        fundings(first: $n) { edges { node { run { title fundings(first: $n) { edges { node { amountCents } } } }
+        } } } } }""",
+}
+
+
+async def _seed(conn: asyncpg.Connection, token: str, viewer_id: str, runs_per_project: int,
+                comments_per_discussion: int, pending_every: int = 10) -> None:
+    await seed.users(conn, token, PROJECTS)
+    await seed.projects(conn, token, PROJECTS, age_days=400, title=token)
+    await seed.runs(conn, token, PROJECTS * runs_per_project, age_days=400,
+                    statuses=["completed", "cancelled", "dryrun_failed"], funded=False)
+    ours = "SELECT id FROM projects WHERE title LIKE $1 || ' %'"
+    runs = f"SELECT id, created_at FROM runs WHERE project_id IN ({ours})"
+    await conn.execute(
+        f"""INSERT INTO jobs (id, created_at, run_id, kind, status, executor, handle, spec, deadline_seconds,
+                             log_seq, event_seq)
+            SELECT gen_random_uuid(), r.created_at, r.id, 'dryrun',
+                   CASE WHEN row_number() OVER (ORDER BY r.created_at, r.id) % $3 = 0 THEN 'pending'
+                        ELSE 'succeeded' END, 'local', $2, '{{}}', 600, 0, 0
+            FROM ({runs}) r""", token, FOREIGN_HANDLE, pending_every)
+    await conn.execute(f"UPDATE runs SET dryrun_job_id = j.id FROM jobs j WHERE j.run_id = runs.id "
+                       f"AND runs.project_id IN ({ours})", token)
+    # Fundings by the viewer on runs that were never funded: read-only rows, removed with the rest.
+    await conn.execute(
+        f"""INSERT INTO fundings (id, created_at, run_id, funder_id, amount_cents, credit_cents, cash_cents,
+                                  project_balance_cents, surplus_policy, refunded_cents, to_project_cents)
+            SELECT gen_random_uuid(), r.created_at + make_interval(secs => k), r.id, $2::uuid, 100 * k, 100 * k, 0,
+                   0, 'to_project', 0, 0
+            FROM ({runs}) r CROSS JOIN generate_series(1, 2) k""", token, viewer_id)
+    first_owner = f"{token}-1"
+    await conn.execute(
+        f"""INSERT INTO discussions (id, created_at, project_id, author_id, title, body, body_version, is_pinned,
+                                     comment_count, last_activity_at, sort_key, updated_at)
+            SELECT gen_random_uuid(), now() - make_interval(secs => i), p.id, u.id, 'Discussion ' || i, 'Body', 1,
+                   false, $3, now(), -i, now()
+            FROM generate_series(1, $4) i CROSS JOIN ({ours}) p JOIN users u ON u.handle = $2""",
+        token, first_owner, comments_per_discussion, DISCUSSIONS)
+    discussions = f"SELECT d.id, d.created_at, d.author_id FROM discussions d WHERE d.project_id IN ({ours})"
+    await conn.execute(
+        f"""INSERT INTO comments (id, created_at, discussion_id, parent_id, author_id, body, body_version, path,
+                                  depth, updated_at)
+            SELECT gen_random_uuid(), d.created_at + make_interval(secs => c), d.id, NULL, d.author_id,
+                   'Comment ' || c, 1, lpad(c::text, 8, '0'), 0, now()
+            FROM ({discussions}) d CROSS JOIN generate_series(1, $2) c""", token, comments_per_discussion)
+    for entity_type, table in (("project", ours), ("discussion", discussions)):
+        await conn.execute(
+            f"""INSERT INTO revisions (id, created_at, entity_type, entity_id, version, body, editor_id,
+                                       edit_summary)
+                SELECT gen_random_uuid(), now(), $2, e.id, v, 'v' || v, $3::uuid, ''
+                FROM ({table}) e CROSS JOIN generate_series(1, $4) v""", token, entity_type, viewer_id, REVISIONS)
+    await conn.execute(f"INSERT INTO project_subscriptions (id, created_at, user_id, project_id) "
+                       f"SELECT gen_random_uuid(), now(), $2::uuid, id FROM ({ours}) p LIMIT 3", token, viewer_id)
+
+
+async def _remove(conn: asyncpg.Connection, token: str) -> None:
+    ours = "SELECT id FROM projects WHERE title LIKE $1 || ' %'"
+    discussions = f"SELECT id FROM discussions WHERE project_id IN ({ours})"
+    runs = f"SELECT id FROM runs WHERE project_id IN ({ours})"
+    for statement in (
+        f"DELETE FROM revisions WHERE entity_id IN ({ours})",
+        f"DELETE FROM revisions WHERE entity_id IN ({discussions})",
+        f"DELETE FROM comments WHERE discussion_id IN ({discussions})",
+        f"DELETE FROM discussions WHERE project_id IN ({ours})",
+        f"DELETE FROM fundings WHERE run_id IN ({runs})",
+        f"DELETE FROM jobs WHERE run_id IN ({runs})",
+        f"DELETE FROM runs WHERE project_id IN ({ours})",
+        f"DELETE FROM project_subscriptions WHERE project_id IN ({ours})",
+        f"DELETE FROM projects WHERE id IN ({ours})",
+        "DELETE FROM users WHERE handle LIKE $1 || '-%'",
+    ):
+        await conn.execute(statement, token)
+
+
+@pytest.fixture
+async def viewer(make_person) -> Person:
+    return await make_person("reader")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+async def _statements(counter: StatementCounter, viewer: Person, query: str,
+                      variables: dict[str, Any]) -> list[tuple[str, tuple[Any, ...]]]:
+    token = counter.new_token()
+    response = await viewer.web.http.post("/graphql", json={"query": query, "variables": variables},
+                                          headers={HEADER: token})
+    body = response.json()
+    assert response.status_code == 200 and not body.get("errors"), body
+    return counter.by_token[token]
+
+
+async def test_statements_per_request_do_not_grow_with_page_size(viewer: Person, db: asyncpg.Connection) -> None:
+    token = f"rp{uuid.uuid4().hex[:8]}"
+    await _seed(db, token, viewer.user_id, RUNS_PER_PROJECT, COMMENTS)
+    try:
+        with counting_statements() as counter:
+            for name, query in NESTED.items():
+                counts = {}
+                for n in (10, 50):
+                    sent = await _statements(counter, viewer, query, {"t": token, "n": n})
+                    counts[n] = len(sent)
+                assert counts[10] == counts[50], f"{name}: {counts} statements for first 10 / 50: {[q[:90] for q, _ in sent]}"
+                # One statement per level of nesting (plus authentication), whatever the sizes.
+                assert counts[10] <= 12, f"{name}: {counts[10]} statements"
+    finally:
+        await _remove(db, token)
