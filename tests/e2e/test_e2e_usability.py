@@ -124,6 +124,7 @@ async def test_editing_posts_shows_live_in_another_browser(new_context, make_per
     assert await focused(a) == "button|Edit comment"  # the keyboard stays where it was
     await expect(b.locator(".comment strong")).to_have_text("256")
     await expect(b.get_by_text("First thoughts.")).to_have_count(0)
+    await expect(b.locator(".comment").filter(has_text="Second thoughts")).to_contain_text("· edited")
 
     # The reader's new comment appears for the author live, with the same kind of name.
     await b.get_by_label("Add a comment (Markdown)").fill("Agreed, 256 it is.")
@@ -152,6 +153,7 @@ async def test_editing_posts_shows_live_in_another_browser(new_context, make_per
     await expect(a.get_by_text("No discussions yet.")).to_be_visible()
     await expect(b.get_by_text("This discussion was deleted.")).to_be_visible()
     await expect(b.get_by_label("Add a comment (Markdown)")).to_have_count(0)
+    await expect(b.get_by_role("button", name="Reply")).to_have_count(0)
     assert errors == [], errors
 
 

@@ -261,7 +261,7 @@ function CommentForm({ discussionId, parentId, onDone }: {
   )
 }
 
-function CommentItem({ comment, discussionId }: { comment: Comment; discussionId: string }) {
+function CommentItem({ comment, discussionId, closed }: { comment: Comment; discussionId: string; closed: boolean }) {
   const { viewer } = useSession()
   const [replying, setReplying] = useState(false)
   const [editing, setEditing] = useState(false)
@@ -276,6 +276,7 @@ function CommentItem({ comment, discussionId }: { comment: Comment; discussionId
     <li className="comment" style={{ '--depth': Math.min(comment.depth, 6) } as CSSProperties}>
       <p className="muted small">
         {authorName(comment.author)} · {formatDate(comment.createdAt)}
+        {comment.bodyVersion > 1 && !comment.isDeleted && ' · edited'}
       </p>
       {editing ? (
         <EditCommentForm comment={comment} onDone={(ok) => {
@@ -290,10 +291,12 @@ function CommentItem({ comment, discussionId }: { comment: Comment; discussionId
       {deleting.error && <ErrorMessage error={deleting.error} />}
       {viewer && !comment.isDeleted && !editing && (
         <div className="actions">
-          <button type="button" className="button link small" aria-expanded={replying}
-            onClick={() => setReplying(!replying)}>
-            {replying ? 'Cancel reply' : 'Reply'}
-          </button>
+          {!closed && (
+            <button type="button" className="button link small" aria-expanded={replying}
+              onClick={() => setReplying(!replying)}>
+              {replying ? 'Cancel reply' : 'Reply'}
+            </button>
+          )}
           {own && (
             <OwnPostActions what="comment" editRef={editRef} saved={saved} deleting={deleting.fetching}
               onEdit={() => {
@@ -308,9 +311,11 @@ function CommentItem({ comment, discussionId }: { comment: Comment; discussionId
   )
 }
 
-function CommentsPage({ id, projectId, after, onMore }: {
+function CommentsPage({ id, projectId, closed, after, onMore }: {
   id: string
   projectId: string | undefined
+  /** The discussion was deleted: no new replies. */
+  closed: boolean
   after: string | null
   onMore: ((c: string) => void) | null
 }) {
@@ -323,7 +328,7 @@ function CommentsPage({ id, projectId, after, onMore }: {
           {after === null && data.discussion.comments.nodes.length === 0 && <EmptyState title="No comments yet." />}
           <ol className="thread">
             {data.discussion.comments.nodes.map((c) => (
-              <CommentItem key={c.id} comment={c} discussionId={id} />
+              <CommentItem key={c.id} comment={c} discussionId={id} closed={closed} />
             ))}
           </ol>
           <LoadMore pageInfo={data.discussion.comments.pageInfo} fetching={result.fetching} onMore={onMore} />
@@ -392,6 +397,7 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
           <h1>{discussion.title}</h1>
           <p className="muted small">
             {authorName(discussion.author)} · {formatDate(discussion.createdAt)}
+            {discussion.bodyVersion > 1 && !discussion.isDeleted && ' · edited'}
           </p>
           {discussion.isDeleted ? (
             <p className="alert alert-warning" role="status">
@@ -413,7 +419,10 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
       <section aria-labelledby="comments-heading">
         <h2 id="comments-heading">Comments ({discussion.commentCount})</h2>
         <Pages>
-          {(after, onMore) => <CommentsPage id={id} projectId={discussion.project?.id} after={after} onMore={onMore} />}
+          {(after, onMore) => (
+            <CommentsPage id={id} projectId={discussion.project?.id} closed={discussion.isDeleted} after={after}
+              onMore={onMore} />
+          )}
         </Pages>
         {discussion.isDeleted ? null : viewer ? (
           <CommentForm discussionId={id} />
