@@ -284,7 +284,8 @@ async def test_fifty_patrons_race_to_fund_one_run(api: str, sleeper_repo: Repo) 
         # The funded job sleeps a second, completes, and the lifecycle settles the actual cost.
         settlement = await eventually(lambda: Settlement.get_or_none(run_id=run.id), lambda s: s is not None,
                                       within=90, every=0.25)
-        assert (await Run.get(id=run.id)).status == "completed"
+        # Money first: the settlement commits, then the run's end (a few ms later).
+        await eventually(lambda: Run.get(id=run.id), lambda r: r.status == "completed", within=30, every=0.05)
         assert settlement.escrow_cents == estimate and 0 < settlement.cost_cents < estimate
         fundings = {f.funder_id: f for f in await Funding.filter(run_id=run.id)}
         surplus = estimate - settlement.cost_cents
