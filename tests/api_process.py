@@ -61,6 +61,8 @@ def replica_env(settings, redis_url: str | None = None) -> dict[str, str]:
         "MLPATRON_DATA_DIR": str(settings.data_dir),
         "ALLOW_LOCAL_REPOS": "true",
         "AUTH_ATTEMPTS_PER_HOUR": "100000",
+        "DRYRUNS_PER_DAY": "100000",
+        "CONCURRENT_DRYRUNS": "1000",
         "STARTUP_OVERHEAD_SECONDS": str(settings.startup_overhead_seconds),
         # Replicas as in production (`serve --api-only`): the test process is the one watcher.
         "RUN_WATCHER": "false",

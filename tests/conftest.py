@@ -108,6 +108,8 @@ async def settings(database_url: str, redis_server: str, mlflow_server: str, wor
         allow_local_repos=True,
         run_watcher=True,
         auth_attempts_per_hour=100_000,
+        dryruns_per_day=100_000,  # tests/test_quotas.py runs its own replicas with low quotas
+        concurrent_dryruns=1000,
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from app.core.errors import DomainError, ErrorCode, InvalidCredentials, InvalidState, ValidationError
+from app.core.errors import DomainError, ErrorCode, InvalidCredentials, InvalidState, QuotaExceeded, ValidationError
 
 strawberry.enum(ErrorCode)
 
@@ -154,3 +154,17 @@ def _credentials(err: InvalidCredentials) -> InvalidCredentialsError:
 @converts(InvalidState)
 def _state(err: InvalidState) -> InvalidStateError:
     return InvalidStateError(message=err.message, code=err.code)
+
+
+@strawberry.type(name="RateLimited", description="A quota is used up: the same call succeeds after "
+                                                  "`retryAfterSeconds`.")
+class RateLimitedError(Error):
+    quota: str = strawberry.field(description="DRYRUNS_PER_DAY, CONCURRENT_DRYRUNS, …")
+    limit: int
+    retry_after_seconds: int
+
+
+@converts(QuotaExceeded)
+def _quota(err: QuotaExceeded) -> RateLimitedError:
+    return RateLimitedError(message=err.message, code=err.code, quota=err.quota, limit=err.limit,
+                            retry_after_seconds=err.retry_after_seconds)

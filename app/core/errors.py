@@ -21,6 +21,7 @@ class ErrorCode(enum.Enum):
     MLPROJECT_ERROR = "MLPROJECT_ERROR"
     GIT_ERROR = "GIT_ERROR"
     PAYMENTS_NOT_CONFIGURED = "PAYMENTS_NOT_CONFIGURED"
+    RATE_LIMITED = "RATE_LIMITED"
 
 
 class DomainError(Exception):
@@ -45,3 +46,13 @@ class InvalidCredentials(DomainError):
 
 class InvalidState(DomainError):
     code = ErrorCode.INVALID_STATE
+
+
+class QuotaExceeded(DomainError):
+    """A per-user quota is used up; the same call succeeds after `retry_after_seconds`."""
+
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, quota: str, limit: int, retry_after_seconds: int, message: str) -> None:
+        super().__init__(message)
+        self.quota, self.limit, self.retry_after_seconds = quota, limit, retry_after_seconds

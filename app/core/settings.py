@@ -84,6 +84,9 @@ class Settings:
         default_factory=lambda: float(os.environ.get("API_KEY_CACHE_SECONDS", "5"))
     )
     feedback_per_day: int = field(default_factory=lambda: int(os.environ.get("FEEDBACK_PER_DAY", "10")))
+    # Dryruns spend GPU time the platform pays for: per user, in any 24 hours and at once.
+    dryruns_per_day: int = field(default_factory=lambda: int(os.environ.get("DRYRUNS_PER_DAY", "20")))
+    concurrent_dryruns: int = field(default_factory=lambda: int(os.environ.get("CONCURRENT_DRYRUNS", "3")))
     # The embedded default runs the job watcher inside the API process; replicas pass --api-only.
     run_watcher: bool = field(default_factory=lambda: _bool("RUN_WATCHER", True))
 

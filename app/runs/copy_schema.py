@@ -8,7 +8,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.context import Info
-from app.api.errors import ValidationFailed, typed_errors
+from app.api.errors import RateLimitedError, ValidationFailed, typed_errors
 from app.core.errors import ValidationError
 from app.runs.copy import CopyOverrides, Resources, copy_run
 from app.runs.models import Run
@@ -37,7 +37,8 @@ class CopyRunInput:
 
 
 CopyRunPayload = Annotated[
-    RunSuccess | ValidationFailed | MLprojectErrorType | GitErrorType, strawberry.union("CopyRunPayload")
+    RunSuccess | ValidationFailed | MLprojectErrorType | GitErrorType | RateLimitedError,
+    strawberry.union("CopyRunPayload"),
 ]
 
 

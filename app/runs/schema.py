@@ -10,7 +10,15 @@ from strawberry.scalars import JSON
 
 from app.api import ratelimit
 from app.api.context import Info
-from app.api.errors import Error, Forbidden, InvalidStateError, ValidationFailed, converts, typed_errors
+from app.api.errors import (
+    Error,
+    Forbidden,
+    InvalidStateError,
+    RateLimitedError,
+    ValidationFailed,
+    converts,
+    typed_errors,
+)
 from app.api.ids import decode_id
 from app.core.errors import ValidationError
 from app.execution import mlproject
@@ -169,7 +177,8 @@ class UpdateRunInput:
 
 
 CreateRunPayload = Annotated[
-    RunSuccess | ValidationFailed | MLprojectErrorType | GitErrorType, strawberry.union("CreateRunPayload")
+    RunSuccess | ValidationFailed | MLprojectErrorType | GitErrorType | RateLimitedError,
+    strawberry.union("CreateRunPayload"),
 ]
 CancelRunPayload = Annotated[RunSuccess | InvalidStateError, strawberry.union("CancelRunPayload")]
 PatchRunNotesPayload = Annotated[

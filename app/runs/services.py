@@ -12,7 +12,7 @@ from tortoise.transactions import in_transaction
 from app.accounts.models import User
 from app.api.errors import Forbidden
 from app.catalog.catalog import resolve_machine
-from app.core.errors import DomainError, ErrorCode, InvalidState, ValidationError
+from app.core.errors import DomainError, ErrorCode, InvalidState, QuotaExceeded, ValidationError
 from app.core.settings import get_settings
 from app.execution import git, mlproject
 from app.funding import settlement
@@ -20,6 +20,7 @@ from app.funding.models import IdempotencyRecord
 from app.jobs.models import Job
 from app.projects.models import Project
 from app.revisions import services as revisions
+from app.runs import quotas
 from app.runs.lifecycle import Lifecycle
 from app.runs.models import ACTIVE_RUN_STATUSES, Run
 
@@ -124,6 +125,13 @@ async def create_run(lifecycle: Lifecycle, actor: User, project: Project, req: R
     except _LostRace:
         record = await IdempotencyRecord.get(user=actor, scope="createRun", key=req.idempotency_key)
         return await Run.get(id=record.result_id)
+    except QuotaExceeded:
+        # A concurrent retry with this key may have taken the last slot: its run is the answer.
+        record = req.idempotency_key and await IdempotencyRecord.get_or_none(
+            user=actor, scope="createRun", key=req.idempotency_key)
+        if not record:
+            raise
+        return await Run.get(id=record.result_id)
 
 
 class _LostRace(Exception):
@@ -167,6 +175,7 @@ async def _create_run(lifecycle: Lifecycle, actor: User, project: Project, req: 
     assert machine is not None
 
     async with in_transaction():
+        await quotas.reserve_dryrun(actor.id)
         run = await Run.create(
             project=project, creator=actor, title=title, status="dryrun", uri=parsed.uri, version=req.version,
             commit_sha=parsed.commit_sha, entry_point=entry.name, parameters=effective, gpu_type=req.gpu_type,
