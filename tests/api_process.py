@@ -15,16 +15,56 @@ from app.embedded.ports import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class ApiProcess:
+class ChildProcess:
+    """A process of the platform (API replica, watcher, simulated cluster), its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = log_path.open("ab")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, **env}, stdout=self.log,
+                                     stderr=subprocess.STDOUT)
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def wait_for_log(self, text: str, within: float = 30.0, after: int = 0) -> str:
+        """The first log line containing `text` past character `after`; fails if the process ends first."""
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            found = next((ln for ln in self.log_text()[after:].splitlines() if text in ln), None)
+            if found is not None:
+                return found
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.proc.args} exited with {self.proc.returncode}:\n{self.log_tail()}")
+            time.sleep(0.05)
+        raise RuntimeError(f"{text!r} not logged within {within}s:\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, like a node or OOM killer taking the process."""
+        self.proc.kill()
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+class ApiProcess(ChildProcess):
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log_path.open("ab")
-        self.proc = subprocess.Popen(
+        super().__init__(
             [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "warning"],
-            cwd=ROOT, env={**os.environ, **env}, stdout=self.log, stderr=subprocess.STDOUT,
-        )
+             "--port", str(self.port), "--log-level", "warning"], env, log_path)
 
     def wait_ready(self, within: float = 30.0) -> None:
         deadline = time.monotonic() + within
@@ -39,18 +79,14 @@ class ApiProcess:
             time.sleep(0.1)
         raise RuntimeError(f"API process not ready within {within}s:\n{self.log_tail()}")
 
-    def log_tail(self, lines: int = 40) -> str:
-        self.log.flush()
-        return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+class WatcherProcess(ChildProcess):
+    """`mlpatron watcher`: follows Kubernetes Jobs while it holds the advisory lock."""
+
+    LEADING = "watcher: watching namespace"  # logged once it holds the lock and has synced
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        super().__init__([sys.executable, "-c", "from app.cli import main; main()", "watcher"], env, log_path)
 
 
 def replica_env(settings, redis_url: str | None = None) -> dict[str, str]:

@@ -264,11 +264,14 @@ class Lifecycle:
         """Start funded runs that lack a job, move on runs whose job ended without them, launch jobs
         that were never submitted, and hand the executor the active jobs whose owner is gone (a
         local job whose API process died)."""
-        for run in await Run.filter(status="funded", funded_job_id=None):
+        stale = _now() - timedelta(seconds=30)
+        # Funded a while ago and still no job: the process that closed the gap died before starting it.
+        # A just-funded run is that process's to start; racing it helps nobody.
+        for run in await Run.filter(status="funded", funded_job_id=None, updated_at__lt=stale):
             await self.start_funded_job(run.id)
         await self.repair_ended_jobs()
-        stale = _now() - timedelta(seconds=30)
-        active = await Job.filter(status__in=["pending", "running"])
+        # Only this executor's jobs: another executor's (a migration, a mixed test session) are not ours to judge.
+        active = await Job.filter(status__in=["pending", "running"], executor=self.executor.name)
         for job in active:
             if not job.handle and job.created_at < stale:
                 await self.launch(job.id)

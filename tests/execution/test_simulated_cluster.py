@@ -49,9 +49,8 @@ SCENARIO = {
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterProcess]:
     process = ClusterProcess(tmp_path_factory.mktemp("cluster"), SCENARIO)
-    process.start()
     yield process
-    created = httpx.get(f"{process.url}/_sim/created").json()
+    created = process.api("/_sim/created")
     process.stop()
     assert created
     for body in created:  # every Job the executor sent is a valid 1.33 Job

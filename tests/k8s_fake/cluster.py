@@ -31,8 +31,8 @@ included): the process group is killed and the Job fails with DeadlineExceeded. 
         deadline_seconds: 30               # instead of the manifest's activeDeadlineSeconds
         image_pull_backoff: false
 
-`GET /_sim/created` answers every Job manifest exactly as clients sent it (for validation) and
-`GET /_sim/stats` counts requests by verb and resource (for the watcher benchmark). It stays in
+`GET /_sim/created` answers every Job manifest exactly as clients sent it (for validation),
+`GET /_sim/deletions` every Job deletion with its propagation policy, and `GET /_sim/stats` counts requests by verb and resource (for the watcher benchmark). It stays in
 `tests/`: production never runs it.
 """
 
@@ -53,9 +53,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import httpx
 import yaml
 from aiohttp import web
 
+from tests.api_process import ChildProcess
 from tests.k8s_fake.server import FakeKubernetes
 
 NODE = "sim-gpu-node-1"
@@ -244,6 +246,9 @@ def _sim_routes(fake: FakeKubernetes) -> list[web.RouteDef]:
     async def created(_: web.Request) -> web.Response:
         return web.json_response(fake.created_bodies)
 
+    async def deletions(_: web.Request) -> web.Response:
+        return web.json_response(fake.deletions)
+
     async def stats(_: web.Request) -> web.Response:
         def resource(path: str) -> str:
             parts = path.split("/")
@@ -253,7 +258,7 @@ def _sim_routes(fake: FakeKubernetes) -> list[web.RouteDef]:
                          for m, p, q in fake.requests if not p.startswith("/_sim"))  # fmt: skip
         return web.json_response({"requests": counts, "jobs": len(fake.created_jobs)})
 
-    return [web.get("/_sim/created", created), web.get("/_sim/stats", stats)]
+    return [web.get("/_sim/created", created), web.get("/_sim/deletions", deletions), web.get("/_sim/stats", stats)]
 
 
 async def serve(port: int, kubeconfig_path: Path, scenario: Scenario, work_dir: Path) -> None:
@@ -264,7 +269,7 @@ async def serve(port: int, kubeconfig_path: Path, scenario: Scenario, work_dir: 
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     kubeconfig_path.write_text(json.dumps(kubeconfig(url)))
-    print(f"READY {url}", flush=True)
+    print(f"READY {url}", file=sys.stderr, flush=True)
     try:
         await stop.wait()
     finally:
@@ -284,45 +289,27 @@ def main() -> None:
         asyncio.run(serve(args.port, Path(args.kubeconfig), Scenario.load(args.scenario), work))
 
 
-class ClusterProcess:
-    """The simulated cluster as a child process of a test: `start()`, `.kubeconfig`, `stop()`."""
+class ClusterProcess(ChildProcess):
+    """The simulated cluster as a child process of a test: `.url`, `.kubeconfig`, `stop()`."""
 
     def __init__(self, directory: Path, scenario: dict[str, Any] | None = None) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.kubeconfig = directory / "kubeconfig"
-        self.scenario = directory / "scenario.json"
-        self.scenario.write_text(json.dumps(scenario or {}))
-        self.log_path = directory / "cluster.log"
-        self.url = ""
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> str:
-        root = Path(__file__).resolve().parents[2]
-        self.log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
+        scenario_path = directory / "scenario.json"
+        scenario_path.write_text(json.dumps(scenario or {}))
+        super().__init__(
             [sys.executable, "-m", "tests.k8s_fake.cluster", "--kubeconfig", str(self.kubeconfig),
-             "--scenario", str(self.scenario), "--work-dir", str(self.kubeconfig.parent / "pods")],
-            cwd=root, stdout=subprocess.PIPE, stderr=self.log,
+             "--scenario", str(scenario_path), "--work-dir", str(directory / "pods")],
+            {}, directory / "cluster.log",
         )  # fmt: skip
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().decode()  # READY <url>, or "" when it died
-        if not line.startswith("READY "):
-            self.stop()
-            raise RuntimeError(f"simulated cluster did not start: {line!r}\n{self.log_path.read_text()[-2000:]}")
-        self.url = line.split()[1]
-        return self.url
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
         try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
-        self.proc = None
+            self.url = self.wait_for_log("READY ").split()[1]
+        except BaseException:
+            self.stop()
+            raise
+
+    def api(self, path: str) -> Any:
+        return httpx.get(self.url + path, timeout=10).json()
 
 
 if __name__ == "__main__":
