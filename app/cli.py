@@ -94,10 +94,13 @@ def serve(
 
     from app.api.http_limits import MAX_BODY_BYTES
     from app.core.db import close_db, migrate_db
+    from app.embedded.child import sigterm_unwinds
     from app.main import create_app
 
     configure_logging()
-    with environment(redis=True, mlflow=True) as settings:
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it: unwinding (instead of dying)
+    # lets `environment` stop every embedded server it started.
+    with sigterm_unwinds(), environment(redis=True, mlflow=True) as settings:
         async def prepare() -> None:
             await migrate_db(settings.database_url)
             await close_db()

@@ -33,6 +33,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from app.embedded.child import sigterm_unwinds
 from app.embedded.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,13 +107,18 @@ async def start_api(database_url: str, redis_url: str) -> tuple[asyncio.subproce
         "--timeout-keep-alive", "300", cwd=ROOT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
-    async with aiohttp.ClientSession(base_url=url) as http, asyncio.timeout(60):
-        while True:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with http.get("/ready") as r:
-                    if r.status == 200:
-                        return proc, url
-            await asyncio.sleep(0.1)
+    try:
+        async with aiohttp.ClientSession(base_url=url) as http, asyncio.timeout(60):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get("/ready") as r:
+                        if r.status == 200:
+                            return proc, url
+                await asyncio.sleep(0.1)
+    except BaseException:  # never leave the server behind
+        proc.terminate()
+        await proc.wait()
+        raise
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -255,7 +261,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="concurrent fundings per scenario")
     parser.add_argument("--runs", type=int, default=50, help="runs in the many-runs scenario")
     args = parser.parse_args()
-    with backing_services() as (server_url, redis_url):
+    with sigterm_unwinds(), backing_services() as (server_url, redis_url):
         asyncio.run(bench(server_url, redis_url, args.n, args.runs))
 
 

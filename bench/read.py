@@ -24,9 +24,10 @@ from dataclasses import dataclass
 import aiohttp
 import asyncpg
 
+from app.embedded.child import sigterm_unwinds
 from bench import seed
 from bench.fund_run import backing_services
-from bench.servers import interrupt_on_sigterm, uvicorn_process
+from bench.servers import uvicorn_process
 
 PROJECTS, RUNS_PER_PROJECT = 100, 10
 DASHBOARD = """query($projects: Int!, $runs: Int!) { projects(first: $projects) { edges { node {
@@ -188,7 +189,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
-    with interrupt_on_sigterm(), backing_services() as (server_url, redis_url):
+    with sigterm_unwinds(), backing_services() as (server_url, redis_url):
         asyncio.run(bench(server_url, redis_url, args))
 
 

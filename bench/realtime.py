@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import websockets
 
+from app.embedded.child import sigterm_unwinds
 from app.embedded.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -215,4 +216,5 @@ def _now():
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with sigterm_unwinds():  # SIGTERM stops the servers started above, like Ctrl-C
+        asyncio.run(main())

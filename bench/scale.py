@@ -20,9 +20,10 @@ import uuid
 import aiohttp
 import asyncpg
 
+from app.embedded.child import sigterm_unwinds
 from bench import seed
 from bench.fund_run import backing_services
-from bench.servers import interrupt_on_sigterm, uvicorn_process
+from bench.servers import uvicorn_process
 
 QUERIES = {
     "project(old).runs(first:20)": """query($project: ID!) { project(id: $project) { runs(first: 20) {
@@ -118,7 +119,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=25)
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    with interrupt_on_sigterm(), backing_services() as (server_url, redis_url):
+    with sigterm_unwinds(), backing_services() as (server_url, redis_url):
         asyncio.run(bench(server_url, redis_url, sizes, args.samples))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,6 +24,12 @@ from app.embedded.ports import free_port
 from tests.client import GraphQLClient, Person
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # SIGTERM unwinds like Ctrl-C (app.embedded.child.sigterm_unwinds), so the session's fixtures
+    # still stop every server they started when a CI job or a developer kills the run.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")

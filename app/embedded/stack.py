@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
+from app.embedded.child import ChildServer
 from app.embedded.mlflow import MlflowServer
 from app.embedded.postgres import EmbeddedPostgres
 from app.embedded.redis import EmbeddedRedis
 
 
-class _Service(Protocol):
-    def start(self) -> str: ...
-    def stop(self) -> None: ...
-
-
 class EmbeddedStack:
-    """Starts the requested services (each in ``data_dir/<name>``) and stops them in reverse.
+    """Starts the requested services (each in ``data_dir/<name>``, supervised: restarted on the
+    same port if they die) and stops them in reverse.
 
     ``start`` returns ``{"postgres": url, "redis": url, "mlflow": url}`` for the services
     requested. The service objects stay reachable (``.postgres``, ``.redis``, ``.mlflow``),
@@ -29,7 +25,7 @@ class EmbeddedStack:
         self.redis: EmbeddedRedis | None = None
         self.mlflow: MlflowServer | None = None
         self.urls: dict[str, str] = {}
-        self._started: list[_Service] = []
+        self._started: list[ChildServer] = []
 
     def start(self, postgres: bool = True, redis: bool = True, mlflow: bool = True) -> dict[str, str]:
         try:
@@ -48,7 +44,7 @@ class EmbeddedStack:
             raise
         return dict(self.urls)
 
-    def _start(self, name: str, service: _Service) -> None:
+    def _start(self, name: str, service: ChildServer) -> None:
         self.urls[name] = service.start()
         self._started.append(service)
 
