@@ -1,4 +1,4 @@
-"""`mlpatron`: serve | watcher | migrate | users | apikeys | credit | ledger | export-schema.
+"""`mlpatron`: serve | watcher | migrate | users | apikeys | credit | ledger | k8s | export-schema.
 
 With no DATABASE_URL / REDIS_URL / MLFLOW_TRACKING_URI every command uses the embedded default
 under the data directory (started on demand, stopped on exit).
@@ -22,10 +22,12 @@ users_cli = typer.Typer(no_args_is_help=True, help="Manage users.")
 apikeys_cli = typer.Typer(no_args_is_help=True, help="Manage API keys.")
 credit_cli = typer.Typer(no_args_is_help=True, help="Admin credit grants.")
 ledger_cli = typer.Typer(no_args_is_help=True, help="Ledger tools.")
+k8s_cli = typer.Typer(no_args_is_help=True, help="Kubernetes tools (EXECUTOR=kubernetes).")
 cli.add_typer(users_cli, name="users")
 cli.add_typer(apikeys_cli, name="apikeys")
 cli.add_typer(credit_cli, name="credit")
 cli.add_typer(ledger_cli, name="ledger")
+cli.add_typer(k8s_cli, name="k8s")
 
 T = TypeVar("T")
 
@@ -231,6 +233,34 @@ def ledger_check() -> None:
         typer.echo(f"ledger check failed: {len(problems)} problem(s)", err=True)
         raise typer.Exit(1)
     typer.echo("ledger check passed: every transaction sums to zero and every balance matches its postings")
+
+
+@k8s_cli.command("cancel-orphan")
+def k8s_cancel_orphan(name: str) -> None:
+    """Delete the Kubernetes Job NAME if no platform job tracks it; exit 1 if refused."""
+    from app.core.errors import DomainError
+    from app.execution.kubernetes import KubernetesExecutor
+    from app.jobs.orphans import cancel_orphan_kubernetes_job
+    from app.jobs.recorder import JobRecorder
+
+    async def go() -> Any:
+        executor = KubernetesExecutor(JobRecorder(), watch=False)  # the watcher deployment follows Jobs
+        try:
+            return await cancel_orphan_kubernetes_job(executor, name)
+        finally:
+            await executor.close()
+
+    with environment() as settings:
+        if settings.executor != "kubernetes":
+            typer.echo("refused: EXECUTOR is not kubernetes, so this platform has no Kubernetes Jobs", err=True)
+            raise typer.Exit(1)
+        try:
+            result = _run_db(settings, go)
+        except DomainError as err:
+            typer.echo(f"refused: {err.message}", err=True)
+            raise typer.Exit(1) from None
+    typer.echo(f"deleted Kubernetes Job {name} (job id {result.job_id})" if result.deleted
+               else f"Kubernetes Job {name} was already gone")
 
 
 @cli.command("export-schema")

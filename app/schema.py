@@ -13,6 +13,7 @@ from app.catalog.schema import CatalogQuery
 from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
 from app.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.funding.schema import FundingMutation
+from app.jobs.orphans_schema import OrphansMutation
 from app.jobs.schema import JobsQuery
 from app.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.notifications.schema import NotificationsMutation, NotificationsQuery
@@ -35,7 +36,7 @@ Query = merge_types("Query", (
 ))
 Mutation = merge_types("Mutation", (
     AccountsMutation, ProjectsMutation, RunsMutation, CopyRunMutation, FundRunMutation, FundingMutation,
-    DiscussionsMutation, NotificationsMutation, FeedbackMutation,
+    DiscussionsMutation, NotificationsMutation, FeedbackMutation, OrphansMutation,
 ))
 
 Subscription = merge_types("Subscription", (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
@@ -245,11 +246,12 @@ class KubernetesExecutor(Executor):
             })  # fmt: skip
         return out
 
-    async def cancel_orphan(self, name: str) -> str | None:
+    async def cancel_orphan(self, name: str, guard: Callable[[str], Awaitable[None]] | None = None) -> str | None:
         """Delete a labelled mlpatron Job the database does not know (Foreground).
 
         Returns its job-id label, or None when it was already gone. Refuses Jobs without the
-        mlpatron labels: this namespace is not ours alone.
+        mlpatron labels: this namespace is not ours alone. `guard` is awaited with the job-id
+        label before deleting; it raises to keep a Job the platform still tracks.
         """
         api = await self.api()
         job = await api.get_job(name)
@@ -259,6 +261,8 @@ class KubernetesExecutor(Executor):
         job_id = labels.get(JOB_ID_LABEL)
         if not job_id or labels.get(MANAGED_BY_LABEL) != MANAGED_BY:
             raise ValueError(f"Kubernetes Job {name} is not an mlpatron job (no {JOB_ID_LABEL} label); not deleting it")
+        if guard is not None:
+            await guard(job_id)
         await api.delete_job(name, "Foreground")
         log.info("orphan Kubernetes Job %s (job id %s) deleted", name, job_id)
         return job_id
