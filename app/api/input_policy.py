@@ -73,15 +73,19 @@ def _check_json(value: Any, path: str, problems: Problems, depth: int = 1) -> No
     elif depth >= limits.JSON_DEPTH:
         problems[path] = "nested too deeply"
     elif isinstance(value, dict | list):
-        if len(value) > limits.PARAMS:
-            problems[path] = f"at most {limits.PARAMS} entries"
-            return
-        items = value.items() if isinstance(value, dict) else enumerate(value)
-        for key, item in items:
-            if isinstance(key, str) and (why := text_problem(key, limits.PARAM_NAME)) is not None:
-                problems[path] = f"parameter names: {why}"  # never echo a hostile key in the path
-                continue
-            _check_json(item, f"{path}.{key}", problems, depth + 1)
+        _check_json_container(value, path, problems, depth)
+
+
+def _check_json_container(value: dict[Any, Any] | list[Any], path: str, problems: Problems, depth: int) -> None:
+    if len(value) > limits.PARAMS:
+        problems[path] = f"at most {limits.PARAMS} entries"
+        return
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if isinstance(key, str) and (why := text_problem(key, limits.PARAM_NAME)) is not None:
+            problems[path] = f"parameter names: {why}"  # never echo a hostile key in the path
+            continue
+        _check_json(item, f"{path}.{key}", problems, depth + 1)
 
 
 def _check(value: Any, type_: Any, path: str, key: str, owner: str | None, problems: Problems) -> None:
@@ -96,15 +100,20 @@ def _check(value: Any, type_: Any, path: str, key: str, owner: str | None, probl
         for name, item in value.items():
             _check(item, type_.fields[name].type, f"{path}.{name}", name, type_.name, problems)
     elif isinstance(type_, GraphQLScalarType):
-        if type_.name == "JSON":
-            _check_json(value, path, problems)
-        elif isinstance(value, str):
-            if (why := text_problem(value, text_limit(owner, key, type_.name))) is not None:
-                problems[path] = why
-        elif type_.name == "Int" and isinstance(value, int):
-            low, high = limits.INT_BOUNDS.get(key, limits.INT_DEFAULT)
-            if not low <= value <= high:
-                problems[path] = f"must be between {low} and {high}"
+        _check_scalar(value, type_, path, key, owner, problems)
+
+
+def _check_scalar(value: Any, type_: GraphQLScalarType, path: str, key: str, owner: str | None,
+                  problems: Problems) -> None:
+    if type_.name == "JSON":
+        _check_json(value, path, problems)
+    elif isinstance(value, str):
+        if (why := text_problem(value, text_limit(owner, key, type_.name))) is not None:
+            problems[path] = why
+    elif type_.name == "Int" and isinstance(value, int):
+        low, high = limits.INT_BOUNDS.get(key, limits.INT_DEFAULT)
+        if not low <= value <= high:
+            problems[path] = f"must be between {low} and {high}"
 
 
 def violations(args: dict[str, GraphQLArgument], kwargs: dict[str, Any]) -> Problems:

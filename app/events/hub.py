@@ -186,6 +186,15 @@ class Hub:
                     await pubsub.aclose()
                     await redis.aclose()
 
+    async def _apply_changes(self, pubsub: PubSub) -> None:
+        """Send the (un)subscriptions queued since the last turn that still hold."""
+        while self._changes:
+            action, topic = self._changes.popleft()
+            if action == "subscribe" and topic in self._listeners:
+                await pubsub.subscribe(topic)
+            elif action == "unsubscribe" and topic not in self._listeners:
+                await pubsub.unsubscribe(topic)
+
     async def _pump(self, pubsub: PubSub) -> None:
         """One task owns the connection: apply (un)subscriptions, then read, in turns; PING
         when idle so that a connection which silently stopped answering is noticed."""
@@ -199,12 +208,7 @@ class Hub:
                     raise ConnectionError(f"no answer to PING within {PING_SECONDS}s")
                 await pubsub.ping()
                 pinged, last_heard = True, now
-            while self._changes:
-                action, topic = self._changes.popleft()
-                if action == "subscribe" and topic in self._listeners:
-                    await pubsub.subscribe(topic)
-                elif action == "unsubscribe" and topic not in self._listeners:
-                    await pubsub.unsubscribe(topic)
+            await self._apply_changes(pubsub)
             message = await pubsub.get_message(timeout=POLL_SECONDS)
             if message is None:
                 continue

@@ -9,6 +9,7 @@ down), and identical re-reads of followers in one process are shared (`shared`).
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -50,6 +51,13 @@ async def shared(key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
     return await asyncio.shield(future)
 
 
+async def _read_once(share_key: str | None, key: tuple[Any, ...], read: Callable[[], Awaitable[T]]) -> T:
+    """`read()`, shared with this process's other followers of `share_key` when there is one."""
+    if share_key is None:
+        return await read()
+    return await shared((share_key, *key), read)
+
+
 async def follow_batches(
     hub: Hub,
     topics: Sequence[str],
@@ -70,23 +78,11 @@ async def follow_batches(
     With `share_key`, followers of the same stream in this process share their reads. `position`
     gets the seq of the last item of each batch before the batch is yielded.
     """
-    async def read(last: int) -> Sequence[T]:
-        if share_key is None:
-            return await read_after(last, batch)
-        return await shared((share_key, "read", last, batch), lambda: read_after(last, batch))
-
-    async def is_finished() -> bool:
-        if finished is None:
-            return False
-        if share_key is None:
-            return await finished()
-        return await shared((share_key, "finished"), finished)
-
     async with hub.listen(*topics) as signal:
         last = start
         while True:
-            done = await is_finished()
-            items = await read(last)
+            done = finished is not None and await _read_once(share_key, ("finished",), finished)
+            items = await _read_once(share_key, ("read", last, batch), functools.partial(read_after, last, batch))
             if items:
                 last = seq_of(items[-1])
                 if position is not None:

@@ -108,6 +108,10 @@ def _normal_host(raw: str) -> str:
     return host
 
 
+def _bad_url(reason: str) -> GitError:
+    return GitError("INVALID_GIT_URL", f"invalid git URL: {reason}")
+
+
 def validate_git_url(url: str, allow_local: bool) -> str:
     """Return the URL to use (host normalised), or raise GitError(INVALID_GIT_URL).
 
@@ -117,54 +121,60 @@ def validate_git_url(url: str, allow_local: bool) -> str:
     at each git call (`_pin`). `allow_local` (tests, embedded default) also accepts `file://`
     URLs and absolute paths of existing directories.
     """
-
-    def bad(reason: str) -> GitError:
-        return GitError("INVALID_GIT_URL", f"invalid git URL: {reason}")
-
     url = url.strip()
     if not url:
-        raise bad("empty")
+        raise _bad_url("empty")
     if len(url) > MAX_URL_LENGTH:
-        raise bad("too long")
+        raise _bad_url("too long")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
-        raise bad("contains whitespace or control characters")
-
+        raise _bad_url("contains whitespace or control characters")
     if allow_local and (url.startswith("/") or url.lower().startswith("file:")):
-        if url.startswith("/"):
-            path = url
-        else:
-            parts = urlsplit(url)
-            if parts.netloc or not parts.path.startswith("/"):
-                raise bad("file URLs must look like file:///absolute/path")
-            path = unquote(parts.path)
-        if not os.path.isdir(path):
-            raise bad(f"local repository {path!r} does not exist")
-        return url
+        return _local_repository(url)
+    return _public_https(url, allow_local)
 
+
+def _local_repository(url: str) -> str:
+    if url.startswith("/"):
+        path = url
+    else:
+        parts = urlsplit(url)
+        if parts.netloc or not parts.path.startswith("/"):
+            raise _bad_url("file URLs must look like file:///absolute/path")
+        path = unquote(parts.path)
+    if not os.path.isdir(path):
+        raise _bad_url(f"local repository {path!r} does not exist")
+    return url
+
+
+def _public_https(url: str, allow_local: bool) -> str:
     try:
         parts = urlsplit(url)
         port = parts.port  # raises ValueError on a malformed port
         netloc = unquote(parts.netloc)
         host = _normal_host(parts.hostname or "") if parts.hostname else ""
     except (ValueError, UnicodeError) as exc:
-        raise bad(str(exc)) from None
+        raise _bad_url(str(exc)) from None
     if parts.scheme.lower() != "https":
         allowed = "https:// (or a local path / file:// here)" if allow_local else "https://"
-        raise bad(f"only {allowed} URLs are accepted")
+        raise _bad_url(f"only {allowed} URLs are accepted")
     if "@" in netloc:
-        raise bad("credentials in the URL are not allowed; the repository must be public")
+        raise _bad_url("credentials in the URL are not allowed; the repository must be public")
+    _check_host(host, port)
+    if parts.query or parts.fragment:
+        raise _bad_url("query strings and fragments are not allowed")
+    if parts.path.strip("/") == "":
+        raise _bad_url("missing repository path")
+    return urlunsplit(("https", host if port is None else f"{host}:{port}", parts.path, "", ""))
+
+
+def _check_host(host: str, port: int | None) -> None:
     if not host:
-        raise bad("missing host")
+        raise _bad_url("missing host")
     if _host_is_internal(host.strip("[]")):
-        raise bad(f"host {host!r} is not a public address")
+        raise _bad_url(f"host {host!r} is not a public address")
     allowed_ports = get_settings().git_allowed_ports
     if (port or 443) not in allowed_ports:
-        raise bad(f"only port {', '.join(map(str, allowed_ports))} is allowed")
-    if parts.query or parts.fragment:
-        raise bad("query strings and fragments are not allowed")
-    if parts.path.strip("/") == "":
-        raise bad("missing repository path")
-    return urlunsplit(("https", host if port is None else f"{host}:{port}", parts.path, "", ""))
+        raise _bad_url(f"only port {', '.join(map(str, allowed_ports))} is allowed")
 
 
 # --------------------------------------------------------------------------- pinned resolution

@@ -126,36 +126,38 @@ def parse_mlproject(text: str) -> MLProject:
         raise _invalid("the top level must be a mapping")
 
     name = doc.get("name")
-    image = None
-    if (docker := doc.get("docker_env")) is not None:
-        if not isinstance(docker, dict) or not isinstance(docker.get("image"), str) or not docker["image"]:
-            raise _invalid("docker_env must be a mapping with an image")
-        image = docker["image"]
     python_env = doc.get("python_env")
-
     raw_eps = doc.get("entry_points")
     if not isinstance(raw_eps, dict) or not raw_eps:
         raise _invalid("entry_points must be a non-empty mapping")
-    entry_points: dict[str, EntryPoint] = {}
-    for ep_name, raw in raw_eps.items():
-        if not isinstance(raw, dict) or not isinstance(raw.get("command"), str) or not raw["command"].strip():
-            raise _invalid(f"entry point {ep_name!r} needs a command")
-        raw_params = raw.get("parameters") or {}
-        if not isinstance(raw_params, dict):
-            raise _invalid(f"entry point {ep_name!r}: parameters must be a mapping")
-        params = [_parse_parameter(str(ep_name), k, v) for k, v in raw_params.items()]
-        declared = {p.name for p in params}
-        for _, field in _template_fields(raw["command"]):
-            if field is not None and field not in declared:
-                raise _invalid(f"entry point {ep_name!r}: command uses undeclared parameter {{{field}}}")
-        entry_points[str(ep_name)] = EntryPoint(name=str(ep_name), parameters=params, command=raw["command"])
-
     return MLProject(
         name=str(name) if name is not None else None,
-        image=image,
-        entry_points=entry_points,
+        image=_docker_image(doc.get("docker_env")),
+        entry_points={str(ep_name): _parse_entry_point(str(ep_name), raw) for ep_name, raw in raw_eps.items()},
         python_env=str(python_env) if python_env is not None else None,
     )
+
+
+def _docker_image(docker: Any) -> str | None:
+    if docker is None:
+        return None
+    if not isinstance(docker, dict) or not isinstance(docker.get("image"), str) or not docker["image"]:
+        raise _invalid("docker_env must be a mapping with an image")
+    return docker["image"]
+
+
+def _parse_entry_point(name: str, raw: Any) -> EntryPoint:
+    if not isinstance(raw, dict) or not isinstance(raw.get("command"), str) or not raw["command"].strip():
+        raise _invalid(f"entry point {name!r} needs a command")
+    raw_params = raw.get("parameters") or {}
+    if not isinstance(raw_params, dict):
+        raise _invalid(f"entry point {name!r}: parameters must be a mapping")
+    params = [_parse_parameter(name, k, v) for k, v in raw_params.items()]
+    declared = {p.name for p in params}
+    for _, field in _template_fields(raw["command"]):
+        if field is not None and field not in declared:
+            raise _invalid(f"entry point {name!r}: command uses undeclared parameter {{{field}}}")
+    return EntryPoint(name=name, parameters=params, command=raw["command"])
 
 
 async def load_mlproject(url: str, commit_sha: str) -> MLProject:
@@ -187,22 +189,34 @@ def _normalize(ptype: str, value: Any) -> str:
     if isinstance(value, bool):  # bool is an int subclass, and str(True) helps nobody
         expected = {"int": "an integer", "float": "a number"}.get(ptype, "a string")
         raise ValueError(f"expected {expected}, not a boolean")
-    if ptype in ("int", "float"):
-        _check_magnitude(value)
     if ptype == "int":
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, int):
-            return str(value)
-        if isinstance(value, str) and _INT_RE.match(value.strip()):
-            return str(int(value.strip()))
-        raise ValueError("expected an integer")
+        _check_magnitude(value)
+        return _normalize_int(value)
     if ptype == "float":
-        if isinstance(value, int | float) and math.isfinite(value):
-            return repr(float(value)) if isinstance(value, float) else str(value)
-        if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
-            return value.strip()  # the caller's spelling, e.g. "1e-3", reaches the script as written
-        raise ValueError("expected a number")
+        _check_magnitude(value)
+        return _normalize_float(value)
+    return _normalize_text(ptype, value)
+
+
+def _normalize_int(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str) and _INT_RE.match(value.strip()):
+        return str(int(value.strip()))
+    raise ValueError("expected an integer")
+
+
+def _normalize_float(value: Any) -> str:
+    if isinstance(value, int | float) and math.isfinite(value):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    if isinstance(value, str) and _FLOAT_RE.match(value.strip()):
+        return value.strip()  # the caller's spelling, e.g. "1e-3", reaches the script as written
+    raise ValueError("expected a number")
+
+
+def _normalize_text(ptype: str, value: Any) -> str:
     if isinstance(value, int | float):
         value = str(value)
     if not isinstance(value, str):

@@ -11,7 +11,7 @@ from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
 from app.api.errors import Forbidden
-from app.catalog.catalog import resolve_machine
+from app.catalog.catalog import MachineType, resolve_machine
 from app.core.errors import DomainError, ErrorCode, InvalidState, QuotaExceeded, ValidationError
 from app.core.settings import get_settings
 from app.execution import git, mlproject
@@ -134,6 +134,38 @@ async def create_run(lifecycle: Lifecycle, actor: User, project: Project, req: R
         return await Run.get(id=record.result_id)
 
 
+def _check_request(req: RunRequest) -> tuple[str, MachineType]:
+    """What can be checked without the repository: (the title, trimmed; the machine)."""
+    errors: dict[str, str] = {}
+    title = req.title.strip()
+    if not (1 <= len(title) <= TITLE_MAX):
+        errors["title"] = f"1-{TITLE_MAX} characters"
+    if len(req.notes) > NOTES_MAX:
+        errors["notes"] = f"at most {NOTES_MAX} characters"
+    if req.idempotency_key is not None and not (1 <= len(req.idempotency_key) <= 200):
+        errors["idempotencyKey"] = "1-200 characters"
+    machine = None
+    try:
+        _, machine = resolve_machine(req.gpu_type, req.gpu_count, req.machine_type)
+    except ValidationError as exc:
+        errors |= exc.fields
+    if errors or machine is None:
+        raise ValidationError(errors)
+    return title, machine
+
+
+def _entry_and_parameters(parsed: ParsedProject, req: RunRequest) -> tuple[mlproject.EntryPoint, dict[str, str]]:
+    """The entry point and its effective parameters (defaults filled in)."""
+    try:
+        entry = parsed.project.entry_point(req.entry_point)
+    except mlproject.MLProjectError as exc:
+        raise ValidationError({"entryPoint": str(exc)}) from exc
+    try:
+        return entry, mlproject.validate_parameters(entry, req.parameters)
+    except mlproject.MLProjectError as exc:
+        raise ValidationError({f"parameters.{k}": v for k, v in (exc.fields or {"": str(exc)}).items()}) from exc
+
+
 class _LostRace(Exception):
     """A concurrent retry with the same idempotency key committed first."""
 
@@ -145,34 +177,11 @@ async def _create_run(lifecycle: Lifecycle, actor: User, project: Project, req: 
         existing = await IdempotencyRecord.get_or_none(user=actor, scope="createRun", key=req.idempotency_key)
         if existing is not None:
             return await Run.get(id=existing.result_id)
-    errors: dict[str, str] = {}
-    title = req.title.strip()
-    if not (1 <= len(title) <= TITLE_MAX):
-        errors["title"] = f"1-{TITLE_MAX} characters"
-    if len(req.notes) > NOTES_MAX:
-        errors["notes"] = f"at most {NOTES_MAX} characters"
-    if req.idempotency_key is not None and not (1 <= len(req.idempotency_key) <= 200):
-        errors["idempotencyKey"] = "1-200 characters"
-    try:
-        _, machine = resolve_machine(req.gpu_type, req.gpu_count, req.machine_type)
-    except ValidationError as exc:
-        errors |= exc.fields
-        machine = None
-    if errors:
-        raise ValidationError(errors)
+    title, machine = _check_request(req)
     parsed = await parse(req.uri, req.version)
-    try:
-        entry = parsed.project.entry_point(req.entry_point)
-    except mlproject.MLProjectError as exc:
-        raise ValidationError({"entryPoint": str(exc)}) from exc
-    try:
-        params = mlproject.validate_parameters(entry, req.parameters)
-    except mlproject.MLProjectError as exc:
-        raise ValidationError({f"parameters.{k}": v for k, v in (exc.fields or {"": str(exc)}).items()}) from exc
-    effective = params  # defaults filled in
+    entry, effective = _entry_and_parameters(parsed, req)
     override, override_value = check_dryrun_override(entry, effective, req.dryrun_override_param,
                                                      req.dryrun_override_value)
-    assert machine is not None
 
     async with in_transaction():
         await quotas.reserve_dryrun(actor.id)
