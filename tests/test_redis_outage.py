@@ -5,8 +5,10 @@ The platform degrades (PostgreSQL re-reads, typed answers) and recovers by itsel
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import signal
+import statistics
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,7 +25,7 @@ from tests.experiments import create_run, logs, make_demo_repo, make_project
 from tests.helpers import eventually
 from tests.repos import Repo
 from tests.test_discussions import COMMENT, discussion_in, project_of
-from tests.test_realtime import ACTIVITY, JOB_LOGS, dryrun_of
+from tests.test_realtime import ACTIVITY, JOB_LOGS, JOB_STATUS, NOTIFS, collect, dryrun_of
 from tests.ws import WsClient
 
 # Scheduling noise on a busy 2-core machine, on top of the documented bounds.
@@ -76,24 +78,29 @@ def demo_repo(work_dir: Path) -> Repo:
     return make_demo_repo(work_dir)
 
 
-async def test_subscriber_gets_every_line_through_an_outage_and_ready_recovers(platform: Platform,
-                                                                               demo_repo: Repo) -> None:
+async def follow_logs(ws: WsClient, job_id: str, arrivals: list[tuple[float, dict]],
+                      seen: asyncio.Event | None = None, marker: str = "") -> None:
+    """Collect (arrival time, line) of a job's log stream until it ends with the job."""
+    async with asyncio.timeout(120):
+        async for data in ws.subscribe(JOB_LOGS, {"id": job_id, "after": 0, "tail": 1000}):
+            arrivals.append((time.monotonic(), data["jobLogs"]))
+            if seen is not None and data["jobLogs"]["line"].startswith(marker):
+                seen.set()
+
+
+async def test_subscribers_get_everything_through_an_outage_then_push_again(platform: Platform,
+                                                                            demo_repo: Repo) -> None:
+    """The job logs, then ends, while Redis is down; its subscribers get every line and the final
+    status from PostgreSQL re-reads. After the restart the same websocket is back to push."""
     person = await Person.create(platform.api.url, "outage")
     project = await make_project(person.agent, demo_repo)
-    run = await create_run(person.agent, project, demo_repo, **dryrun_of(40, 0.1))
+    run = await create_run(person.agent, project, demo_repo, **dryrun_of(30, 0.1))
     job_id = run["dryrunJob"]["id"]
     ws = await WsClient.connect(platform.api.url)
     arrivals: list[tuple[float, dict]] = []
     epoch_5 = asyncio.Event()
-
-    async def follow() -> None:
-        async with asyncio.timeout(120):
-            async for data in ws.subscribe(JOB_LOGS, {"id": job_id, "after": 0, "tail": 1000}):
-                arrivals.append((time.monotonic(), data["jobLogs"]))
-                if data["jobLogs"]["line"].startswith("epoch 5"):
-                    epoch_5.set()
-
-    follower = asyncio.create_task(follow())
+    follower = asyncio.create_task(follow_logs(ws, job_id, arrivals, epoch_5, "epoch 5"))
+    statuses = asyncio.create_task(collect(ws, JOB_STATUS, {"id": job_id}))
     try:
         await asyncio.wait_for(epoch_5.wait(), 60)
         platform.crash_redis()
@@ -102,25 +109,34 @@ async def test_subscriber_gets_every_line_through_an_outage_and_ready_recovers(p
         assert down.json()["failing"] == ["redis"] and down.json()["status"] == "unavailable"
         degraded = await platform.ready("?degraded=ok")  # what the Kubernetes readiness probe asks
         assert degraded.status_code == 200 and degraded.json()["status"] == "degraded"
-        # Lines keep arriving during the outage (PostgreSQL re-reads), then Redis comes back.
-        during = len(arrivals)
-        await eventually(lambda: asyncio.sleep(0, len(arrivals)), lambda n: n >= during + 15, within=30)
-        await asyncio.to_thread(platform.redis.start)
+        await follower  # the job ended during the outage: its streams completed all the same
+        assert [s["status"] for s in await statuses][-1] == "SUCCEEDED"
         outage_ended = time.monotonic()
+        await asyncio.to_thread(platform.redis.start)
         await eventually(platform.ready, lambda r: r.status_code == 200,
                          within=RECONNECT_DELAY[1] + SLACK_SECONDS)
-        await follower
     finally:
         follower.cancel()
-        await ws.close()
+        statuses.cancel()
     received = [line for _, line in arrivals]
     assert received == await logs(person.agent, job_id, tail=1000)  # every line, in order, none twice
-    assert sum(x["line"].startswith("epoch") for x in received) == 40
+    assert sum(x["line"].startswith("epoch") for x in received) == 30
     during_outage = [t for t, _ in arrivals if outage_began <= t <= outage_ended]
     gaps = [b - a for a, b in zip([outage_began, *during_outage], [*during_outage, outage_ended], strict=True)]
     assert max(gaps) <= DEGRADED_REREAD_SECONDS + SLACK_SECONDS, gaps
     assert await platform.metric("mlpatron_redis_outages_total") >= 1
     assert await platform.metric("mlpatron_redis_fallback_rereads_total") >= 1
+
+    # Push again, on the same websocket: lines arrive about as often as they are written (0.1 s),
+    # not in the one-second batches of the outage.
+    again = await create_run(person.agent, project, demo_repo, **dryrun_of(12, 0.1))
+    pushed: list[tuple[float, dict]] = []
+    try:
+        await follow_logs(ws, again["dryrunJob"]["id"], pushed)
+    finally:
+        await ws.close()
+    times = [t for t, line in pushed if line["line"].startswith("epoch")]
+    assert statistics.median(b - a for a, b in itertools.pairwise(times)) < DEGRADED_REREAD_SECONDS / 2
     await person.close()
 
 
@@ -141,18 +157,22 @@ async def feedback(person: Person) -> dict:
 
 
 async def test_typed_answers_during_an_outage_and_limits_hold_again_after(platform: Platform) -> None:
-    owner = await Person.create(platform.api.url, "typed")
+    owner, fan = await Person.create(platform.api.url, "typed"), await Person.create(platform.api.url, "fan")
     project_id = await project_of(owner)
     discussion = await discussion_in(owner, project_id)
     ws = await WsClient.connect(platform.api.url)
+    owner_ws = await WsClient.connect(platform.api.url, {"authorization": f"Bearer {owner.api_key}"})
     activity: list[dict] = []
+    notified: list[dict] = []
 
-    async def follow() -> None:
-        async for data in ws.subscribe(ACTIVITY, {"p": project_id}):
-            activity.append(data["projectActivity"])
+    async def follow(client: WsClient, query: str, variables: dict, into: list[dict]) -> None:
+        async for data in client.subscribe(query, variables):
+            into.append(next(iter(data.values())))
 
-    follower = asyncio.create_task(follow())
-    await eventually(lambda: asyncio.sleep(0, len(activity)), lambda n: n >= 1, within=10)  # the discussion
+    followers = [asyncio.create_task(follow(ws, ACTIVITY, {"p": project_id}, activity)),
+                 asyncio.create_task(follow(owner_ws, NOTIFS, {}, notified))]
+    await eventually(lambda: asyncio.sleep(0, (len(activity), len(notified))),  # the discussion; a snapshot
+                     lambda counts: min(counts) >= 1, within=10)
     platform.crash_redis()
     await eventually(platform.ready, lambda r: r.status_code == 503, within=5)
     anonymous = GraphQLClient(platform.api.url)
@@ -166,19 +186,23 @@ async def test_typed_answers_during_an_outage_and_limits_hold_again_after(platfo
             assert err["extensions"]["code"] == "SERVICE_UNAVAILABLE", err
             assert err["extensions"]["retryAfterSeconds"] > 0 and err["extensions"]["traceId"]
         # Content limits fall back to a per-process sliding window: same limit, true retry hint.
-        answers = [await comment(owner, discussion, f"during {i}") for i in range(4)]
+        answers = [await comment(fan, discussion, f"during {i}") for i in range(4)]
         assert [a["code"] for a in answers] == ["CommentSuccess"] * 3 + ["RATE_LIMITED"]
         assert 0 < answers[-1]["retryAfterSeconds"] <= 3600
-        answers = [await feedback(owner) for _ in range(3)]
+        answers = [await feedback(fan) for _ in range(3)]
         assert [a["code"] for a in answers] == ["SubmitFeedbackSuccess"] * 2 + ["RATE_LIMITED"]
         assert 0 < answers[-1]["retryAfterSeconds"] <= 86400
         # What was committed meanwhile reaches the subscriber (PostgreSQL re-reads), within the bound.
         await eventually(lambda: asyncio.sleep(0, [a["kind"] for a in activity]),
                          lambda kinds: kinds.count("comment") == 3, within=DEGRADED_REREAD_SECONDS + SLACK_SECONDS)
+        await eventually(lambda: asyncio.sleep(0, [n["kind"] for n in notified]),  # the owner's, per comment
+                         lambda kinds: kinds.count("notification") == 3, within=DEGRADED_REREAD_SECONDS + SLACK_SECONDS)
     finally:
         await anonymous.close()
-        follower.cancel()
+        for follower in followers:
+            follower.cancel()
         await ws.close()
+        await owner_ws.close()
     from app.accounts.models import User
 
     assert not await User.filter(handle="during-outage").exists()
@@ -195,5 +219,5 @@ async def test_typed_answers_during_an_outage_and_limits_hold_again_after(platfo
     redis = connect(platform.redis_url)
     assert await redis.zcard(f"rl:comment:{fresh.user_id}") == 3  # counted in Redis, not in the process
     await redis.aclose()
-    await owner.close()
-    await fresh.close()
+    for person in (owner, fan, fresh):
+        await person.close()
