@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: run test lint schema bench clean frontend chromium image
+.PHONY: run run-k8s test lint schema bench clean frontend chromium image
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -36,6 +36,17 @@ chromium:
 
 run: $(STAMP) frontend
 	$(BIN)/mlpatron serve
+
+# Kubernetes mode against the simulated cluster (tests/k8s_fake/cluster.py, docs/deploying.md):
+# Jobs, pods, events, logs and the watcher as in production; experiments run as local processes.
+SIM := $(or $(MLPATRON_DATA_DIR),.mlpatron)/sim-cluster
+run-k8s: $(STAMP) frontend
+	rm -f $(SIM)/kubeconfig && mkdir -p $(SIM)
+	$(BIN)/python -m tests.k8s_fake.cluster --kubeconfig $(SIM)/kubeconfig --work-dir $(SIM)/pods \
+	  $(if $(SCENARIO),--scenario $(SCENARIO)) 2>$(SIM)/cluster.log & cluster=$$!; \
+	  trap "kill $$cluster" EXIT INT TERM; \
+	  while [ ! -s $(SIM)/kubeconfig ]; do kill -0 $$cluster || exit 1; sleep 0.2; done; \
+	  EXECUTOR=kubernetes KUBECONFIG=$(SIM)/kubeconfig K8S_ALLOW_LOCAL_REPOS=1 $(BIN)/mlpatron serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench
