@@ -4,12 +4,13 @@ words, focus. Screenshots go to test-output/screenshots/usability-*.png."""
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import BrowserContext, Page, Route, expect
 
 from app.api.ids import encode_id
 from tests.client import Person
@@ -96,6 +97,48 @@ async def test_bad_links_show_not_found_inside_the_layout(new_context, screensho
     for path, title in [("/login", "Log in"), ("/signup", "Sign up"), ("/jobs", "Jobs"), ("/", "Explore experiments")]:
         await page.goto(path)
         await expect(page).to_have_title(f"{title} · mlpatron")  # every tab says where it leads
+    assert errors == [], errors
+
+
+def answer_operation(name: str, body: dict):
+    """A route handler that answers the GraphQL operation `name` with `body` (a broken or raw
+    server answer) and lets every other request through."""
+    async def handle(route: Route) -> None:
+        sent = route.request.post_data_json if route.request.method == "POST" else None
+        if isinstance(sent, dict) and re.search(rf"\b(query|mutation) {name}\b", sent.get("query", "")):
+            await route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+        else:
+            await route.continue_()
+    return handle
+
+
+async def test_failures_are_worded_for_people(new_context, make_person, screenshots: Path) -> None:
+    errors: list[str] = []
+    person = await make_person("oops")
+    page = await open_page(await new_context(viewport=DESKTOP), errors)
+    await log_in(page, person)
+
+    # A raw GraphQL input error (what an old client or a proxy might get back) becomes words.
+    raw = {"errors": [{"message": "Variable '$input' got invalid value 9999999999 at 'input.amountCents'; "
+                                  "Int cannot represent non 32-bit signed integer value: 9999999999",
+                       "extensions": {"code": "BAD_USER_INPUT"}}]}
+    await page.route(re.compile(r"/graphql$"), answer_operation("CreateDeposit", raw))
+    await page.goto("/settings/wallet")
+    await page.get_by_label("Deposit (USD)").fill("25")
+    await page.get_by_role("button", name="Deposit by card").click()
+    await expect(page.get_by_role("alert")).to_contain_text("That number is too large.")
+    await expect(page.get_by_text(re.compile(r"Variable|32-bit|\$input"))).to_have_count(0)
+
+    # A page that fails while rendering (here: a run answered without its fields) keeps the layout
+    # and offers a way on, instead of a blank screen.
+    await page.route(re.compile(r"/graphql$"), answer_operation("RunPage", {"data": {"run": {"id": "x"}}}))
+    await page.goto(f"/runs/{encode_id('Run', str(uuid.uuid4()))}")
+    await expect(page.get_by_role("heading", name="Something went wrong on this page")).to_be_visible()
+    await expect(page.get_by_role("navigation", name="Main")).to_be_visible()
+    await expect(page.get_by_role("button", name="Reload the page")).to_be_visible()
+    await page.screenshot(path=screenshots / "usability-error-boundary.png")
+    await page.get_by_role("link", name="Go to Explore").click()
+    await expect(page.get_by_role("heading", name="Explore experiments")).to_be_visible()
     assert errors == [], errors
 
 
