@@ -80,3 +80,15 @@ async def test_subscriptions_per_connection_are_capped(api: str) -> None:
         assert "jobsBoard" in await eventually(another, lambda r: isinstance(r, dict), within=10)
     finally:
         await ws.close()
+
+
+async def test_subscription_arguments_pass_the_input_policy(api: str) -> None:
+    ws = await WsClient.connect(api)
+    try:
+        for query in ('subscription { jobLogs(jobId: "Sm9iOjE=", tail: 999999) { seq } }',
+                      'subscription { runUpdates(runId: "a\\u0000b") { __typename } }'):
+            with pytest.raises(SubscriptionError) as refused:
+                await anext(ws.subscribe(query))
+            assert refused.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT", refused.value.errors
+    finally:
+        await ws.close()

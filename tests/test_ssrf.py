@@ -5,6 +5,7 @@ caller learns nothing about the network beyond "cannot reach repository"."""
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 
@@ -83,3 +84,21 @@ async def test_local_repositories_still_work_when_allowed(settings) -> None:
     assert settings.allow_local_repos
     assert await git._pin("/srv/repo") == ()
     assert await git._pin("file:///srv/repo") == ()
+
+
+async def test_kubernetes_clones_are_pinned_too(production) -> None:
+    from app.execution.executor import JobSpec
+    from app.execution.k8s_manifests import KubernetesConfig, ManifestError, build_job_manifest
+    from app.execution.kubernetes import pin_repository
+
+    spec = JobSpec(job_id="00000000-0000-0000-0000-000000000001", run_id="00000000-0000-0000-0000-000000000002",
+                   kind="dryrun", repo_url="https://public.example/lab/x.git", commit_sha="a" * 40,
+                   command="python train.py", env={}, deadline_seconds=60, image="python:3.12", gpu_type="l4",
+                   gpu_count=1)
+    pinned = await pin_repository(spec)
+    clone = build_job_manifest(pinned, KubernetesConfig())["spec"]["template"]["spec"]["initContainers"][0]
+    env = {e["name"]: e["value"] for e in clone["env"]}
+    config = {env[f"GIT_CONFIG_KEY_{i}"]: env[f"GIT_CONFIG_VALUE_{i}"] for i in range(int(env["GIT_CONFIG_COUNT"]))}
+    assert config == {"http.curloptResolve": "public.example:443:93.184.215.14", "http.followRedirects": "false"}
+    with pytest.raises(ManifestError, match="cannot reach repository"):
+        await pin_repository(dataclasses.replace(spec, repo_url="https://rebind.example/x.git"))

@@ -203,23 +203,32 @@ def _unreachable(url: str, detail: str) -> GitError:
     return GitError("REPO_UNREACHABLE", f"cannot reach repository {url}")
 
 
-async def _pin(url: str) -> tuple[str, ...]:
-    """git options for a network call to `url`: its host resolved once, every address public,
-    and curl pinned to the checked one (a second DNS answer cannot differ: no rebinding);
-    redirects off (they could lead anywhere). Nothing for local repositories."""
+class UnresolvedHost(GitError):
+    """The host has no DNS answer (as opposed to a non-public one)."""
+
+
+async def pinned_config(url: str) -> dict[str, str]:
+    """git configuration for a network call to `url`: its host resolved once, every address
+    public, and curl pinned to the checked one (a second DNS answer cannot differ: no
+    rebinding); redirects off (they could lead anywhere). Empty for local repositories."""
     parts = urlsplit(url)
     if parts.scheme.lower() != "https":
-        return ()
+        return {}
     host, port = (parts.hostname or "").strip("[]"), parts.port or 443
     try:
         addresses = [host] if _is_ip(host) else await _resolver(host, port)
     except OSError as exc:
-        raise _unreachable(url, f"DNS: {exc}") from None
+        log.warning("git: cannot resolve %s: %s", host, exc)
+        raise UnresolvedHost("REPO_UNREACHABLE", f"cannot reach repository {url}") from None
     if not addresses or not all(is_public_address(a) for a in addresses):
         raise _unreachable(url, f"{host} resolves to non-public {addresses}")
-    pin = addresses[0]
-    pinned = f"[{pin}]" if ":" in pin else pin
-    return ("-c", f"http.curloptResolve={host}:{port}:{pinned}", "-c", "http.followRedirects=false")
+    pin = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
+    return {"http.curloptResolve": f"{host}:{port}:{pin}", "http.followRedirects": "false"}
+
+
+async def _pin(url: str) -> tuple[str, ...]:
+    """`pinned_config` as git's `-c` options."""
+    return tuple(arg for key, value in (await pinned_config(url)).items() for arg in ("-c", f"{key}={value}"))
 
 
 def _is_ip(host: str) -> bool:

@@ -317,6 +317,15 @@ def _env_list(env: dict[str, str]) -> list[dict[str, str]]:
     return out
 
 
+def _git_config_env(config: dict[str, str]) -> list[dict[str, str]]:
+    """git configuration through the environment (git >= 2.31): the clone is pinned to the address
+    the platform checked (`git.pinned_config`), so the cluster's DNS cannot send it elsewhere."""
+    env = [{"name": "GIT_CONFIG_COUNT", "value": str(len(config))}] if config else []
+    for i, (key, value) in enumerate(sorted(config.items())):
+        env += [{"name": f"GIT_CONFIG_KEY_{i}", "value": key}, {"name": f"GIT_CONFIG_VALUE_{i}", "value": value}]
+    return env
+
+
 def _clone_container(spec: JobSpec, config: KubernetesConfig) -> dict[str, Any]:
     return {
         "name": CLONE_CONTAINER,
@@ -328,6 +337,7 @@ def _clone_container(spec: JobSpec, config: KubernetesConfig) -> dict[str, Any]:
             {"name": "WORKSPACE", "value": WORKSPACE},
             {"name": "HOME", "value": "/tmp"},
             {"name": "GIT_TERMINAL_PROMPT", "value": "0"},
+            *_git_config_env(spec.extra.get("git_config") or {}),
         ],
         "workingDir": WORKSPACE,
         "volumeMounts": [{"name": "workspace", "mountPath": WORKSPACE}, {"name": "clone-tmp", "mountPath": "/tmp"}],

@@ -15,6 +15,7 @@ are retried (get, list, delete, and this create); 403 and other 4xx are final.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from app.core.settings import get_settings
+from app.execution import git
 from app.execution.executor import Executor, JobSink, JobSpec
 from app.execution.k8s_api import KubeApi, create_api_client, describe_api_error, is_transient
 from app.execution.k8s_manifests import (
@@ -53,6 +55,19 @@ class KubernetesSubmitError(RuntimeError):
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+async def pin_repository(spec: JobSpec) -> JobSpec:
+    """The clone connects to the address checked here (public, resolved once); a non-public
+    answer refuses the job. A name with no answer here (createRun saw a public one) is left
+    to the cluster's DNS: a residual rebinding window, documented in the README."""
+    try:
+        config = await git.pinned_config(spec.repo_url)
+    except git.UnresolvedHost:
+        return spec
+    except git.GitError as exc:
+        raise ManifestError(exc.message) from None
+    return dataclasses.replace(spec, extra={**spec.extra, "git_config": config}) if config else spec
 
 
 class KubernetesExecutor(Executor):
@@ -135,6 +150,7 @@ class KubernetesExecutor(Executor):
         if spec.job_id in self._handles:  # a retried submit in this process: nothing to do
             return dict(self._handles[spec.job_id])
         try:
+            spec = await pin_repository(spec)
             manifest = build_job_manifest(spec, self.config)
         except ManifestError as exc:
             await self._report(spec.job_id, JobStatus.FAILED, error=JobError(platform=f"invalid job spec: {exc}"))
