@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import strawberry
 from graphql import GraphQLError
 
+from app.api.next_steps import TYPED
 from app.core.errors import DomainError, ErrorCode, InvalidCredentials, InvalidState, QuotaExceeded, ValidationError
 
 strawberry.enum(ErrorCode)
@@ -77,6 +78,15 @@ class ServiceUnavailable(ApiError):
 class Error:
     message: str
     code: ErrorCode
+
+    @strawberry.field(description="What to do next, in one sentence (the same for every error of this code).")
+    def recommended_action(self) -> str:
+        return TYPED[ErrorCode(self.code)]
+
+    @strawberry.field(description="Seconds after which the same request can succeed; null when waiting does not "
+                                  "help.")
+    def retry_after_seconds(self) -> int | None:
+        return None
 
 
 @strawberry.type

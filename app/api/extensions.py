@@ -13,6 +13,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.relay.types import GlobalIDValueError
 
+from app.api.next_steps import recommended_action
 from app.core.telemetry import tracing_enabled
 
 log = logging.getLogger("mlpatron.graphql")
@@ -56,6 +57,8 @@ class TracedErrors(MaskErrors):
             if len(error.message) > MAX_MESSAGE:  # e.g. an unknown 1 MB field name, echoed by graphql-core
                 error.message = error.message[:MAX_MESSAGE] + "…"
             error.extensions = {**(error.extensions or {}), "traceId": trace_id}
+            if (action := recommended_action(error.extensions.get("code"))) is not None:
+                error.extensions["recommendedAction"] = action
             log.info("graphql error %s: %s", error.extensions.get("code"), error.message[:200],
                      extra={"trace_id": trace_id, "code": error.extensions.get("code")})
             out.append(error)
