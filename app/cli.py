@@ -240,7 +240,7 @@ def k8s_cancel_orphan(name: str) -> None:
     """Delete the Kubernetes Job NAME if no platform job tracks it; exit 1 if refused."""
     from app.core.errors import DomainError
     from app.execution.kubernetes import KubernetesExecutor
-    from app.jobs.orphans import cancel_orphan_kubernetes_job
+    from app.execution.orphans import cancel_orphan_kubernetes_job
     from app.jobs.recorder import JobRecorder
 
     async def go() -> Any:

@@ -17,6 +17,7 @@ import strawberry
 from graphql import GraphQLError
 
 from app.api.next_steps import TYPED
+from app.core import errors
 from app.core.errors import DomainError, ErrorCode, InvalidCredentials, InvalidState, QuotaExceeded, ValidationError
 
 strawberry.enum(ErrorCode)
@@ -37,12 +38,13 @@ class Unauthenticated(ApiError):
         super().__init__(message, "UNAUTHENTICATED")
 
 
-class Forbidden(ApiError):
+# The GraphQL faces of the services' access errors: `except core.Forbidden` catches both.
+class Forbidden(ApiError, errors.Forbidden):
     def __init__(self, message: str = "You are not allowed to do this.") -> None:
         super().__init__(message, "FORBIDDEN")
 
 
-class NotFound(ApiError):
+class NotFound(ApiError, errors.NotFound):
     def __init__(self, what: str = "Object") -> None:
         super().__init__(f"{what} not found.", "NOT_FOUND")
 

@@ -14,6 +14,7 @@ from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.relay.types import GlobalIDValueError
 
 from app.api.next_steps import recommended_action
+from app.core.errors import AccessError
 from app.core.telemetry import tracing_enabled
 
 log = logging.getLogger("mlpatron.graphql")
@@ -30,7 +31,7 @@ LIMIT_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
 def _is_safe(error: GraphQLError) -> bool:
     original = error.original_error
     # No original error: a parse/validation error produced by graphql-core itself (safe to show).
-    return original is None or isinstance(original, GraphQLError)
+    return original is None or isinstance(original, GraphQLError | AccessError)
 
 
 class TracedErrors(MaskErrors):
@@ -48,6 +49,9 @@ class TracedErrors(MaskErrors):
                 error = GraphQLError(
                     "Malformed id.", nodes=error.nodes, path=error.path, extensions={"code": "BAD_USER_INPUT"}
                 )
+            elif isinstance(original, AccessError) and not isinstance(original, GraphQLError):
+                error = GraphQLError(original.message, nodes=error.nodes, path=error.path,
+                                     extensions={"code": original.code})  # a service's Forbidden, NotFound
             elif not _is_safe(error):
                 log.error("unhandled error [trace %s]", trace_id, exc_info=original)
                 error = self.anonymise_error(error)

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.relay import GlobalID
 
 from app.api.errors import BadInput
+from app.core import ids
 
 
 def decode_id(value: strawberry.ID | str, *type_names: str) -> uuid.UUID:
@@ -23,4 +24,4 @@ def decode_id(value: strawberry.ID | str, *type_names: str) -> uuid.UUID:
 
 
 def encode_id(type_name: str, pk: object) -> strawberry.ID:
-    return strawberry.ID(str(GlobalID(type_name, str(pk))))
+    return strawberry.ID(ids.encode_id(type_name, pk))

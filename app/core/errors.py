@@ -32,6 +32,31 @@ class DomainError(Exception):
         self.message = message
 
 
+class AccessError(Exception):
+    """Not a result the caller can act on in the payload: no access, or nothing there. The API
+    reports it as a GraphQL error with `extensions.code` (see `app/api/extensions.py`)."""
+
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Forbidden(AccessError):
+    code = "FORBIDDEN"
+
+    def __init__(self, message: str = "You are not allowed to do this.") -> None:
+        super().__init__(message)
+
+
+class NotFound(AccessError):
+    code = "NOT_FOUND"
+
+    def __init__(self, what: str = "Object") -> None:
+        super().__init__(f"{what} not found.")
+
+
 class ValidationError(DomainError):
     code = ErrorCode.VALIDATION_FAILED
 

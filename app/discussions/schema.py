@@ -16,8 +16,7 @@ from app.discussions import services
 from app.discussions.models import Comment, Discussion
 from app.discussions.types import CommentType, DiscussionType
 from app.projects.models import Project
-from app.revisions.errors import EditNotApplicableError, VersionConflictError
-from app.revisions.types import PatchTextInput, VersionedBody, patch_body
+from app.revisions.types import EditNotApplicableError, PatchTextInput, VersionConflictError, VersionedBody, patch_body
 
 DISCUSSION_BODY = VersionedBody(Discussion, "Discussion", "discussion", max_length=services.BODY_MAX, required=True)
 COMMENT_BODY = VersionedBody(Comment, "Comment", "comment", max_length=services.COMMENT_MAX, required=True)

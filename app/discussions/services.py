@@ -16,9 +16,8 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.errors import Forbidden
-from app.api.ids import encode_id
-from app.core.errors import InvalidState, ValidationError
+from app.core.errors import Forbidden, InvalidState, ValidationError
+from app.core.ids import encode_id
 from app.discussions.models import Comment, Discussion
 from app.events import services as events
 from app.notifications import services as notifications

@@ -1,10 +1,7 @@
-"""Typed money errors: raised by the services, returned as GraphQL result types."""
+"""Money errors the services raise; `app/funding/types.py` turns them into the payloads' typed errors."""
 
 from __future__ import annotations
 
-import strawberry
-
-from app.api.errors import Error, converts
 from app.core.errors import DomainError, ErrorCode
 
 
@@ -23,25 +20,3 @@ class PaymentsNotConfigured(DomainError):
 
     def __init__(self) -> None:
         super().__init__("Card payments are not configured on this platform (no Stripe keys).")
-
-
-@strawberry.type(name="InsufficientFunds")
-class InsufficientFundsError(Error):
-    required_cents: int
-    available_cents: int
-
-
-@strawberry.type(name="PaymentsNotConfigured")
-class PaymentsNotConfiguredError(Error):
-    pass
-
-
-@converts(InsufficientFunds)
-def _insufficient(err: InsufficientFunds) -> InsufficientFundsError:
-    return InsufficientFundsError(message=err.message, code=err.code, required_cents=err.required_cents,
-                                  available_cents=err.available_cents)
-
-
-@converts(PaymentsNotConfigured)
-def _not_configured(err: PaymentsNotConfigured) -> PaymentsNotConfiguredError:
-    return PaymentsNotConfiguredError(message=err.message, code=err.code)

@@ -12,8 +12,7 @@ from app.api.context import Info
 from app.api.errors import ValidationFailed, typed_errors
 from app.core.settings import get_settings
 from app.funding import deposits, wallets
-from app.funding.errors import PaymentsNotConfiguredError
-from app.funding.types import BalanceType, DepositType
+from app.funding.types import BalanceType, DepositType, PaymentsNotConfiguredError
 
 
 @strawberry.input

@@ -15,10 +15,12 @@ from tortoise.expressions import Subquery
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
+from app.api.errors import Error, converts
 from app.api.ids import encode_id
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection, Edge, paginate
 from app.funding import ledger
+from app.funding.errors import InsufficientFunds, PaymentsNotConfigured
 from app.funding.models import (
     Deposit,
     DepositStatus,
@@ -168,3 +170,28 @@ async def project_transactions(project_id: object, first: int | None = None,
                                after: str | None = None) -> Connection[LedgerEntryType]:
     """`Project.transactions` (public): movements of the project balance."""
     return await ledger_connection([ledger.project_balance(project_id)], first=first, after=after)
+
+
+# ---- typed errors of the payloads ------------------------------------------------------------
+
+
+@strawberry.type(name="InsufficientFunds")
+class InsufficientFundsError(Error):
+    required_cents: int
+    available_cents: int
+
+
+@strawberry.type(name="PaymentsNotConfigured")
+class PaymentsNotConfiguredError(Error):
+    pass
+
+
+@converts(InsufficientFunds)
+def _insufficient(err: InsufficientFunds) -> InsufficientFundsError:
+    return InsufficientFundsError(message=err.message, code=err.code, required_cents=err.required_cents,
+                                  available_cents=err.available_cents)
+
+
+@converts(PaymentsNotConfigured)
+def _not_configured(err: PaymentsNotConfigured) -> PaymentsNotConfiguredError:
+    return PaymentsNotConfiguredError(message=err.message, code=err.code)

@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.errors import InvalidStateError, ValidationFailed, typed_errors
-from app.jobs.orphans import cancel_orphan_kubernetes_job
+from app.execution.orphans import cancel_orphan_kubernetes_job
 
 
 @strawberry.input

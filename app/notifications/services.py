@@ -23,8 +23,8 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.ids import encode_id
 from app.core.errors import ValidationError
+from app.core.ids import encode_id
 from app.core.settings import get_settings
 from app.events import services as events
 from app.funding.models import Funding

@@ -15,8 +15,7 @@ from app.api.pagination import Connection, paginate
 from app.projects import services
 from app.projects.models import Project
 from app.projects.types import ProjectType
-from app.revisions.errors import EditNotApplicableError, VersionConflictError
-from app.revisions.types import PatchTextInput, VersionedBody, patch_body
+from app.revisions.types import EditNotApplicableError, PatchTextInput, VersionConflictError, VersionedBody, patch_body
 
 PROJECT_NOTES = VersionedBody(Project, "Project", "project", "notes", "notes_version", max_length=services.NOTES_MAX)
 

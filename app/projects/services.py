@@ -9,8 +9,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.errors import Forbidden
-from app.core.errors import ValidationError
+from app.core.errors import Forbidden, ValidationError
 from app.core.settings import get_settings
 from app.execution.git import GitError, validate_git_url
 from app.projects.models import Project

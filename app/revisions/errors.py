@@ -1,8 +1,5 @@
 from __future__ import annotations
 
-import strawberry
-
-from app.api.errors import Error, converts
 from app.core.errors import DomainError, ErrorCode
 
 
@@ -25,29 +22,3 @@ class EditNotApplicable(DomainError):
         super().__init__(f"Edit {edit_index}: oldText {found}. No edit was applied.")
         self.edit_index = edit_index
         self.match_count = match_count
-
-
-@strawberry.type(name="VersionConflict")
-class VersionConflictError(Error):
-    current_version: int
-    current_body: str
-
-
-@strawberry.type(name="EditNotApplicable")
-class EditNotApplicableError(Error):
-    edit_index: int = strawberry.field(description="0-based index of the failing edit in `edits`.")
-    match_count: int = strawberry.field(description="0 (not found) or 2 (several matches: add context).")
-
-
-@converts(VersionConflict)
-def _conflict(err: VersionConflict) -> VersionConflictError:
-    return VersionConflictError(
-        message=err.message, code=err.code, current_version=err.current_version, current_body=err.current_body
-    )
-
-
-@converts(EditNotApplicable)
-def _not_applicable(err: EditNotApplicable) -> EditNotApplicableError:
-    return EditNotApplicableError(
-        message=err.message, code=err.code, edit_index=err.edit_index, match_count=err.match_count
-    )

@@ -13,8 +13,9 @@ from tortoise.models import Model
 from app.accounts.models import User
 from app.accounts.types import UserType
 from app.api.context import Info
-from app.api.errors import typed_errors
+from app.api.errors import Error, converts, typed_errors
 from app.revisions import services
+from app.revisions.errors import EditNotApplicable, VersionConflict
 from app.revisions.models import Revision
 
 M = TypeVar("M", bound=Model)
@@ -85,3 +86,32 @@ async def patch_body(
         user, input.edit_summary, max_length=spec.max_length, required=spec.required,
     )
     return success(updated)
+
+
+# ---- typed errors of the payloads ------------------------------------------------------------
+
+
+@strawberry.type(name="VersionConflict")
+class VersionConflictError(Error):
+    current_version: int
+    current_body: str
+
+
+@strawberry.type(name="EditNotApplicable")
+class EditNotApplicableError(Error):
+    edit_index: int = strawberry.field(description="0-based index of the failing edit in `edits`.")
+    match_count: int = strawberry.field(description="0 (not found) or 2 (several matches: add context).")
+
+
+@converts(VersionConflict)
+def _conflict(err: VersionConflict) -> VersionConflictError:
+    return VersionConflictError(
+        message=err.message, code=err.code, current_version=err.current_version, current_body=err.current_body
+    )
+
+
+@converts(EditNotApplicable)
+def _not_applicable(err: EditNotApplicable) -> EditNotApplicableError:
+    return EditNotApplicableError(
+        message=err.message, code=err.code, edit_index=err.edit_index, match_count=err.match_count
+    )

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.accounts.models import User
-from app.api.errors import Forbidden
+from app.core.errors import Forbidden
 from app.projects.models import Project
 from app.runs import services
 from app.runs.lifecycle import Lifecycle

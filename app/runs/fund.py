@@ -15,8 +15,7 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.errors import Forbidden, NotFound
-from app.core.errors import DomainError, ErrorCode, ValidationError
+from app.core.errors import DomainError, ErrorCode, Forbidden, NotFound, ValidationError
 from app.funding import ledger
 from app.funding.claims import insert_once
 from app.funding.errors import InsufficientFunds

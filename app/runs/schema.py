@@ -22,15 +22,13 @@ from app.api.errors import (
 from app.api.ids import decode_id
 from app.core.errors import ValidationError
 from app.execution import mlproject
-from app.funding.errors import InsufficientFundsError
 from app.funding.models import SurplusPolicy
-from app.funding.types import FundingType
+from app.funding.types import FundingType, InsufficientFundsError
 from app.jobs.models import Job
 from app.jobs.schema import JobSuccess
 from app.jobs.types import JobType
 from app.projects.models import Project
-from app.revisions.errors import EditNotApplicableError, VersionConflictError
-from app.revisions.types import PatchTextInput, VersionedBody, patch_body
+from app.revisions.types import EditNotApplicableError, PatchTextInput, VersionConflictError, VersionedBody, patch_body
 from app.runs import services
 from app.runs.fund import FundingSource, RunNotFundable, fund_run
 from app.runs.models import Run, RunStatus

@@ -10,9 +10,8 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
-from app.api.errors import Forbidden
 from app.catalog.catalog import MachineType, resolve_machine
-from app.core.errors import DomainError, ErrorCode, InvalidState, QuotaExceeded, ValidationError
+from app.core.errors import DomainError, ErrorCode, Forbidden, InvalidState, QuotaExceeded, ValidationError
 from app.core.settings import get_settings
 from app.execution import git, mlproject
 from app.funding import settlement
