@@ -76,6 +76,8 @@ class ChildServer(abc.ABC):
         self._lock = threading.Lock()  # held while (re)spawning; stop() waits for it
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
+        self._starter: threading.Thread | None = None
+        self.ready = threading.Event()  # set once the server first answered
         self._owner_pid = os.getpid()
 
     # ---- what each server defines ------------------------------------------------------------
@@ -116,10 +118,45 @@ class ChildServer(abc.ABC):
             if self._proc is not None:
                 return self.url
             self._stopping.clear()
-            self.prepare()
+            self._start_locked()
+        self._supervise_from_now()
+        return self.url
+
+    def start_in_background(self) -> str:
+        """The URL at once; the server starts in a thread (see `ready`). For a server nothing
+        needs at start-up: its clients wait for it (connection refused means "not yet")."""
+        with self._lock:
+            self._stopping.clear()
             if self.port is None:
                 self.port = free_port()
-            self._spawn()
+        self._starter = threading.Thread(target=self._background_start, name=f"start-{self.name}", daemon=True)
+        self._starter.start()
+        return self.url
+
+    def _background_start(self) -> None:
+        began = time.monotonic()
+        try:
+            with self._lock:
+                if self._stopping.is_set() or self._proc is not None:
+                    return
+                self._start_locked()
+        except _Aborted:
+            return
+        except Exception:
+            log.exception("embedded %s failed to start", self.name)
+            return
+        self._supervise_from_now()
+        log.info("embedded %s ready on %s after %.1fs (started in the background)",
+                 self.name, self.url, time.monotonic() - began)
+
+    def _start_locked(self) -> None:
+        self.prepare()
+        if self.port is None:
+            self.port = free_port()
+        self._spawn()
+        self.ready.set()
+
+    def _supervise_from_now(self) -> None:
         # If the caller forgets stop(): stop our own child -- but not from a forked child
         # process, which inherits atexit handlers and must not stop its parent's server.
         self._owner_pid = os.getpid()
@@ -127,17 +164,17 @@ class ChildServer(abc.ABC):
         if self.supervise:
             self._supervisor = threading.Thread(target=self._supervise, name=f"supervise-{self.name}", daemon=True)
             self._supervisor.start()
-        return self.url
 
     def stop(self) -> None:
-        self._stopping.set()
+        self._stopping.set()  # also aborts a start in progress (see _spawn)
         with self._lock:
             proc, self._proc = self._proc, None
         if proc is not None:
             _end(proc, self.stop_signal)
         supervisor, self._supervisor = self._supervisor, None
-        if supervisor is not None and supervisor is not threading.current_thread():
-            supervisor.join()
+        for thread in (supervisor, self._starter):
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()
         atexit.unregister(self._atexit_stop)
 
     def restart(self) -> str:
@@ -179,6 +216,8 @@ class ChildServer(abc.ABC):
         deadline = time.monotonic() + self.startup_timeout
         try:
             while not self.is_ready():
+                if self._stopping.is_set():
+                    raise _Aborted(self.name)
                 if proc.poll() is not None:
                     raise RuntimeError(f"{self.name} exited with {proc.returncode}:\n{log_tail(self.log_path, offset)}")
                 if time.monotonic() > deadline:
@@ -211,10 +250,16 @@ class ChildServer(abc.ABC):
                     try:
                         self._spawn()
                         break
+                    except _Aborted:
+                        return
                     except Exception as exc:
                         log.warning("restarting embedded %s failed (%s); next try in %.1fs", self.name, exc, delay)
             else:
                 return
+
+
+class _Aborted(Exception):
+    """stop() was called while the server was starting."""
 
 
 def _end(proc: subprocess.Popen[bytes], sig: int) -> None:

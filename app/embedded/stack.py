@@ -37,8 +37,11 @@ class EmbeddedStack:
                 self.redis = EmbeddedRedis(self.data_dir / "redis")
                 self._start("redis", self.redis)
             if mlflow and self.mlflow is None:
+                # Nothing needs MLflow until the first job (its tracker waits for it), and it
+                # takes seconds to start: serve at once, MLflow comes up in the background.
                 self.mlflow = MlflowServer(self.data_dir / "mlflow")
-                self._start("mlflow", self.mlflow)
+                self.urls["mlflow"] = self.mlflow.start_in_background()
+                self._started.append(self.mlflow)
         except BaseException:
             self.stop()
             raise
