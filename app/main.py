@@ -38,6 +38,7 @@ from app.events import bus
 from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.funding.webhooks import stripe_webhook
+from app.guide.routes import guide_routes
 from app.jobs.recorder import JobRecorder
 from app.notifications import services as notifications
 from app.notifications.outbox import OutboxSender
@@ -223,6 +224,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/metrics", metrics),
         Route("/unsubscribe", unsubscribe_page, methods=["GET", "POST"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
+        *guide_routes(schema.as_str(), settings),
         *spa_routes(),
     ]
     # Assets and JSON answers compressed (websockets pass through untouched).

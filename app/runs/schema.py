@@ -36,6 +36,8 @@ from app.runs.types import RunType
 
 # ---- MLproject parsing ------------------------------------------------------------------------
 
+PARSE_PER_HOUR = 60  # per user: each parse clones from a remote repository
+
 
 @strawberry.type
 class ParameterSpec:
@@ -123,7 +125,7 @@ class MLprojectQuery:
     @typed_errors
     async def parse_mlproject(self, info: Info, uri: str, version: str) -> ParseMLprojectPayload:
         user = info.context.require_user()
-        await ratelimit.hit(info.context.require_services(), "parse", str(user.id), 60, 3600)
+        await ratelimit.hit(info.context.require_services(), "parse", str(user.id), PARSE_PER_HOUR, 3600)
         return _parsed(await services.parse(uri, version))
 
 
