@@ -19,9 +19,10 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from app.api.errors import BadInput
+from app.core import limits
 
 T = TypeVar("T")
-MAX_PAGE = 100
+MAX_PAGE = limits.MAX_PAGE
 DEFAULT_PAGE = 20
 
 

@@ -1,7 +1,7 @@
 """The documented bounds of every input (README, "Input limits").
 
 `app/api/input_policy.py` applies them to every argument of the schema before any resolver
-runs; services keep their own (equal or tighter) domain checks. A text field's limit is
+runs; the services check the same constants (plus what only they know, e.g. empty titles). A text field's limit is
 found by `InputType.field`, then by field name, then by its GraphQL type (`ID`, `String`).
 """
 
@@ -18,8 +18,10 @@ KEY = 200  # idempotency keys
 METRIC_KEY = 250  # MLflow's own limit
 SEARCH = 200  # search terms
 TOKEN = 512  # unsubscribe tokens
-SHORT_TEXT = 300  # edit summaries, ledger reasons, bios
-BODY = 100_000  # notes and bodies (Markdown)
+SHORT_TEXT = 300  # edit summaries, bios
+REASON = 200  # ledger reasons (credit grants)
+BODY = 100_000  # notes (Markdown), patch texts
+DISCUSSION = 50_000  # discussion bodies
 COMMENT = 20_000
 FEEDBACK = 10_000
 ID = 256  # global ids and cursors
@@ -31,10 +33,12 @@ TEXT_LIMITS: dict[str, int] = {
     "email": EMAIL, "password": PASSWORD,
     "gitUrl": URL, "uri": URL, "version": VERSION,
     "idempotencyKey": KEY, "key": METRIC_KEY, "search": SEARCH, "token": TOKEN,
-    "editSummary": SHORT_TEXT, "reason": SHORT_TEXT, "bio": SHORT_TEXT,
+    "editSummary": SHORT_TEXT, "reason": REASON, "bio": SHORT_TEXT,
     "notes": BODY, "body": BODY, "oldText": BODY, "newText": BODY, "description": FEEDBACK,
     "after": ID, "before": ID,
     "CreateCommentInput.body": COMMENT, "UpdateCommentInput.body": COMMENT,
+    "CreateDiscussionInput.body": DISCUSSION, "CreateProjectDiscussionInput.body": DISCUSSION,
+    "UpdateDiscussionInput.body": DISCUSSION,
     "ID": ID, "String": TEXT,
 }
 

@@ -16,6 +16,7 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
+from app.core import limits
 from app.core.errors import Forbidden, InvalidState, ValidationError
 from app.core.ids import encode_id
 from app.discussions.models import Comment, Discussion
@@ -26,9 +27,9 @@ from app.projects.models import Project
 from app.revisions import services as revisions
 
 log = logging.getLogger("mlpatron.discussions")
-TITLE_MAX = 200
-BODY_MAX = 50_000
-COMMENT_MAX = 20_000
+TITLE_MAX = limits.TITLE
+BODY_MAX = limits.DISCUSSION
+COMMENT_MAX = limits.COMMENT
 MAX_DEPTH = 30  # 30 path segments of 9 characters fit Comment.path
 PATH_DIGITS = 8
 # Pinned discussions sort above any activity time (microseconds since 1970 stay below 10**17 until 5138).

@@ -8,11 +8,12 @@ from collections.abc import Awaitable, Callable
 from tortoise.queryset import QuerySet
 
 from app.accounts.models import User
+from app.core import limits
 from app.core.errors import ValidationError
 from app.feedback.models import Feedback
 
-TITLE_MAX = 200
-DESCRIPTION_MAX = 10_000
+TITLE_MAX = limits.TITLE
+DESCRIPTION_MAX = limits.FEEDBACK
 
 
 class FeedbackKind(enum.StrEnum):

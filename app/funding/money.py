@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from app.core import limits
 from app.core.errors import ValidationError
 
-MAX_AMOUNT_CENTS = 10_000_000  # $100,000: one funding, grant or deposit
+MAX_AMOUNT_CENTS = limits.MAX_CENTS  # $100,000: one funding, grant or deposit
 
 
 def validate_amount(amount_cents: int, *, field: str = "amountCents", minimum: int = 1,

@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from app.core import limits
 from app.core.errors import ValidationError
 from app.funding import ledger
 from app.funding.models import LedgerKind, Wallet
 from app.funding.money import validate_amount
 
-REASON_MAX = 200
+REASON_MAX = limits.REASON
 
 
 async def credit_wallet(user_id: uuid.UUID | str, *, cash_cents: int = 0, credit_cents: int = 0) -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from app.core import limits
 from app.jobs.models import JobLogLine
 
-MAX_LOG_TAIL = 5000
+MAX_LOG_TAIL = limits.MAX_LOG_TAIL
 
 LineReader = Callable[[int, int], Awaitable[list[JobLogLine]]]
 

@@ -9,14 +9,15 @@ from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
+from app.core import limits
 from app.core.errors import Forbidden, ValidationError
 from app.core.settings import get_settings
 from app.execution.git import GitError, validate_git_url
 from app.projects.models import Project
 from app.revisions import services as revisions
 
-TITLE_MAX = 200
-NOTES_MAX = 100_000
+TITLE_MAX = limits.TITLE
+NOTES_MAX = limits.BODY
 
 
 def _validate(title: str | None, git_url: str | None, notes: str | None) -> dict[str, Any]:

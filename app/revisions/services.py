@@ -16,12 +16,13 @@ from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
+from app.core import limits
 from app.core.errors import ValidationError
 from app.revisions.errors import EditNotApplicable, VersionConflict
 from app.revisions.models import Revision
 
 M = TypeVar("M", bound=Model)
-BODY_MAX = 100_000
+BODY_MAX = limits.BODY
 MAX_EDITS = 100
 
 

@@ -11,6 +11,7 @@ from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
 from app.catalog.catalog import MachineType, resolve_machine
+from app.core import limits
 from app.core.errors import DomainError, ErrorCode, Forbidden, InvalidState, QuotaExceeded, ValidationError
 from app.core.settings import get_settings
 from app.execution import git, mlproject
@@ -23,8 +24,8 @@ from app.runs import quotas
 from app.runs.lifecycle import Lifecycle
 from app.runs.models import ACTIVE_RUN_STATUSES, Run
 
-TITLE_MAX = 200
-NOTES_MAX = 100_000
+TITLE_MAX = limits.TITLE
+NOTES_MAX = limits.BODY
 
 
 class MLProjectProblem(DomainError):
