@@ -13,15 +13,12 @@ from app.catalog.schema import CatalogQuery
 from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
 from app.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.funding.schema import FundingMutation
-from app.jobs.orphans_schema import OrphansMutation
-from app.jobs.schema import JobsQuery
+from app.jobs.schema import JobsQuery, OrphansMutation
 from app.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.notifications.subscriptions import NotificationsSubscription
 from app.projects.schema import ProjectsMutation, ProjectsQuery
-from app.runs.copy_schema import CopyRunMutation
-from app.runs.discovery_schema import RunDiscoveryQuery
-from app.runs.schema import FundRunMutation, MLprojectQuery, RunsMutation, RunsQuery
+from app.runs.schema import CopyRunMutation, FundRunMutation, MLprojectQuery, RunDiscoveryQuery, RunsMutation, RunsQuery
 from app.runs.subscriptions import RunsSubscription
 
 

@@ -166,6 +166,21 @@ async def test_cancel_kills_the_process_tree(researcher, demo_repo: Repo) -> Non
     assert again["cancelRun"]["__typename"] == "RunSuccess"  # idempotent
 
 
+CANCEL_JOB = ("mutation($i: JobIdInput!) { cancelJob(input: $i) { job { id status run { status } } } }")
+
+
+async def test_cancel_job_takes_the_job_id_and_cancels_its_run(researcher, demo_repo: Repo) -> None:
+    run, child = await start_spawning_run(researcher.agent, researcher, demo_repo)
+    job_id = run["dryrunJob"]["id"]
+    wrong = await researcher.agent.error(CANCEL_JOB, {"i": {"id": run["id"]}})  # a run id is not a job id
+    assert wrong["extensions"]["code"] == "BAD_USER_INPUT"
+    done = await researcher.agent.data(CANCEL_JOB, {"i": {"id": job_id}})
+    assert done["cancelJob"]["job"]["id"] == job_id and done["cancelJob"]["job"]["run"]["status"] == "CANCELLED"
+    await eventually(lambda: researcher.agent.data(RUN, {"id": run["id"]}),
+                     lambda d: d["run"]["dryrunJob"]["status"] == "CANCELLED")
+    await eventually(lambda: _alive(child), lambda alive: not alive, within=10)
+
+
 async def start_spawning_run(client, observer, demo_repo: Repo) -> tuple[dict, int]:
     """Through `client` (any API process), a dryrun whose script spawns a grandchild `sleep`;
     returns the run and the grandchild's pid once the job has logged it (read by `observer`)."""

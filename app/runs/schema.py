@@ -1,4 +1,4 @@
-"""Runs API: parse an MLproject, create/cancel/update/fund runs, read runs."""
+"""Runs API: parse an MLproject, create/copy/cancel/update/fund runs, read runs and discover them across projects."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from strawberry.scalars import JSON
 from app.api import ratelimit
 from app.api.context import Info
 from app.api.errors import (
+    BadInput,
     Error,
     Forbidden,
     InvalidStateError,
@@ -20,16 +21,19 @@ from app.api.errors import (
     typed_errors,
 )
 from app.api.ids import decode_id
+from app.api.pagination import Connection, paginate
 from app.core.errors import ValidationError
 from app.execution import mlproject
 from app.funding.models import SurplusPolicy
 from app.funding.types import FundingType, InsufficientFundsError
 from app.jobs.models import Job
-from app.jobs.schema import JobSuccess
+from app.jobs.schema import JobIdInput, JobSuccess
 from app.jobs.types import JobType
 from app.projects.models import Project
 from app.revisions.types import EditNotApplicableError, PatchTextInput, VersionConflictError, VersionedBody, patch_body
 from app.runs import services
+from app.runs.copy import CopyOverrides, Resources, copy_run
+from app.runs.discovery import SEARCH_MAX, DiscoveryOrder, discover
 from app.runs.fund import FundingSource, RunNotFundable, fund_run
 from app.runs.models import Run, RunStatus
 from app.runs.types import RunType
@@ -226,7 +230,7 @@ class RunsMutation:
         return RunSuccess(run=RunType.from_model(run))
 
     @strawberry.mutation(description="Stop a job; cancelling a run's active job cancels the run.")
-    async def cancel_job(self, info: Info, input: RunIdInput) -> JobSuccess:
+    async def cancel_job(self, info: Info, input: JobIdInput) -> JobSuccess:
         user = info.context.require_user()
         job = await info.context.loaders.node(Job, input.id, "Job")
         return JobSuccess(job=JobType.from_model(await services.cancel_job(info.context.lifecycle, user, job.id)))
@@ -314,3 +318,82 @@ class FundRunMutation:
 class RunOrder(enum.Enum):
     NEWEST = "-created_at"
     OLDEST = "created_at"
+
+
+# ---- Query.runs: runs of every project, for patrons looking for something to fund ----------------
+
+
+RunDiscoveryOrder = strawberry.enum(DiscoveryOrder, name="RunDiscoveryOrder", description=(
+    "NEWEST: newest first. SMALLEST_GAP: closest to starting (smallest remaining funding gap) first. "
+    "LARGEST_FUNDED_SHARE: largest share of the estimate already funded first."))
+
+
+@strawberry.type
+class RunDiscoveryQuery:
+    @strawberry.field(description="Runs of every project (public). Without arguments: the runs awaiting funding, "
+                                  "newest first. Pass `status: null` for every status.")
+    async def runs(
+        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        before: str | None = None, status: RunStatus | None = RunStatus.AWAITING_FUNDING,
+        project_id: strawberry.ID | None = None,
+        search: Annotated[str | None, strawberry.argument(description="Words of the run's title or notes, its "
+                                                          "project's title, or the researcher's handle.")] = None,
+        order_by: DiscoveryOrder = DiscoveryOrder.NEWEST,
+    ) -> Connection[RunType]:
+        text = search.strip() if search else None
+        if text and len(text) > SEARCH_MAX:
+            raise BadInput(f"`search` is at most {SEARCH_MAX} characters.")
+        qs = discover(status=status, project_id=decode_id(project_id, "Project") if project_id else None,
+                      text=text, order=order_by)
+        return await paginate(qs, RunType.from_model, first=first, after=after, last=last, before=before,
+                              sort=order_by.value)
+
+
+# ---- copyRun: re-run an existing run with optional overrides -------------------------------------
+
+
+@strawberry.input(description="The source run's configuration, with what is given here replacing it.")
+class CopyRunInput:
+    run_id: strawberry.ID
+    title: str | None = strawberry.field(default=None, description="Default: the source's title + ' (copy)'.")
+    version: str | None = strawberry.field(
+        default=None, description="Default: the source's version, resolved again (a branch may have moved); "
+                                  "pass the source's `commitSha` to run exactly the same code.")
+    entry_point: str | None = strawberry.field(
+        default=None, description="Another entry point starts from no parameters but those given here.")
+    parameters: JSON | None = strawberry.field(
+        default=None, description="Merged over the source's parameters (name → value).")
+    resources: ResourcesInput | None = strawberry.field(default=None, description="Replaces all resources.")
+    dryrun_override_param: str | None = None
+    dryrun_override_value: JSON | None = None
+    notes: str | None = strawberry.field(default=None, description="Default: empty.")
+    idempotency_key: str | None = strawberry.field(
+        default=None, description="Retrying with the same key returns the same run and never submits twice "
+                                  "(the keys are shared with createRun).")
+
+
+CopyRunPayload = Annotated[
+    RunSuccess | ValidationFailed | MLprojectErrorType | GitErrorType | RateLimitedError,
+    strawberry.union("CopyRunPayload"),
+]
+
+
+@strawberry.type
+class CopyRunMutation:
+    @strawberry.mutation(description="Project owner. A new run from an existing one (`Run.copiedFrom`), created "
+                                     "in DRYRUN with its own dryrun job, exactly as createRun would.")
+    @typed_errors
+    async def copy_run(self, info: Info, input: CopyRunInput) -> CopyRunPayload:
+        user = info.context.require_user()
+        source = await info.context.loaders.node(Run, input.run_id, "Run")
+        if input.parameters is not None and not isinstance(input.parameters, dict):
+            raise ValidationError({"parameters": "must be an object of name → value"})
+        r = input.resources
+        overrides = CopyOverrides(
+            title=input.title, version=input.version, entry_point=input.entry_point, parameters=input.parameters,
+            resources=Resources(r.gpu_type, r.gpu_count, r.machine_type, r.spot) if r else None,
+            dryrun_override_param=input.dryrun_override_param, dryrun_override_value=input.dryrun_override_value,
+            notes=input.notes, idempotency_key=input.idempotency_key,
+        )
+        run = await copy_run(info.context.lifecycle, user, source, overrides)
+        return RunSuccess(run=RunType.from_model(run))
