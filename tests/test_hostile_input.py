@@ -34,6 +34,7 @@ from app.core import limits
 from app.schema import schema
 from tests.client import GraphQLClient
 from tests.experiments import make_demo_repo, make_project
+from tests.ws import SubscriptionError, WsClient
 
 CORE = schema._schema
 INT32 = (-(2**31), 2**31 - 1)
@@ -123,9 +124,10 @@ class Case:
         return path.removeprefix("input.")
 
 
-def _cases() -> list[Case]:
+def _cases(*roots: str) -> list[Case]:
     out: list[Case] = []
-    for root, type_ in (("mutation", CORE.mutation_type), ("query", CORE.query_type)):
+    for root in roots:
+        type_ = getattr(CORE, f"{root}_type")
         assert isinstance(type_, GraphQLObjectType)
         for name, field in type_.fields.items():
             for arg_name, arg in field.args.items():
@@ -134,7 +136,8 @@ def _cases() -> list[Case]:
     return out
 
 
-CASES = _cases()
+CASES = _cases("mutation", "query")
+SUBSCRIPTION_CASES = _cases("subscription")
 
 
 def _document(case: Case) -> tuple[str, dict[str, Any]]:
@@ -213,6 +216,24 @@ async def test_hostile_values_are_refused_with_no_side_effect(make_person, setti
     finally:
         await redis.aclose()
     assert not failures, f"{len(failures)} of {len(CASES)} cases:\n" + "\n".join(failures[:40])
+
+
+async def test_hostile_subscription_arguments_are_refused(api: str) -> None:
+    ws = await WsClient.connect(api)
+    failures: list[str] = []
+    try:
+        for case in SUBSCRIPTION_CASES:
+            query, variables = _document(case)
+            try:
+                await anext(ws.subscribe(query, variables))
+                failures.append(f"{case.id}: accepted")
+            except SubscriptionError as exc:
+                if exc.errors[0].get("extensions", {}).get("code") != "BAD_USER_INPUT":
+                    failures.append(f"{case.id}: {str(exc.errors)[:300]}")
+    finally:
+        await ws.close()
+    assert len(SUBSCRIPTION_CASES) > 20
+    assert not failures, "\n".join(failures)
 
 
 def test_every_field_with_arguments_is_guarded() -> None:
