@@ -140,7 +140,9 @@ def test_redis_context_manager_with_fixed_port(data_dir: Path) -> None:
 
 
 async def _wait_restarted(server, old_pid: int) -> None:
-    await eventually(lambda: asyncio.to_thread(lambda: server.pid not in (None, old_pid) and server.is_ready()),
+    """Until the supervisor has restarted `server` (counted once its new process answered)."""
+    restarts = server.restarts
+    await eventually(lambda: asyncio.to_thread(lambda: server.restarts > restarts and server.pid != old_pid),
                      lambda ok: ok, within=RESTART_DELAY[0] + 10)
 
 
@@ -155,7 +157,7 @@ async def test_a_killed_redis_is_restarted_on_the_same_port(data_dir: Path, capl
             assert old is not None
             os.kill(old, signal.SIGKILL)
             await _wait_restarted(server, old)
-            assert server.url == url and server.restarts == restarts
+            assert server.url == url and server.restarts == restarts and server.is_ready()
         assert await client.ping()  # same URL: the client simply reconnects
         await client.aclose()
         assert f"embedded redis (pid {pid}) exited with -9; restarting it on {url}" in caplog.text

@@ -71,7 +71,7 @@ class ChildServer(abc.ABC):
         self.startup_timeout = startup_timeout
         self.supervise = supervise
         self.log_path = self.data_dir / self.log_name
-        self.restarts = 0
+        self.restarts = 0  # completed restarts (the new process answered)
         self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()  # held while (re)spawning; stop() waits for it
         self._stopping = threading.Event()
@@ -115,8 +115,8 @@ class ChildServer(abc.ABC):
 
     def start(self) -> str:
         with self._lock:
-            if self._proc is not None:
-                return self.url
+            if self._proc is not None or (self._supervisor is not None and self._supervisor.is_alive()):
+                return self.url  # running, or between a crash and its restart
             self._stopping.clear()
             self._start_locked()
         self._supervise_from_now()
@@ -239,9 +239,8 @@ class ChildServer(abc.ABC):
             _killpg(proc.pid, signal.SIGKILL)  # what is left of its process group
             if time.monotonic() - started > STABLE_SECONDS:
                 delay = RESTART_DELAY[0]
-            self.restarts += 1
             log.warning("embedded %s (pid %d) exited with %s; restarting it on %s in %.1fs (restart %d)",
-                        self.name, proc.pid, code, self.url, delay, self.restarts)
+                        self.name, proc.pid, code, self.url, delay, self.restarts + 1)
             while not self._stopping.wait(delay):
                 delay = min(delay * 2, RESTART_DELAY[1])
                 with self._lock:
@@ -249,6 +248,7 @@ class ChildServer(abc.ABC):
                         return
                     try:
                         self._spawn()
+                        self.restarts += 1
                         break
                     except _Aborted:
                         return
