@@ -79,6 +79,8 @@ class _Job:
     finishing: bool = False
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     cancel_requested: bool = False  # this process deletes the Job on purpose: not a surprise
+    dirty: bool = False  # changed since its evaluator last looked
+    evaluator: asyncio.Task[None] | None = None
 
 
 class KubernetesWatcher:
@@ -307,9 +309,30 @@ class KubernetesWatcher:
             item = await self._queue.get()
             try:
                 for job_id in self._apply(item):
-                    await self._evaluate(self._jobs[job_id])
+                    self._evaluate_soon(self._jobs[job_id])
             except Exception:  # one bad object must not stop the watcher
                 log.exception("watcher: failed to apply %s", item[:2])
+
+    def _evaluate_soon(self, job: _Job) -> None:
+        """Evaluate `job` in its own task, off the apply loop: each report is a database transaction,
+        and awaiting them here queued every later event of every job behind them (a thousand Jobs
+        changing state lagged by tens of seconds). One job's evaluations stay in order; changes that
+        arrive meanwhile are folded into one more evaluation (the status is derived from the latest
+        picture, never from the event sequence)."""
+        job.dirty = True
+        if job.evaluator is None:
+            job.evaluator = asyncio.create_task(self._evaluate_while_dirty(job), name=f"k8s-evaluate-{job.job_id}")
+            self._track(job.evaluator)
+
+    async def _evaluate_while_dirty(self, job: _Job) -> None:
+        try:
+            while job.dirty:
+                job.dirty = False
+                await self._evaluate(job)
+        except Exception:
+            log.exception("watcher: failed to evaluate job %s", job.job_id)
+        finally:
+            job.evaluator = None
 
     def _apply(self, item: tuple[Any, ...]) -> list[str]:
         """Update the picture; return the job ids to re-evaluate."""

@@ -32,8 +32,9 @@ included): the process group is killed and the Job fails with DeadlineExceeded. 
         image_pull_backoff: false
 
 `GET /_sim/created` answers every Job manifest exactly as clients sent it (for validation),
-`GET /_sim/deletions` every Job deletion with its propagation policy, and `GET /_sim/stats` counts requests by verb and resource (for the watcher benchmark). It stays in
-`tests/`: production never runs it.
+`GET /_sim/deletions` every Job deletion with its propagation policy; for the watcher benchmark
+`GET /_sim/stats` counts requests by verb and resource and `GET /_sim/finished` says when each
+Job's container ended. It stays in `tests/`: production never runs it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -74,6 +76,10 @@ class Behaviour:
     image_pull_backoff: bool = False
     oom_after_seconds: float | None = None
     deadline_seconds: float | None = None
+    # The benchmark's containers: no clone, no process; `tick <unix time> <n>` lines at this rate
+    # for this long, then exit 0 (a thousand Jobs cost the simulator little).
+    synthetic_seconds: float | None = None
+    synthetic_lines_per_second: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -129,12 +135,19 @@ class Kubelet:
         self.work_dir = work_dir
         self._tasks: set[asyncio.Task[None]] = set()
         self._groups: set[int] = set()  # process groups of running containers
+        self._deleted: dict[tuple[str, str], asyncio.Event] = {}  # pod → set when the pod is deleted
+        self.finished: dict[str, float] = {}  # Job name → when its container ended (for the benchmark)
         fake.job_created_hooks.append(self._job_created)
+        fake.deleted_hooks.append(self._pod_deleted)
 
     def _job_created(self, job: dict[str, Any]) -> None:
         task = asyncio.get_running_loop().create_task(self._play(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _pod_deleted(self, resource: str, ns: str, name: str) -> None:
+        if resource == "pods" and (ns, name) in self._deleted:
+            self._deleted[(ns, name)].set()
 
     async def stop(self) -> None:
         for pgid in list(self._groups):
@@ -152,7 +165,8 @@ class Kubelet:
         pod_key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         root = self.work_dir / pod_key[1]
         life = asyncio.create_task(self._pod_life(name, pod, how, root))
-        gone = asyncio.create_task(self.fake.wait_until(lambda: pod_key not in self.fake.objects["pods"], 1e9))
+        deleted = self._deleted.setdefault(pod_key, asyncio.Event())
+        gone = asyncio.create_task(deleted.wait())
         try:
             done, _ = await asyncio.wait([life, gone], timeout=deadline, return_when=asyncio.FIRST_COMPLETED)
             if not done:  # the Job controller's activeDeadlineSeconds
@@ -169,6 +183,7 @@ class Kubelet:
             for task in (life, gone):
                 task.cancel()
             await asyncio.gather(life, gone, return_exceptions=True)
+            self._deleted.pop(pod_key, None)
             shutil.rmtree(root, ignore_errors=True)
 
     async def _pod_life(self, name: str, pod: dict[str, Any], how: Behaviour, root: Path) -> None:
@@ -180,6 +195,11 @@ class Kubelet:
         self.fake.schedule(name, NODE)
         self.fake.event(name, "Scheduled", f"Successfully assigned {pod['metadata']['namespace']}/"
                         f"{pod['metadata']['name']} to {NODE}", component="default-scheduler")  # fmt: skip
+        if how.synthetic_seconds is not None:
+            self.fake.run(name)
+            await self._synthetic(name, how.synthetic_seconds, how.synthetic_lines_per_second)
+            self._finish(name, 0)
+            return
         workspace, tmp = root / "workspace", root / "tmp"
         workspace.mkdir(parents=True)
         tmp.mkdir()
@@ -208,7 +228,21 @@ class Kubelet:
                 await asyncio.gather(process, return_exceptions=True)
                 self.fake.oom_kill(name)
                 return
-        self.fake.finish(name, exit_code=await process)
+        self._finish(name, await process)
+
+    def _finish(self, name: str, exit_code: int) -> None:
+        self.fake.finish(name, exit_code=exit_code)
+        self.finished[name] = time.time()
+
+    async def _synthetic(self, name: str, seconds: float, rate: float) -> None:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        n = 0
+        while rate and n / rate < seconds:
+            await asyncio.sleep(max(0.0, start + n / rate - loop.time()))
+            self.fake.log(name, f"tick {time.time():.6f} {n}")
+            n += 1
+        await asyncio.sleep(max(0.0, start + seconds - loop.time()))
 
     async def _container(
         self, name: str, container: dict[str, Any], env: dict[str, str], workspace: Path, *, container_name: str = ""
@@ -242,12 +276,15 @@ def kubeconfig(url: str, namespace: str = "mlpatron-jobs") -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _sim_routes(fake: FakeKubernetes) -> list[web.RouteDef]:
+def _sim_routes(fake: FakeKubernetes, kubelet: Kubelet) -> list[web.RouteDef]:
     async def created(_: web.Request) -> web.Response:
         return web.json_response(fake.created_bodies)
 
     async def deletions(_: web.Request) -> web.Response:
         return web.json_response(fake.deletions)
+
+    async def finished(_: web.Request) -> web.Response:
+        return web.json_response(kubelet.finished)
 
     async def stats(_: web.Request) -> web.Response:
         def resource(path: str) -> str:
@@ -258,13 +295,18 @@ def _sim_routes(fake: FakeKubernetes) -> list[web.RouteDef]:
                          for m, p, q in fake.requests if not p.startswith("/_sim"))  # fmt: skip
         return web.json_response({"requests": counts, "jobs": len(fake.created_jobs)})
 
-    return [web.get("/_sim/created", created), web.get("/_sim/deletions", deletions), web.get("/_sim/stats", stats)]
+    return [
+        web.get("/_sim/created", created),
+        web.get("/_sim/deletions", deletions),
+        web.get("/_sim/stats", stats),
+        web.get("/_sim/finished", finished),
+    ]
 
 
 async def serve(port: int, kubeconfig_path: Path, scenario: Scenario, work_dir: Path) -> None:
     fake = FakeKubernetes()
     kubelet = Kubelet(fake, scenario, work_dir)
-    url = await fake.start(port, _sim_routes(fake))
+    url = await fake.start(port, _sim_routes(fake, kubelet))
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)

@@ -78,6 +78,8 @@ class _LogInstance:
 
     lines: list[tuple[str, str]] = field(default_factory=list)  # (RFC3339Nano timestamp, text)
     done: bool = False
+    # Its followers wait here, not on every change of the server: hundreds of followed pods stay cheap.
+    changed: _Notifier = field(default_factory=lambda: _Notifier())
 
 
 @dataclass
@@ -164,6 +166,7 @@ class FakeKubernetes:
         self.open_log_streams = 0
         self.bookmarks_sent = 0
         self.job_created_hooks: list[Callable[[dict[str, Any]], None]] = []  # the simulated kubelet
+        self.deleted_hooks: list[Callable[[str, str, str], None]] = []  # (resource, namespace, name)
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -192,6 +195,7 @@ class FakeKubernetes:
 
     async def stop(self) -> None:
         self._closing = True
+        self._wake_logs()
         self._changed.notify()
         for task in list(self._tasks):
             task.cancel()
@@ -271,6 +275,7 @@ class FakeKubernetes:
     def cut_logs(self) -> None:
         """Close every open log stream without ending the containers."""
         self._log_cut_gen += 1
+        self._wake_logs()
         self._changed.notify()
 
     # ------------------------------------------------------------------ scheduler / kubelet API
@@ -325,6 +330,7 @@ class FakeKubernetes:
         instances = self._logs[(pod["metadata"]["namespace"], pod["metadata"]["name"], container)]
         for line in lines:
             instances[-1].lines.append((self._timestamp(), line))
+        instances[-1].changed.notify()
         self._changed.notify()
 
     def finish(self, job_name: str, exit_code: int = 0, reason: str | None = None) -> None:
@@ -444,6 +450,7 @@ class FakeKubernetes:
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"], container)
         if self._logs.get(key):
             self._logs[key][-1].done = True
+            self._logs[key][-1].changed.notify()
         self._changed.notify()
 
     def _finish_job(self, job_name: str, kind: str, reason: str | None, message: str | None) -> None:
@@ -493,6 +500,16 @@ class FakeKubernetes:
             for (lns, pod, _), instances in self._logs.items():
                 if (lns, pod) == (ns, name) and instances:
                     instances[-1].done = True
+            self._wake_logs(ns, name)
+        for hook in self.deleted_hooks:
+            hook(resource, ns, name)
+
+    def _wake_logs(self, ns: str | None = None, pod: str | None = None) -> None:
+        """Wake the log followers (of one pod, or all) to notice a cut, a deletion or the end."""
+        for (lns, lpod, _), instances in self._logs.items():
+            if ns is None or (lns, lpod) == (ns, pod):
+                for instance in instances:
+                    instance.changed.notify()
 
     def _record(self, resource: str, event_type: str, obj: dict[str, Any]) -> None:
         api_version, kind = RESOURCES[resource]
@@ -751,7 +768,7 @@ class FakeKubernetes:
         self._changed.notify()
         try:
             while not self._closing:
-                waiter = self._changed.waiter()
+                waiter = instance.changed.waiter()
                 if self._log_cut_gen != cut_gen:
                     break
                 chunk = b""
