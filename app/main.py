@@ -30,6 +30,7 @@ from app.api.context import SESSION_COOKIE, Context, Services, authenticate, bui
 from app.api.errors import Unauthenticated
 from app.api.fanout import Broadcasts, FanoutHandler
 from app.api.http_limits import MAX_SUBSCRIPTIONS_PER_CONNECTION, BodySizeLimit, LimitedJSON
+from app.api.request_budget import RequestBudget
 from app.core.db import close_db, init_db
 from app.core.redis import connect as connect_redis
 from app.core.settings import Settings, get_settings
@@ -228,7 +229,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *spa_routes(),
     ]
     # Assets and JSON answers compressed (websockets pass through untouched).
-    middleware = [Middleware(BodySizeLimit), Middleware(GZipMiddleware, minimum_size=1000)]
+    middleware = [Middleware(RequestBudget, settings=settings), Middleware(BodySizeLimit),
+                  Middleware(GZipMiddleware, minimum_size=1000)]
     if tracing:
         middleware.insert(0, Middleware(OpenTelemetryMiddleware, excluded_urls="health,ready,metrics"))
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -99,6 +99,8 @@ def replica_env(settings, redis_url: str | None = None) -> dict[str, str]:
         "AUTH_ATTEMPTS_PER_HOUR": "100000",
         "DRYRUNS_PER_DAY": "100000",
         "CONCURRENT_DRYRUNS": "1000",
+        "REQUESTS_PER_MINUTE": "1000000",
+        "ANONYMOUS_REQUESTS_PER_MINUTE": "1000000",
         "STARTUP_OVERHEAD_SECONDS": str(settings.startup_overhead_seconds),
         # Replicas as in production (`serve --api-only`): the test process is the one watcher.
         "RUN_WATCHER": "false",

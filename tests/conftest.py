@@ -117,6 +117,8 @@ async def settings(database_url: str, redis_server: str, mlflow_server: str, wor
         auth_attempts_per_hour=100_000,
         dryruns_per_day=100_000,  # tests/test_quotas.py runs its own replicas with low quotas
         concurrent_dryruns=1000,
+        requests_per_minute=1_000_000,  # tests/test_request_budget.py runs its own replicas with small budgets
+        anonymous_requests_per_minute=1_000_000,
     )
 
 

@@ -84,6 +84,11 @@ class Settings:
         default_factory=lambda: float(os.environ.get("API_KEY_CACHE_SECONDS", "5"))
     )
     feedback_per_day: int = field(default_factory=lambda: int(os.environ.get("FEEDBACK_PER_DAY", "10")))
+    # Requests to /graphql per minute, per API key or browser session, and per IP without either.
+    requests_per_minute: int = field(default_factory=lambda: int(os.environ.get("REQUESTS_PER_MINUTE", "600")))
+    anonymous_requests_per_minute: int = field(
+        default_factory=lambda: int(os.environ.get("ANONYMOUS_REQUESTS_PER_MINUTE", "300"))
+    )
     # Dryruns spend GPU time the platform pays for: per user, in any 24 hours and at once.
     dryruns_per_day: int = field(default_factory=lambda: int(os.environ.get("DRYRUNS_PER_DAY", "20")))
     concurrent_dryruns: int = field(default_factory=lambda: int(os.environ.get("CONCURRENT_DRYRUNS", "3")))
