@@ -193,6 +193,7 @@ async def test_editing_posts_shows_live_in_another_browser(new_context, make_per
     a.once("dialog", lambda dialog: dialog.accept())
     await a.get_by_role("button", name="Delete discussion").click()
     await expect(a).to_have_url(re.compile(rf"/projects/{re.escape(project)}$"))
+    await expect(a.locator("main")).to_be_focused()  # focus moves to the new page, not the body
     await expect(a.get_by_text("No discussions yet.")).to_be_visible()
     await expect(b.get_by_text("This discussion was deleted.")).to_be_visible()
     await expect(b.get_by_label("Add a comment (Markdown)")).to_have_count(0)

@@ -1,4 +1,4 @@
-import { Suspense } from 'react'
+import { Suspense, useEffect, useRef } from 'react'
 import { NavLink, Outlet, useLocation, useNavigate } from 'react-router'
 import { useMutation } from 'urql'
 import { graphql } from '../gql'
@@ -48,9 +48,28 @@ function UserLinks() {
   )
 }
 
+/**
+ * After a move to another page, keyboard focus goes to the page's content (not the body, where
+ * the link that was clicked used to be), so Tab continues from the top of the new page.
+ */
+function useFocusOnNavigation(pathname: string) {
+  const main = useRef<HTMLElement>(null)
+  const first = useRef(true)
+  useEffect(() => {
+    if (first.current) {
+      first.current = false
+      return
+    }
+    const active = document.activeElement
+    if (!active || active === document.body || !document.contains(active)) main.current?.focus({ preventScroll: true })
+  }, [pathname])
+  return main
+}
+
 export function Layout() {
   const { viewer } = useSession()
   const { pathname } = useLocation()
+  const main = useFocusOnNavigation(pathname)
   return (
     <>
       <a className="skip-link" href="#main">
@@ -72,7 +91,7 @@ export function Layout() {
         </div>
       </header>
       <ConnectionBanner />
-      <main id="main" className="page">
+      <main id="main" className="page" ref={main} tabIndex={-1}>
         <ErrorBoundary resetKey={pathname}>
           <Suspense fallback={<Loading />}>
             <Outlet />
