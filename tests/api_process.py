@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -105,3 +108,15 @@ def replica_env(settings, redis_url: str | None = None) -> dict[str, str]:
         # Replicas as in production (`serve --api-only`): the test process is the one watcher.
         "RUN_WATCHER": "false",
     }
+
+
+@asynccontextmanager
+async def replica_pair(env: dict[str, str], log_dir: Path, name: str) -> AsyncIterator[tuple[str, str]]:
+    """Two API processes with `env`, started together: their base URLs."""
+    a, b = ApiProcess(env, log_dir / f"{name}-a.log"), ApiProcess(env, log_dir / f"{name}-b.log")
+    try:
+        await asyncio.gather(asyncio.to_thread(a.wait_ready), asyncio.to_thread(b.wait_ready))
+        yield a.url, b.url
+    finally:
+        a.stop()
+        b.stop()

@@ -24,6 +24,7 @@ from tests.client import GraphQLClient
 from tests.experiments import create_run, make_demo_repo, make_project, pk
 from tests.helpers import eventually
 from tests.k8s_fake import FakeKubernetes
+from tests.k8s_fake.cluster import kubeconfig as kubeconfig_of
 
 NAMESPACE = "mlpatron-jobs"
 CANCEL_ORPHAN = """mutation($name: String!) { cancelOrphanKubernetesJob(input: {name: $name}) { __typename
@@ -38,12 +39,7 @@ async def cluster(settings, work_dir: Path) -> AsyncIterator[tuple[FakeKubernete
     fake = FakeKubernetes()
     await fake.start()
     kubeconfig = work_dir / "orphans-kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "fake",
-        "clusters": [{"name": "fake", "cluster": {"server": fake.url}}],
-        "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-        "users": [{"name": "fake", "user": {"token": "t"}}],
-    }))  # fmt: skip
+    kubeconfig.write_text(json.dumps(kubeconfig_of(fake.url, NAMESPACE)))
     configuration = Configuration()
     configuration.host = fake.url
     client = ApiClient(configuration)

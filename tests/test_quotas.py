@@ -14,7 +14,7 @@ import pytest
 
 from app.jobs.models import Job
 from app.runs.models import Run
-from tests.api_process import ApiProcess, replica_env
+from tests.api_process import replica_env, replica_pair
 from tests.client import GraphQLClient
 from tests.experiments import CREATE_RUN, make_demo_repo, make_project, run_input
 from tests.repos import Repo
@@ -36,13 +36,8 @@ def repo(work_dir: Path) -> Repo:
 @pytest.fixture(scope="module")
 async def replicas(settings, work_dir: Path) -> AsyncIterator[tuple[str, str]]:
     env = replica_env(settings) | {"DRYRUNS_PER_DAY": str(PER_DAY), "CONCURRENT_DRYRUNS": str(AT_ONCE)}
-    a, b = ApiProcess(env, work_dir / "quota-a.log"), ApiProcess(env, work_dir / "quota-b.log")
-    try:
-        await asyncio.gather(asyncio.to_thread(a.wait_ready), asyncio.to_thread(b.wait_ready))
-        yield a.url, b.url
-    finally:
-        a.stop()
-        b.stop()
+    async with replica_pair(env, work_dir, "quota") as urls:
+        yield urls
 
 
 def slow(project: str, repo: Repo, **extra) -> dict:

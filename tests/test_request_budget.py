@@ -4,7 +4,6 @@ when to retry. Other clients keep their own budget."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,7 +12,7 @@ import httpx
 import pytest
 
 from app.api.next_steps import GRAPHQL
-from tests.api_process import ApiProcess, replica_env
+from tests.api_process import replica_env, replica_pair
 
 PER_KEY, PER_IP = 5, 3
 QUERY = {"query": "{ viewer { handle } }"}
@@ -22,13 +21,8 @@ QUERY = {"query": "{ viewer { handle } }"}
 @pytest.fixture(scope="module")
 async def replicas(settings, work_dir: Path) -> AsyncIterator[tuple[str, str]]:
     env = replica_env(settings) | {"REQUESTS_PER_MINUTE": str(PER_KEY), "ANONYMOUS_REQUESTS_PER_MINUTE": str(PER_IP)}
-    a, b = ApiProcess(env, work_dir / "budget-a.log"), ApiProcess(env, work_dir / "budget-b.log")
-    try:
-        await asyncio.gather(asyncio.to_thread(a.wait_ready), asyncio.to_thread(b.wait_ready))
-        yield a.url, b.url
-    finally:
-        a.stop()
-        b.stop()
+    async with replica_pair(env, work_dir, "budget") as urls:
+        yield urls
 
 
 def from_own_address() -> httpx.AsyncHTTPTransport:
