@@ -87,6 +87,7 @@ async def start_runtime(settings: Settings) -> Services:
     redis = connect_redis(settings.redis_url)
     hub = Hub(settings.redis_url)
     hub.start()
+    await hub.until_connected()
     bus.bind(redis, hub)
     tracker = MlflowTracker(settings.mlflow_tracking_uri) if settings.mlflow_tracking_uri else None
     recorder = JobRecorder()

@@ -34,6 +34,8 @@ POLL_SECONDS = 0.05
 # A connection that answers nothing (network partition, frozen server) is declared lost after
 # its PING goes unanswered this long; a killed server is noticed at once (connection reset).
 PING_SECONDS = 1.0
+# How long a starting process waits for Redis before it serves degraded.
+STARTUP_WAIT_SECONDS = 2.0
 # While Redis is down, the longest a subscriber waits for something already committed.
 DEGRADED_REREAD_SECONDS = 1.0
 # Every hub listens here. A hub that (re)connects says so, and every hub wakes all its
@@ -84,6 +86,13 @@ class Hub:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="event-hub")
+
+    async def until_connected(self, within: float = STARTUP_WAIT_SECONDS) -> bool:
+        """Wait (at most `within` seconds) for the connection: a process that serves before its
+        hub connected would answer its first requests degraded (fallback limits, re-reads)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.connected.wait(), within)
+        return self.is_connected
 
     async def close(self) -> None:
         for task in (self._task, self._degraded):
