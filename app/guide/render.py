@@ -32,6 +32,7 @@ from app.core.settings import Settings
 from app.runs.schema import PARSE_PER_HOUR
 
 SOURCE = Path(__file__).with_name("agent-guide.md")
+BASE_URL = "{{BASE_URL}}"  # where the guide names the platform's address
 
 SUMMARY = ("mlpatron crowdfunds ML experiments: researchers submit runs of MLflow projects, a dryrun prices "
            "each run, patrons fund it from their wallets, and the funded job runs on GPUs with live status, "
@@ -122,7 +123,7 @@ def agent_guide(sdl: str, settings: Settings, base_url: str) -> str:
     """From the schema's SDL (built again, so every default value keeps its literal)."""
     schema = build_schema(sdl)
     generated = {"errors": error_table(schema), "limits": limits_table(settings), "reference": reference(schema)}
-    text = _source().replace("{{BASE_URL}}", base_url.rstrip("/"))
+    text = _source().replace(BASE_URL, base_url.rstrip("/"))
     for marker, body in generated.items():
         text = text.replace(f"<!-- generated: {marker} -->", body)
     return text

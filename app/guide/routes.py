@@ -3,28 +3,30 @@ platform itself so it always describes the API that answers next to it."""
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.core.settings import Settings
-from app.guide.render import agent_guide, llms_txt
+from app.guide.render import BASE_URL, agent_guide, llms_txt
 
 
 def guide_routes(sdl: str, settings: Settings) -> list[Route]:
-    """Rendered once per base URL (the links name the host the client reached)."""
+    """The guide is rendered once (on first request); each answer only names the host the client
+    reached in its links."""
 
-    @lru_cache(maxsize=8)
-    def guide(base: str) -> str:
-        return agent_guide(sdl, settings, base)
+    @cache
+    def template() -> str:
+        return agent_guide(sdl, settings, BASE_URL)
 
     def base_url(request: Request) -> str:
         return f"{request.url.scheme}://{request.url.netloc}"
 
     async def guide_md(request: Request) -> Response:
-        return PlainTextResponse(guide(base_url(request)), media_type="text/markdown; charset=utf-8")
+        return PlainTextResponse(template().replace(BASE_URL, base_url(request)),
+                                 media_type="text/markdown; charset=utf-8")
 
     async def llms(request: Request) -> Response:
         return PlainTextResponse(llms_txt(base_url(request)))
