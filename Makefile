@@ -48,10 +48,11 @@ run-k8s: $(STAMP) frontend
 	  while [ ! -s $(SIM)/kubeconfig ]; do kill -0 $$cluster || exit 1; sleep 0.2; done; \
 	  EXECUTOR=kubernetes KUBECONFIG=$(SIM)/kubeconfig K8S_ALLOW_LOCAL_REPOS=1 $(BIN)/mlpatron serve
 
-# ruff (with the complexity limit), the import contracts in pyproject.toml (layers point down).
+# ruff (with the complexity limit), the import contracts and mypy's levels in pyproject.toml.
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 schema: $(STAMP)
 	$(BIN)/mlpatron export-schema --output schema.graphql

@@ -56,16 +56,16 @@ HUB_TOPICS = Gauge("mlpatron_realtime_topics", "Redis topics this process's subs
 JOBS = Gauge("mlpatron_jobs", "Jobs by status (platform-wide)", ["status"])
 
 
-class GraphQLApp(LimitedJSON, GraphQL):
+class GraphQLApp(LimitedJSON, GraphQL[Context, None]):
     graphql_transport_ws_handler_class = FanoutHandler
     broadcasts: Broadcasts  # this app's shared subscription executions
 
-    async def get_context(self, request: Request | WebSocket, response: Response | None = None) -> Context:
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None = None) -> Context:
         if isinstance(request, Request):
             GRAPHQL_REQUESTS.labels(request.method).inc()
         return await build_context(
-            request, response, request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE),
-            services=request.app.state.services,
+            request, response if isinstance(response, Response) else None, request.headers.get("authorization"),
+            request.cookies.get(SESSION_COOKIE), services=request.app.state.services,
         )
 
     async def on_ws_connect(self, context: Context) -> Any:

@@ -1,3 +1,7 @@
+from __future__ import annotations
+
+import uuid
+
 from tortoise import fields
 
 from app.core.models import Entity
@@ -18,7 +22,10 @@ class User(Entity):
 class Session(Entity):
     """A browser login. Only the SHA-256 of the cookie value is stored."""
 
-    user = fields.ForeignKeyField("models.User", related_name="sessions", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="sessions", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     token_hash = fields.CharField(max_length=64, unique=True)
     expires_at = fields.DatetimeField()
 
@@ -29,7 +36,10 @@ class Session(Entity):
 class ApiKey(Entity):
     """An agent credential `mlp_sk_…`. Only its SHA-256 is stored; the prefix identifies it in lists."""
 
-    user = fields.ForeignKeyField("models.User", related_name="api_keys", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="api_keys", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     name = fields.CharField(max_length=100)
     prefix = fields.CharField(max_length=16)
     key_hash = fields.CharField(max_length=64, unique=True)

@@ -6,7 +6,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 
-from graphql import DocumentNode, GraphQLError
+from graphql import ASTValidationRule, DocumentNode, GraphQLError
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
@@ -25,7 +25,7 @@ MAX_ALIASES = 30
 MAX_MESSAGE = 300  # characters of an error message; names from the request are echoed in them
 # Built once: QueryDepthLimiter / MaxAliasesLimiter make a new rule class per instance (one per
 # request), which would make every request a ValidationCache miss.
-LIMIT_RULES = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
+LIMIT_RULES: list[type[ASTValidationRule]] = [depth_rule(MAX_DEPTH, None), aliases_rule(MAX_ALIASES)]
 
 
 def _is_safe(error: GraphQLError) -> bool:
@@ -81,9 +81,10 @@ class ParsedDocuments(SchemaExtension):
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
-        document = _parsed.get(context.query) if context.query else None
-        if document is not None:
-            _parsed.move_to_end(context.query)
+        query = context.query
+        document = _parsed.get(query) if query else None
+        if query and document is not None:
+            _parsed.move_to_end(query)
             context.graphql_document = document
         yield
         if document is None and context.query and context.graphql_document is not None:

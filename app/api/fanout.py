@@ -103,7 +103,8 @@ def is_subscription(query: str, operation_name: str | None) -> bool:
     return operation is not None and operation.operation == OperationType.SUBSCRIPTION
 
 
-async def execute(schema: BaseSchema, op: Operation, context: Context, shared: bool) -> AsyncIterator[Item]:
+async def execute(schema: BaseSchema, op: Operation[Context, None], context: Context,
+                  shared: bool) -> AsyncIterator[Item]:
     """Yield the serialised items of one execution of `op`, ending with an `error` or `complete`."""
     label = "true" if shared else "false"
     try:
@@ -132,7 +133,7 @@ class Broadcast:
     """One execution shared by every subscriber of the same key in this process."""
 
     def __init__(self, registry: Broadcasts, key: tuple[Any, ...], schema: BaseSchema,
-                 op: Operation, context: Context) -> None:
+                 op: Operation[Context, None], context: Context) -> None:
         self.registry, self.key, self.context = registry, key, context
         self.subscribers: set[Subscriber] = set()
         self.replay: list[Item] | None = []  # None once it grew past REPLAY_BYTES: no more joiners
@@ -166,7 +167,7 @@ class Broadcast:
         for subscriber in list(self.subscribers):
             subscriber.push(item)
 
-    async def _run(self, schema: BaseSchema, op: Operation) -> None:
+    async def _run(self, schema: BaseSchema, op: Operation[Context, None]) -> None:
         try:
             async for item in execute(schema, op, self.context, shared=True):
                 self._emit(item)
@@ -179,7 +180,7 @@ class Subscriber:
 
     __slots__ = ("backlog", "broadcast", "handler", "id_json", "lagging", "op", "outbox", "sent", "wake")
 
-    def __init__(self, handler: FanoutHandler, op: Operation) -> None:
+    def __init__(self, handler: FanoutHandler, op: Operation[Context, None]) -> None:
         self.handler, self.op = handler, op
         self.id_json = _dumps(op.id)
         self.outbox: collections.deque[Item] = collections.deque()
@@ -209,7 +210,7 @@ class Subscriber:
         if item.final:
             # Forget the id before the last frame, so the client may reuse it at once.
             self.handler.operations.pop(self.op.id, None)
-        await self.handler.websocket.ws.send_text(item.frame(self.id_json))
+        await self.handler.websocket.ws.send_text(item.frame(self.id_json))  # type: ignore[attr-defined]  # starlette's socket
         if item.position is not None:
             self.sent = item.position
 

@@ -57,7 +57,8 @@ class Loaders:
     async def page(self, window: Window, keyset: Keyset, parent: Any,
                    convert: Callable[[Any], T] | Callable[[Any], Awaitable[T]]) -> Connection[T]:
         """`parent`'s page of a nested list, read with every other parent's in one statement."""
-        loader = self.batch((window, keyset, convert), lambda parents: window.pages(parents, keyset, convert))
+        loader: DataLoader[str, Connection[T]] = self.batch(
+            (window, keyset, convert), lambda parents: window.pages(parents, keyset, convert))
         return await loader.load(str(parent))
 
     async def get(self, model: type[M], id_: Any) -> M | None:

@@ -48,7 +48,7 @@ class ModelNode(relay.Node):
         return True
 
     @classmethod
-    async def resolve_nodes(
+    async def resolve_nodes(  # type: ignore[override]  # async and keyword-only, as strawberry calls it
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Self | None]:
         async def one(node_id: str) -> Self | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -106,7 +107,7 @@ def get_settings() -> Settings:
     return _settings
 
 
-def override_settings(**changes: object) -> Settings:
+def override_settings(**changes: Any) -> Settings:
     """Replace the process settings (the CLI and tests resolve embedded URLs, then call this)."""
     global _settings
     from dataclasses import replace

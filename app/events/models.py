@@ -1,5 +1,9 @@
 """Durable event records: the truth that subscriptions replay (Redis only wakes them up)."""
 
+from __future__ import annotations
+
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -11,7 +15,7 @@ class Event(Model):
     stream = fields.CharField(max_length=60)
     seq = fields.BigIntField()
     kind = fields.CharField(max_length=40)
-    payload = fields.JSONField(default=dict)
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

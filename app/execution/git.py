@@ -322,9 +322,9 @@ async def resolve_ref(url: str, version: str) -> str:
         refs[name] = sha
     for cand in candidates:
         # An annotated tag's own sha is the tag object; the peeled ^{} entry is the commit.
-        sha = refs.get(cand + "^{}") or refs.get(cand)
-        if sha and _SHA_RE.match(sha):
-            return sha.lower()
+        found = refs.get(cand + "^{}") or refs.get(cand)
+        if found and _SHA_RE.match(found):
+            return found.lower()
     hint = " (use the full 40-character sha, not an abbreviation)" if _HEX_RE.match(version) else ""
     raise GitError("UNKNOWN_REF", f"no branch or tag {version!r} in {url}{hint}")
 

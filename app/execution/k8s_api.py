@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
@@ -27,7 +27,7 @@ def describe_api_error(exc: BaseException) -> str:
     """`403 Forbidden: jobs.batch is forbidden: ...` from an ApiException (or the exception text)."""
     if isinstance(exc, ApiException):
         message = ""
-        body = exc.body
+        body: object = exc.body
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
         if isinstance(body, str) and body:
@@ -100,7 +100,7 @@ class KubeApi:
             finally:
                 resp.release()
             exc = ApiException(status=resp.status, reason=resp.reason)
-            exc.body = body
+            exc.body = body  # type: ignore[assignment]  # the client stores the text it read
             raise exc
         return resp
 
@@ -133,7 +133,8 @@ class KubeApi:
         """Create; retried because the name is deterministic (a duplicate answers 409)."""
         return await self.retry(
             "create job",
-            lambda: self._json(self.batch.create_namespaced_job(self.namespace, body, _preload_content=False)),
+            lambda: self._json(self.batch.create_namespaced_job(
+                self.namespace, body, _preload_content=False)),  # type: ignore[arg-type]  # raw JSON, not V1Job
         )
 
     async def get_job(self, name: str) -> dict[str, Any] | None:
@@ -190,7 +191,7 @@ class KubeApi:
                 kwargs["_continue"] = token
             page = await self.retry(
                 f"list {resource}",
-                lambda kw=kwargs: self._json(fn(self.namespace, _preload_content=False, **kw)),  # type: ignore[misc]
+                lambda kw=kwargs: self._json(fn(self.namespace, _preload_content=False, **kw)),
             )
             items.extend(page.get("items") or [])
             meta = page.get("metadata") or {}
@@ -206,7 +207,7 @@ class KubeApi:
         label_selector: str | None = None,
         field_selector: str | None = None,
         timeout_seconds: int = 300,
-    ) -> AsyncIterator[dict[str, Any]]:
+    ) -> AsyncGenerator[dict[str, Any]]:
         """Watch events (dicts with `type` and `object`) from `resource_version` until the server
         ends the stream. An in-stream ERROR event is yielded as is (the caller handles 410)."""
         kwargs: dict[str, Any] = {
@@ -266,7 +267,7 @@ class KubeApi:
         return await self._checked(call)
 
 
-async def iter_lines(content: aiohttp.StreamReader, max_line: int | None = None) -> AsyncIterator[tuple[bytes, bool]]:
+async def iter_lines(content: aiohttp.StreamReader, max_line: int | None = None) -> AsyncGenerator[tuple[bytes, bool]]:
     """`(line, complete)` for each line of a streamed body, without its newline.
 
     `complete` is False only for a trailing fragment the body ended in without a newline (a

@@ -170,7 +170,7 @@ async def run_as_leader(lock: AdvisoryLock, act: Callable[[], Awaitable[None]], 
                     await acquiring
                 break
             acquiring.result()
-            acting = asyncio.create_task(act())
+            acting = asyncio.ensure_future(act())
             lost = asyncio.create_task(lock.lost.wait())
             try:
                 await asyncio.wait([acting, lost, stopper], return_when=asyncio.FIRST_COMPLETED)

@@ -16,7 +16,8 @@ _PLATFORM = {ledger.STRIPE, ledger.CREDIT_GRANTS, ledger.PLATFORM_REVENUE}
 
 
 async def _rows(sql: str) -> list[dict[str, Any]]:
-    return await connections.get("default").execute_query_dict(sql)
+    rows: list[dict[str, Any]] = await connections.get("default").execute_query_dict(sql)
+    return rows
 
 
 async def check_ledger() -> list[str]:

@@ -4,12 +4,21 @@ Enumerated columns are plain strings holding the `StrEnum` values below (like th
 schema), so migrations do not import application code.
 """
 
+from __future__ import annotations
+
 import enum
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
 
 from app.core.models import Entity
+
+if TYPE_CHECKING:
+    from app.accounts.models import User
+    from app.projects.models import Project
+    from app.runs.models import Run
 
 
 class SurplusPolicy(enum.StrEnum):
@@ -39,7 +48,10 @@ class DepositStatus(enum.StrEnum):
 
 
 class Wallet(Model):
-    user = fields.OneToOneField("models.User", related_name="wallet", primary_key=True, on_delete=fields.CASCADE)
+    user: fields.OneToOneRelation[User] = fields.OneToOneField(
+        "models.User", related_name="wallet", primary_key=True, on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     cash_cents = fields.BigIntField(default=0)
     credit_cents = fields.BigIntField(default=0)
     updated_at = fields.DatetimeField(auto_now=True)
@@ -53,12 +65,18 @@ class LedgerTransaction(Entity):
 
     kind = fields.CharField(max_length=30)  # LedgerKind
     memo = fields.CharField(max_length=300, default="")
-    user = fields.ForeignKeyField("models.User", related_name="ledger_transactions", null=True,
-                                  on_delete=fields.RESTRICT)
-    project = fields.ForeignKeyField("models.Project", related_name="ledger_transactions", null=True,
-                                     on_delete=fields.RESTRICT)
-    run = fields.ForeignKeyField("models.Run", related_name="ledger_transactions", null=True,
-                                 on_delete=fields.RESTRICT)
+    user: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="ledger_transactions", null=True, on_delete=fields.RESTRICT
+    )
+    user_id: uuid.UUID | None
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="ledger_transactions", null=True, on_delete=fields.RESTRICT
+    )
+    project_id: uuid.UUID | None
+    run: fields.ForeignKeyNullableRelation[Run] = fields.ForeignKeyField(
+        "models.Run", related_name="ledger_transactions", null=True, on_delete=fields.RESTRICT
+    )
+    run_id: uuid.UUID | None
 
     class Meta:
         table = "ledger_transactions"
@@ -66,8 +84,10 @@ class LedgerTransaction(Entity):
 
 class LedgerPosting(Model):
     id = fields.BigIntField(primary_key=True)
-    transaction = fields.ForeignKeyField("models.LedgerTransaction", related_name="postings",
-                                         on_delete=fields.RESTRICT)
+    transaction: fields.ForeignKeyRelation[LedgerTransaction] = fields.ForeignKeyField(
+        "models.LedgerTransaction", related_name="postings", on_delete=fields.RESTRICT
+    )
+    transaction_id: uuid.UUID
     # e.g. "user:<uuid>:cash", "user:<uuid>:credit", "run:<uuid>:escrow", "project:<uuid>:balance",
     # "platform:revenue", "platform:credit_grants", "external:stripe" (see app.funding.ledger)
     account = fields.CharField(max_length=80)
@@ -80,8 +100,14 @@ class LedgerPosting(Model):
 
 
 class Funding(Entity):
-    run = fields.ForeignKeyField("models.Run", related_name="fundings", on_delete=fields.RESTRICT)
-    funder = fields.ForeignKeyField("models.User", related_name="fundings", on_delete=fields.RESTRICT)
+    run: fields.ForeignKeyRelation[Run] = fields.ForeignKeyField(
+        "models.Run", related_name="fundings", on_delete=fields.RESTRICT
+    )
+    run_id: uuid.UUID
+    funder: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="fundings", on_delete=fields.RESTRICT
+    )
+    funder_id: uuid.UUID
     amount_cents = fields.BigIntField()
     credit_cents = fields.BigIntField(default=0)
     cash_cents = fields.BigIntField(default=0)
@@ -100,20 +126,26 @@ class Funding(Entity):
 class Settlement(Entity):
     """A run's escrow closed, once: the actual cost to revenue and the rest back (or all refunded)."""
 
-    run = fields.OneToOneField("models.Run", related_name="settlement", on_delete=fields.RESTRICT)
+    run: fields.OneToOneRelation[Run] = fields.OneToOneField(
+        "models.Run", related_name="settlement", on_delete=fields.RESTRICT
+    )
+    run_id: uuid.UUID
     kind = fields.CharField(max_length=20)  # SettlementKind
     escrow_cents = fields.BigIntField()
     cost_cents = fields.BigIntField()
     refunded_cents = fields.BigIntField()
     to_project_cents = fields.BigIntField()
-    detail = fields.JSONField(default=dict)
+    detail: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
 
     class Meta:
         table = "settlements"
 
 
 class Deposit(Entity):
-    user = fields.ForeignKeyField("models.User", related_name="deposits", on_delete=fields.RESTRICT)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="deposits", on_delete=fields.RESTRICT
+    )
+    user_id: uuid.UUID
     amount_cents = fields.BigIntField()
     payment_intent_id = fields.CharField(max_length=100, unique=True)
     status = fields.CharField(max_length=20, default=DepositStatus.PENDING.value)  # DepositStatus
@@ -139,7 +171,10 @@ class IdempotencyRecord(Model):
     """First result of a mutation retried with the same key by the same user."""
 
     id = fields.BigIntField(primary_key=True)
-    user = fields.ForeignKeyField("models.User", related_name="idempotency_records", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="idempotency_records", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     scope = fields.CharField(max_length=40)
     key = fields.CharField(max_length=200)
     result_id = fields.UUIDField()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tortoise.expressions import F
+from tortoise.fields.relational import ForeignKeyFieldInstance
 from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
@@ -78,8 +79,11 @@ async def refund_all(run_id: uuid.UUID, reason: str) -> None:
 
 
 def _run_model() -> type[Model]:
-    # funding/ never imports runs/ (imports point down, DESIGN.md); the relation knows the model.
-    return Funding._meta.fields_map["run"].related_model
+    # funding/ never imports runs/ (runs import funding); the relation knows the model.
+    field = Funding._meta.fields_map["run"]
+    assert isinstance(field, ForeignKeyFieldInstance)
+    model: type[Model] = field.related_model
+    return model
 
 
 async def _close(run_id: uuid.UUID, kind: SettlementKind, cost_cents: int, detail: dict[str, Any]) -> None:
@@ -94,7 +98,7 @@ async def _close(run_id: uuid.UUID, kind: SettlementKind, cost_cents: int, detai
         escrow = sum(f.amount_cents for f in fundings)
         cost = min(cost_cents, escrow)
         shares = plan_shares(fundings, cost, refund_everything=kind is SettlementKind.REFUNDED)
-        project_id = run.project_id
+        project_id: uuid.UUID = getattr(run, "project_id")  # noqa: B009 - the run model is not imported here
         await _pay_out(project_id, shares)
         postings: list[ledger.Posting] = [(ledger.run_escrow(run_id), -escrow), (ledger.PLATFORM_REVENUE, cost)]
         for s in shares:

@@ -154,19 +154,19 @@ async def ledger_connection(
     return Connection(edges=[Edge(node=entry(e.node), key=e.key) for e in page.edges], page_info=page.page_info)
 
 
-async def run_transactions(run_id: object, first: int | None = None,
+async def run_transactions(run_id: uuid.UUID | str, first: int | None = None,
                            after: str | None = None) -> Connection[LedgerEntryType]:
     """`Run.transactions`: the movements of the run's escrow."""
     return await ledger_connection([ledger.run_escrow(run_id)], first=first, after=after)
 
 
-async def user_transactions(user_id: object, first: int | None = None,
+async def user_transactions(user_id: uuid.UUID | str, first: int | None = None,
                             after: str | None = None) -> Connection[LedgerEntryType]:
     """`User.transactions`: movements of the wallet's cash and credit buckets."""
     return await ledger_connection(ledger.user_accounts(user_id), first=first, after=after)
 
 
-async def project_transactions(project_id: object, first: int | None = None,
+async def project_transactions(project_id: uuid.UUID | str, first: int | None = None,
                                after: str | None = None) -> Connection[LedgerEntryType]:
     """`Project.transactions` (public): movements of the project balance."""
     return await ledger_connection([ledger.project_balance(project_id)], first=first, after=after)

@@ -1,29 +1,41 @@
 """Jobs (the execution entity, up to two per run), their status timeline and their log lines."""
 
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 from app.core.models import Entity
 
+if TYPE_CHECKING:
+    from app.runs.models import Run
+
 
 class Job(Entity):
-    run = fields.ForeignKeyField("models.Run", related_name="jobs", on_delete=fields.RESTRICT)
+    run: fields.ForeignKeyRelation[Run] = fields.ForeignKeyField(
+        "models.Run", related_name="jobs", on_delete=fields.RESTRICT
+    )
+    run_id: uuid.UUID
     kind = fields.CharField(max_length=10)  # dryrun | funded
     status = fields.CharField(max_length=20, default="pending", db_index=True)
     executor = fields.CharField(max_length=20)
-    handle = fields.JSONField(default=dict)  # executor handle: pid/pgid/workdir or k8s name + namespace
-    spec = fields.JSONField(default=dict)
+    # executor handle: pid/pgid/workdir or k8s name + namespace
+    handle: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    spec: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     deadline_seconds = fields.IntField()
     mlflow_run_id = fields.CharField(max_length=64, null=True)
     mlflow_experiment_id = fields.CharField(max_length=64, null=True)
     pending_info = fields.TextField(null=True)
-    error = fields.JSONField(null=True)
+    error: fields.JSONField[Any] = fields.JSONField(null=True)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)
     # Set when someone asks to stop a local job another API process owns (see Lifecycle.cancel_job).
     cancel_requested_at = fields.DatetimeField(null=True)
     actual_cost_cents = fields.BigIntField(null=True)
-    cost_detail = fields.JSONField(null=True)
+    cost_detail: fields.JSONField[Any] = fields.JSONField(null=True)
     # Last log seq handed out; lines take seqs with UPDATE … RETURNING so writers never collide.
     log_seq = fields.BigIntField(default=0)
     event_seq = fields.IntField(default=0)
@@ -36,7 +48,10 @@ class Job(Entity):
 
 class JobLogLine(Model):
     id = fields.BigIntField(primary_key=True)
-    job = fields.ForeignKeyField("models.Job", related_name="log_lines", on_delete=fields.CASCADE)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "models.Job", related_name="log_lines", on_delete=fields.CASCADE
+    )
+    job_id: uuid.UUID
     seq = fields.BigIntField()
     stream = fields.CharField(max_length=10)  # stdout | stderr | event
     line = fields.TextField()
@@ -51,11 +66,14 @@ class JobTransition(Model):
     """The job's status timeline; `seq` orders it for resumable `jobStatus` streams."""
 
     id = fields.BigIntField(primary_key=True)
-    job = fields.ForeignKeyField("models.Job", related_name="transitions", on_delete=fields.CASCADE)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "models.Job", related_name="transitions", on_delete=fields.CASCADE
+    )
+    job_id: uuid.UUID
     seq = fields.IntField()
     status = fields.CharField(max_length=20)
     pending_info = fields.TextField(null=True)
-    error = fields.JSONField(null=True)
+    error: fields.JSONField[Any] = fields.JSONField(null=True)
     at = fields.DatetimeField()
 
     class Meta:

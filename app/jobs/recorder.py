@@ -63,7 +63,7 @@ class JobRecorder:
             if new == old and update.pending_info == job.pending_info:
                 return None
             job.status = new.value
-            job.pending_info = update.pending_info if new == JobStatus.PENDING else None
+            job.pending_info = update.pending_info if new == JobStatus.PENDING else None  # type: ignore[assignment]  # nullable
             if new == JobStatus.RUNNING and job.started_at is None:
                 job.started_at = update.at
             if new.terminal:

@@ -127,7 +127,7 @@ class JobType(ModelNode):
             pending_info=row.pending_info, mlflow_run_id=row.mlflow_run_id,
             mlflow_experiment_id=row.mlflow_experiment_id, deadline_seconds=row.deadline_seconds,
             actual_cost_cents=row.actual_cost_cents, cost_detail=row.cost_detail,
-            spec={**row.spec, "handle": {k: v for k, v in row.handle.items() if k in ("name", "namespace")}},
+            spec=JSON({**row.spec, "handle": {k: v for k, v in row.handle.items() if k in ("name", "namespace")}}),
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             run_id=str(row.run_id), error_raw=row.error,
         )

@@ -1,11 +1,19 @@
 """In-app notifications, project follows, per-kind preferences and email unsubscribe tokens."""
 
+from __future__ import annotations
+
 import enum
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 from tortoise.models import Model
 
 from app.core.models import Entity
+
+if TYPE_CHECKING:
+    from app.accounts.models import User
+    from app.projects.models import Project
 
 
 class NotificationKind(enum.StrEnum):
@@ -16,12 +24,17 @@ class NotificationKind(enum.StrEnum):
 
 
 class Notification(Entity):
-    user = fields.ForeignKeyField("models.User", related_name="notifications", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="notifications", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     kind = fields.CharField(max_length=40)
-    project = fields.ForeignKeyField("models.Project", related_name="notifications", null=True,
-                                     on_delete=fields.CASCADE)
+    project: fields.ForeignKeyNullableRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="notifications", null=True, on_delete=fields.CASCADE
+    )
+    project_id: uuid.UUID | None
     message = fields.CharField(max_length=500)
-    payload = fields.JSONField(default=dict)
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     read_at = fields.DatetimeField(null=True)
 
     class Meta:
@@ -32,8 +45,14 @@ class Notification(Entity):
 class ProjectSubscription(Entity):
     """A user following a project (run status changes, new discussions)."""
 
-    user = fields.ForeignKeyField("models.User", related_name="project_subscriptions", on_delete=fields.CASCADE)
-    project = fields.ForeignKeyField("models.Project", related_name="subscriptions", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="project_subscriptions", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="subscriptions", on_delete=fields.CASCADE
+    )
+    project_id: uuid.UUID
 
     class Meta:
         table = "project_subscriptions"
@@ -45,8 +64,10 @@ class NotificationPreference(Model):
     """Only kinds a user changed have a row; the rest use the defaults in `services`."""
 
     id = fields.BigIntField(primary_key=True)
-    user = fields.ForeignKeyField("models.User", related_name="notification_preferences",
-                                  on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="notification_preferences", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     kind = fields.CharField(max_length=40)
     in_app = fields.BooleanField()
     email = fields.BooleanField()
@@ -59,7 +80,10 @@ class NotificationPreference(Model):
 class UnsubscribeToken(Entity):
     """One per email sent; only the SHA-256 of the token in the link is stored."""
 
-    user = fields.ForeignKeyField("models.User", related_name="unsubscribe_tokens", on_delete=fields.CASCADE)
+    user: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="unsubscribe_tokens", on_delete=fields.CASCADE
+    )
+    user_id: uuid.UUID
     kind = fields.CharField(max_length=40)
     token_hash = fields.CharField(max_length=64, unique=True)
 

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -252,8 +252,8 @@ async def _money_words(run: Run, fundings: list[Funding]) -> dict[str, str]:
     kept = sum(f.to_project_cents for f in fundings)
     surplus = [f"{dollars(refunded)} was refunded to its patrons"] if refunded else []
     surplus += [f"{dollars(kept)} went to the project balance"] if kept else []
-    cost = await Job.filter(id=run.funded_job_id).values_list("actual_cost_cents", flat=True) \
-        if run.funded_job_id else []
+    cost = cast(list[int | None], await Job.filter(id=run.funded_job_id).values_list(
+        "actual_cost_cents", flat=True)) if run.funded_job_id else []
     return {
         "estimate": dollars(run.estimated_cost_cents or 0), "funded": dollars(run.funded_cents),
         "patrons": patrons or "nobody", "cost": dollars(cost[0] or 0) if cost else dollars(0),

@@ -37,7 +37,7 @@ class NotificationsSubscription:
         start = after_seq if after_seq is not None else await streams.last_event_seq(stream)
         if after_seq is None:
             position.seq = start
-            yield NotificationUpdate(seq=start, kind="snapshot", payload={}, notification=None,
+            yield NotificationUpdate(seq=start, kind="snapshot", payload=JSON({}), notification=None,
                                      unread_count=await services.unread_count(user.id))
         async for event in streams.follow(info.context.hub, [stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, position=position):
@@ -45,7 +45,7 @@ class NotificationsSubscription:
             if event.kind == "notification":
                 row = await Notification.get_or_none(id=decode_id(event.payload["id"], "Notification"))
             yield NotificationUpdate(
-                seq=event.seq, kind=event.kind, payload=event.payload,
+                seq=event.seq, kind=event.kind, payload=JSON(event.payload),
                 notification=NotificationType.from_model(row) if row else None,
                 unread_count=await services.unread_count(user.id),
             )

@@ -34,7 +34,7 @@ class NotificationType(ModelNode):
     @classmethod
     def from_model(cls, row: Notification) -> NotificationType:
         return cls(
-            id=str(row.id), kind=NotificationKind(row.kind), message=row.message, payload=row.payload,
+            id=str(row.id), kind=NotificationKind(row.kind), message=row.message, payload=JSON(row.payload),
             read_at=row.read_at, created_at=row.created_at, user_id=str(row.user_id),
             project_id=str(row.project_id) if row.project_id else None,
         )

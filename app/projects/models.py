@@ -1,10 +1,21 @@
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 
 from app.core.models import Entity
 
+if TYPE_CHECKING:
+    from app.accounts.models import User
+
 
 class Project(Entity):
-    owner = fields.ForeignKeyField("models.User", related_name="projects", on_delete=fields.RESTRICT)
+    owner: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="projects", on_delete=fields.RESTRICT
+    )
+    owner_id: uuid.UUID
     title = fields.CharField(max_length=200)
     git_url = fields.CharField(max_length=500)
     notes = fields.TextField(default="")

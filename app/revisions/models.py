@@ -1,6 +1,14 @@
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 
 from app.core.models import Entity
+
+if TYPE_CHECKING:
+    from app.accounts.models import User
 
 
 class Revision(Entity):
@@ -10,7 +18,10 @@ class Revision(Entity):
     entity_id = fields.UUIDField()
     version = fields.IntField()
     body = fields.TextField()
-    editor = fields.ForeignKeyField("models.User", related_name="revisions", null=True, on_delete=fields.SET_NULL)
+    editor: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="revisions", null=True, on_delete=fields.SET_NULL
+    )
+    editor_id: uuid.UUID | None
     edit_summary = fields.CharField(max_length=300, default="")
 
     class Meta:

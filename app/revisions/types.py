@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import strawberry
 from tortoise.models import Model
@@ -77,7 +77,7 @@ async def patch_body(
     Returns `success(updated)` or the typed error; access errors propagate as GraphQL errors.
     """
     user = info.context.require_user()
-    entity = await info.context.loaders.node(spec.model, input.id, spec.type_name)
+    entity = cast(M, await info.context.loaders.node(spec.model, input.id, spec.type_name))
     checked = authorize(user, entity)
     if checked is not None:
         await checked

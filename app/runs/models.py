@@ -1,10 +1,18 @@
 """Runs: the business entity (configuration, estimate, funding). Jobs live in `app.jobs.models`."""
 
+from __future__ import annotations
+
 import enum
+import uuid
+from typing import TYPE_CHECKING, Any
 
 from tortoise import fields
 
 from app.core.models import Entity
+
+if TYPE_CHECKING:
+    from app.accounts.models import User
+    from app.projects.models import Project
 
 
 class RunStatus(str, enum.Enum):  # noqa: UP042 - str() of a member stays 'RunStatus.X'
@@ -23,8 +31,14 @@ TERMINAL_RUN_STATUSES = (RunStatus.DRYRUN_FAILED.value, RunStatus.FUNDED_FAILED.
 
 
 class Run(Entity):
-    project = fields.ForeignKeyField("models.Project", related_name="runs", on_delete=fields.RESTRICT)
-    creator = fields.ForeignKeyField("models.User", related_name="runs", on_delete=fields.RESTRICT)
+    project: fields.ForeignKeyRelation[Project] = fields.ForeignKeyField(
+        "models.Project", related_name="runs", on_delete=fields.RESTRICT
+    )
+    project_id: uuid.UUID
+    creator: fields.ForeignKeyRelation[User] = fields.ForeignKeyField(
+        "models.User", related_name="runs", on_delete=fields.RESTRICT
+    )
+    creator_id: uuid.UUID
     title = fields.CharField(max_length=200)
     status = fields.CharField(max_length=20, default="dryrun", db_index=True)
     uri = fields.CharField(max_length=500)
@@ -32,7 +46,7 @@ class Run(Entity):
     commit_sha = fields.CharField(max_length=40)
     entry_point = fields.CharField(max_length=100, default="main")
     # Effective parameters of the funded run (entry-point defaults filled in), as strings.
-    parameters = fields.JSONField(default=dict)
+    parameters: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     gpu_type = fields.CharField(max_length=40)
     gpu_count = fields.IntField()
     machine_type = fields.CharField(max_length=60)
@@ -44,7 +58,7 @@ class Run(Entity):
     notes_version = fields.IntField(default=1)
     estimated_cost_cents = fields.BigIntField(null=True)
     estimated_duration_seconds = fields.IntField(null=True)
-    estimate_detail = fields.JSONField(null=True)
+    estimate_detail: fields.JSONField[Any] = fields.JSONField(null=True)
     funded_cents = fields.BigIntField(default=0)
     # Plain ids, not foreign keys: runs ↔ jobs would be a cycle, which tortoise's migration
     # writer silently drops columns for. Jobs point at their run with a real foreign key.

@@ -127,11 +127,11 @@ async def create_run(lifecycle: Lifecycle, actor: User, project: Project, req: R
         return await Run.get(id=record.result_id)
     except QuotaExceeded:
         # A concurrent retry with this key may have taken the last slot: its run is the answer.
-        record = req.idempotency_key and await IdempotencyRecord.get_or_none(
+        again = req.idempotency_key and await IdempotencyRecord.get_or_none(
             user=actor, scope="createRun", key=req.idempotency_key)
-        if not record:
+        if not again:
             raise
-        return await Run.get(id=record.result_id)
+        return await Run.get(id=again.result_id)
 
 
 def _check_request(req: RunRequest) -> tuple[str, MachineType]:

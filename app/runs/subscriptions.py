@@ -55,7 +55,7 @@ class RunsSubscription:
         start = after_seq if after_seq is not None else await streams.last_event_seq(stream)
         if after_seq is None:
             position.seq = start
-            yield RunUpdate(seq=start, kind="snapshot", payload={}, run=RunType.from_model(run))
+            yield RunUpdate(seq=start, kind="snapshot", payload=JSON({}), run=RunType.from_model(run))
 
         async def finished() -> bool:
             # The stream's own last status event, not the run row: the row commits before its
@@ -66,7 +66,7 @@ class RunsSubscription:
         async for event in streams.follow(info.context.hub, [stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, finished=finished, on_item=lambda: _fresh(info),
                                           position=position):
-            yield RunUpdate(seq=event.seq, kind=event.kind, payload=event.payload,
+            yield RunUpdate(seq=event.seq, kind=event.kind, payload=JSON(event.payload),
                             run=RunType.from_model(await Run.get(id=run_pk)))
 
     @strawberry.subscription(description="Runs created or changing state, discussions and comments.")
@@ -80,4 +80,4 @@ class RunsSubscription:
         start = after_seq if after_seq is not None else await streams.last_event_seq(stream)
         async for event in streams.follow(info.context.hub, [stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, position=info.context.position):
-            yield ProjectActivity(seq=event.seq, kind=event.kind, payload=event.payload, at=event.created_at)
+            yield ProjectActivity(seq=event.seq, kind=event.kind, payload=JSON(event.payload), at=event.created_at)

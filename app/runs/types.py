@@ -73,7 +73,7 @@ class RunType(ModelNode):
     def from_model(cls, row: Run) -> RunType:
         return cls(
             id=str(row.id), title=row.title, status=RunStatus(row.status), uri=row.uri, version=row.version,
-            commit_sha=row.commit_sha, entry_point=row.entry_point, parameters=row.parameters,
+            commit_sha=row.commit_sha, entry_point=row.entry_point, parameters=JSON(row.parameters),
             resources=Resources(gpu_type=row.gpu_type, gpu_count=row.gpu_count, machine_type=row.machine_type,
                                 spot=row.spot),
             image=row.image, dryrun_override_param=row.dryrun_override_param,
