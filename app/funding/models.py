@@ -18,7 +18,6 @@ from app.core.models import Entity
 if TYPE_CHECKING:
     from app.accounts.models import User
     from app.projects.models import Project
-    from app.runs.models import Run
 
 
 class SurplusPolicy(enum.StrEnum):
@@ -73,7 +72,8 @@ class LedgerTransaction(Entity):
         "models.Project", related_name="ledger_transactions", null=True, on_delete=fields.RESTRICT
     )
     project_id: uuid.UUID | None
-    run: fields.ForeignKeyNullableRelation[Run] = fields.ForeignKeyField(
+    # Runs are typed as plain models here: money code never imports runs (runs import funding).
+    run: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "models.Run", related_name="ledger_transactions", null=True, on_delete=fields.RESTRICT
     )
     run_id: uuid.UUID | None
@@ -100,7 +100,7 @@ class LedgerPosting(Model):
 
 
 class Funding(Entity):
-    run: fields.ForeignKeyRelation[Run] = fields.ForeignKeyField(
+    run: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
         "models.Run", related_name="fundings", on_delete=fields.RESTRICT
     )
     run_id: uuid.UUID
@@ -126,7 +126,7 @@ class Funding(Entity):
 class Settlement(Entity):
     """A run's escrow closed, once: the actual cost to revenue and the rest back (or all refunded)."""
 
-    run: fields.OneToOneRelation[Run] = fields.OneToOneField(
+    run: fields.OneToOneRelation[Model] = fields.OneToOneField(
         "models.Run", related_name="settlement", on_delete=fields.RESTRICT
     )
     run_id: uuid.UUID
