@@ -20,6 +20,7 @@ from typing import Any
 import kubernetes_validate
 import pytest
 
+from app.embedded.redis import EmbeddedRedis
 from app.funding.money import largest_remainder
 from tests.api_process import ApiProcess, WatcherProcess, replica_env
 from tests.client import GraphQLClient, Person
@@ -61,6 +62,7 @@ class Platform:
     watchers: list[WatcherProcess]
     env: dict[str, str]
     work_dir: Path
+    redis: EmbeddedRedis  # the platform's own, so that a test may restart it
 
     def leader(self) -> WatcherProcess:
         leading = [w for w in self.watchers if w.proc.poll() is None and WatcherProcess.LEADING in w.log_text()]
@@ -77,12 +79,13 @@ class Platform:
 async def platform(settings, api: str, work_dir: Path) -> AsyncIterator[Platform]:
     """`api` (the in-process app of the other tests) only initialises this process's database access."""
     root = work_dir / "k8s-e2e"
+    redis = EmbeddedRedis(root / "redis")
     cluster = ClusterProcess(root / "cluster", SCENARIO)
-    env = replica_env(settings) | {
+    env = replica_env(settings, redis.start()) | {
         "EXECUTOR": "kubernetes", "KUBECONFIG": str(cluster.kubeconfig), "K8S_ALLOW_LOCAL_REPOS": "1",
     }  # fmt: skip
     a, b = ApiProcess(env, root / "api-a.log"), ApiProcess(env, root / "api-b.log")
-    platform = Platform(cluster, a, b, [], env, root)
+    platform = Platform(cluster, a, b, [], env, root, redis)
     try:
         platform.add_watcher()
         # Generous bounds: process start-up (imports) on a busy 2-core machine takes tens of seconds.
@@ -96,6 +99,7 @@ async def platform(settings, api: str, work_dir: Path) -> AsyncIterator[Platform
             process.stop()
         created = cluster.api("/_sim/created")
         cluster.stop()
+        redis.stop()
     for body in created:  # every Job the platform created is a valid Kubernetes 1.33 Job
         kubernetes_validate.validate(body, "1.33.0", strict=True)
 
@@ -272,6 +276,26 @@ async def test_leader_watcher_killed_mid_job_standby_takes_over_without_gap_or_r
         follower.assert_exact()
         assert follower.epochs() == [f"epoch {i} loss {1 / (i + 1) + 0.5:.4f}" for i in range(30)]
         assert [s["status"] for s in follower.statuses][-2:] == ["RUNNING", "SUCCEEDED"]
+
+
+async def test_redis_restart_mid_job_loses_and_repeats_nothing(
+    platform: Platform, researcher: Person, demo_repo: Repo
+) -> None:
+    """Redis carries only wake-ups: the watcher keeps writing PostgreSQL while it is away, and the
+    replica's subscribers re-read from there (DESIGN: truth first, signal second)."""
+    async with GraphQLClient(platform.a.url, researcher.api_key) as via_a:
+        project = await make_project(via_a, demo_repo)
+        run = await create_run(via_a, project, demo_repo, parameters={"epochs": 60, "lr": 0.5, "seconds": 0.2},
+                               dryrunOverrideValue=30)  # fmt: skip
+        follower = await Follower.on(platform.b, researcher, run["dryrunJob"]["id"])
+        await follower.wait_line("epoch 4")
+        await asyncio.to_thread(platform.redis.restart)  # every pub/sub connection of every process drops
+        await follower.finished()
+        follower.assert_exact()
+        assert follower.epochs() == [f"epoch {i} loss {1 / (i + 1) + 0.5:.4f}" for i in range(30)]
+        assert [s["status"] for s in follower.statuses][-2:] == ["RUNNING", "SUCCEEDED"]
+        run = await wait_run(via_a, run["id"], {"AWAITING_FUNDING", "DRYRUN_FAILED"})
+        assert run["status"] == "AWAITING_FUNDING", run
 
 
 async def test_oom_killed_funded_job_fails_and_settles_its_actual_cost(
