@@ -92,3 +92,15 @@ async def test_subscription_arguments_pass_the_input_policy(api: str) -> None:
             assert refused.value.errors[0]["extensions"]["code"] == "BAD_USER_INPUT", refused.value.errors
     finally:
         await ws.close()
+
+
+async def test_numbers_too_long_to_convert_are_refused_not_internal_errors(client, api: str) -> None:
+    # Python refuses to turn more than 4300 digits into an int: in the document that was an
+    # internal error in validation, in the JSON body a 500.
+    body = await client.execute("{ projects(first: " + "1" * 5000 + ") { nodes { id } } }")
+    assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED"
+    assert "Number literal longer than" in body["errors"][0]["message"]
+    raw = '{"query": "query($n: Int) { projects(first: $n) { nodes { id } } }", "variables": {"n": ' + "1" * 5000 + "}}"
+    async with httpx.AsyncClient(base_url=api) as http:
+        response = await http.post("/graphql", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400

@@ -13,6 +13,7 @@ from strawberry.extensions.query_depth_limiter import create_validator as depth_
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.relay.types import GlobalIDValueError
 
+from app.api.input_policy import long_number_literals
 from app.api.next_steps import recommended_action
 from app.core.errors import AccessError
 from app.core.telemetry import tracing_enabled
@@ -93,6 +94,19 @@ class ParsedDocuments(SchemaExtension):
                 _parsed.popitem(last=False)
 
 
+class CheckedValidationCache(ValidationCache):
+    """Validation, cached per document, after refusing number literals too long to convert."""
+
+    def on_validate(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        errors = long_number_literals(document) if document is not None else []
+        if errors:
+            self.execution_context.pre_execution_errors = errors
+            yield
+            return
+        yield from super().on_validate()
+
+
 def schema_extensions() -> list:
     # Agents and the SPA send the same few documents over and over: parse and validate each once.
     tracing = [OpenTelemetryExtension] if tracing_enabled() else []
@@ -100,7 +114,7 @@ def schema_extensions() -> list:
         *tracing,
         TracedErrors,
         ParsedDocuments,
-        lambda: ValidationCache(maxsize=512),
+        lambda: CheckedValidationCache(maxsize=512),
         lambda: AddValidationRules(LIMIT_RULES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
     ]

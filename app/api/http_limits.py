@@ -46,6 +46,10 @@ def decode_json(data: str | bytes) -> object:
         value = json.loads(data)
     except RecursionError:
         raise TooDeep(text) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:  # an integer of more than 4300 digits
+        raise json.JSONDecodeError(str(exc)[:100], text, 0) from None
     if _deeper_than(value, MAX_JSON_DEPTH):
         raise TooDeep(text)
     return value

@@ -21,8 +21,11 @@ from typing import Any
 
 import strawberry
 from graphql import (
+    DocumentNode,
+    FloatValueNode,
     GraphQLArgument,
     GraphQLDefaultInput,
+    GraphQLError,
     GraphQLField,
     GraphQLInputField,
     GraphQLInputObjectType,
@@ -32,7 +35,10 @@ from graphql import (
     GraphQLScalarType,
     GraphQLSchema,
     GraphQLUnionType,
+    IntValueNode,
     Undefined,
+    Visitor,
+    visit,
 )
 from graphql.utilities.value_to_literal import default_scalar_value_to_literal
 
@@ -124,6 +130,31 @@ def violations(args: dict[str, GraphQLArgument], kwargs: dict[str, Any]) -> Prob
             _check(value, args[name].type, name, name, None, problems)
     # Paths are reported inside the one `input` argument, as the services report theirs.
     return {path.removeprefix("input."): why for path, why in problems.items()}
+
+
+class _LongNumbers(Visitor):
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[GraphQLError] = []
+
+    def enter_int_value(self, node: IntValueNode, *_: Any) -> None:
+        self._check(node)
+
+    def enter_float_value(self, node: FloatValueNode, *_: Any) -> None:
+        self._check(node)
+
+    def _check(self, node: IntValueNode | FloatValueNode) -> None:
+        if len(node.value) > limits.NUMBER_LITERAL:
+            self.errors.append(GraphQLError(
+                f"Number literal longer than {limits.NUMBER_LITERAL} characters.", nodes=[node]))
+
+
+def long_number_literals(document: DocumentNode) -> list[GraphQLError]:
+    """Number literals too long to convert: graphql-core's validation would raise Python's
+    int-conversion ValueError (an internal error) on more than 4300 digits."""
+    finder = _LongNumbers()
+    visit(document, finder)
+    return finder.errors
 
 
 def _offers_validation_failed(type_: Any) -> bool:

@@ -57,6 +57,9 @@ INT_BOUNDS: dict[str, tuple[int, int]] = {
     "baseVersion": (1, MAX_VERSION), "notesBaseVersion": (1, MAX_VERSION), "bodyBaseVersion": (1, MAX_VERSION),
 }
 INT_DEFAULT = (-(2**31), 2**31 - 1)  # GraphQL's Int; the bound for any other Int argument
+# Characters of a number literal in a document or in JSON: Python refuses to convert integers of
+# more than 4300 digits (and converting long ones takes quadratic time).
+NUMBER_LITERAL = 100
 
 # ---- run parameters (the `JSON` arguments) ------------------------------------------------
 PARAMS = 100  # entries in a run's parameters
