@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from app.api.next_steps import GRAPHQL
 from tests.api_process import replica_env, replica_pair
@@ -61,3 +62,16 @@ async def test_budget_per_ip_for_anonymous_clients(replicas) -> None:
         assert_refused(await http.post(f"{replicas[0]}/graphql", json=QUERY))
         health = await http.get(f"{replicas[0]}/health")  # only /graphql is budgeted
         assert health.status_code == 200
+
+
+async def test_websocket_connections_count_too(replicas) -> None:
+    """A refused handshake is an HTTP 429 with Retry-After, like a refused request."""
+    address = f"127.{random.randint(1, 254)}.{random.randint(1, 254)}.2"
+    url = replicas[0].replace("http://", "ws://") + "/graphql"
+    for _ in range(PER_IP):
+        async with websockets.connect(url, subprotocols=["graphql-transport-ws"], local_addr=(address, 0)):
+            pass
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await websockets.connect(url, subprotocols=["graphql-transport-ws"], local_addr=(address, 0))
+    assert refused.value.response.status_code == 429
+    assert 0 < int(refused.value.response.headers["Retry-After"]) <= 60

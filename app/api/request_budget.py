@@ -1,5 +1,5 @@
-"""A request budget per client on `/graphql` over HTTP, in Redis (the sliding window of
-`ratelimit`), so it holds across every API replica.
+"""A request budget per client on `/graphql` (each HTTP request, each websocket connection), in
+Redis (the sliding window of `ratelimit`), so it holds across every API replica.
 
 The client is its API key (`Authorization: Bearer …`), else its browser session cookie, else
 its IP address; keys and sessions are named in Redis only by a digest. Over budget, the answer
@@ -48,7 +48,7 @@ class RequestBudget:
         self.app, self.settings = app, settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].rstrip("/") != "/graphql":
+        if scope["type"] not in ("http", "websocket") or scope["path"].rstrip("/") != "/graphql":
             await self.app(scope, receive, send)
             return
         subject, per_minute = client_of(scope, self.settings)
@@ -58,7 +58,10 @@ class RequestBudget:
             body = {"errors": [{"message": exc.message, "extensions": {
                 "code": "RATE_LIMITED", "retryAfterSeconds": exc.retry_after, "retryAfter": exc.retry_after,
                 "recommendedAction": GRAPHQL["RATE_LIMITED"]}}]}
+            if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
+                await send({"type": "websocket.close", "code": 4429})  # a server without denial responses
+                return
             response = JSONResponse(body, status_code=429, headers={"Retry-After": str(exc.retry_after)})
-            await response(scope, receive, send)
+            await response(scope, receive, send)  # a websocket handshake gets it as its HTTP answer
             return
         await self.app(scope, receive, send)

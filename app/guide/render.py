@@ -70,8 +70,9 @@ def limits_table(settings: Settings) -> str:
         f"| `createComment` | {s.comments_per_hour} per hour ({s.comments_per_hour_api_key} with an API key) |",
         f"| `submitFeedback` | {s.feedback_per_day} per day |",
         f"| `signUp`, `login` | {s.auth_attempts_per_hour} per client IP per hour |",
-        f"| requests to `/graphql` over HTTP | {s.requests_per_minute} per minute per API key (or browser "
-        f"session), {s.anonymous_requests_per_minute} per minute per IP without one: HTTP 429 with `Retry-After` |",
+        f"| `/graphql`: HTTP requests and websocket connections | {s.requests_per_minute} per minute per API key "
+        f"(or browser session), {s.anonymous_requests_per_minute} per minute per IP without one: HTTP 429 with "
+        "`Retry-After` |",
         f"| every request | pages of at most {MAX_PAGE} (`first`/`last`), query depth {MAX_DEPTH}, "
         f"{MAX_ALIASES} aliases, {MAX_TOKENS} tokens |",
     ]
