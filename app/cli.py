@@ -97,7 +97,7 @@ def serve(
     from app.api.http_limits import MAX_BODY_BYTES
     from app.core.db import close_db, migrate_db
     from app.embedded.child import sigterm_unwinds
-    from app.main import create_app
+    from app.main import WEBSOCKETS, create_app
 
     configure_logging()
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it: unwinding (instead of dying)
@@ -112,7 +112,7 @@ def serve(
         typer.echo(f"mlpatron on http://{host}:{port}/graphql (data in {settings.data_dir})")
         # Websocket messages are bounded like HTTP bodies (uvicorn's default is 16 MiB).
         uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True,
-                    ws_max_size=MAX_BODY_BYTES)
+                    ws_max_size=MAX_BODY_BYTES, **WEBSOCKETS)
 
 
 @cli.command()

@@ -56,6 +56,12 @@ HUB_TOPICS = Gauge("mlpatron_realtime_topics", "Redis topics this process's subs
 JOBS = Gauge("mlpatron_jobs", "Jobs by status (platform-wide)", ["status"])
 
 
+# How the API serves websockets (`mlpatron serve`, the benchmarks): wsproto, and no per-message
+# compression. A deflate context costs each connection ~40 KiB even while idle, and compresses every
+# fanned-out message once per subscriber; without it an idle subscription costs < 30 KiB.
+WEBSOCKETS = {"ws": "wsproto", "ws_per_message_deflate": False}
+
+
 class GraphQLApp(LimitedJSON, GraphQL[Context, None]):
     graphql_transport_ws_handler_class = FanoutHandler
     broadcasts: Broadcasts  # this app's shared subscription executions

@@ -35,6 +35,7 @@ import asyncpg
 
 from app.embedded.child import sigterm_unwinds
 from app.embedded.ports import free_port
+from bench.servers import websocket_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 AMOUNT = 100
@@ -102,7 +103,7 @@ async def start_api(database_url: str, redis_url: str) -> tuple[asyncio.subproce
            "MLFLOW_TRACKING_URI": ""}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",
-        "--port", str(port), "--log-level", "warning", "--no-access-log",
+        "--port", str(port), "--log-level", "warning", "--no-access-log", *websocket_flags(),
         # Between scenarios the client's pooled connections idle longer than uvicorn's default 5 s.
         "--timeout-keep-alive", "300", cwd=ROOT, env=env,
     )

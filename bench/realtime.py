@@ -29,14 +29,16 @@ import websockets
 
 from app.embedded.child import sigterm_unwinds
 from app.embedded.ports import free_port
+from bench.servers import websocket_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_server(args: list[str], env: dict[str, str], log: Path) -> tuple[subprocess.Popen, int]:
     port = free_port()
+    # The floor is served like the API (same websocket implementation and settings).
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", *args, "--host", "127.0.0.1", "--port", str(port),
-                             "--log-level", "warning"], cwd=ROOT, env={**os.environ, **env},
+                             "--log-level", "warning", *websocket_flags()], cwd=ROOT, env={**os.environ, **env},
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
     return proc, port
 

@@ -16,13 +16,20 @@ from app.embedded.ports import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def websocket_flags() -> list[str]:
+    """uvicorn's command-line flags for the websocket settings `mlpatron serve` uses."""
+    from app.main import WEBSOCKETS
+
+    return [f"--ws={WEBSOCKETS['ws']}", f"--ws-per-message-deflate={WEBSOCKETS['ws_per_message_deflate']}"]
+
+
 @contextlib.asynccontextmanager
 async def uvicorn_process(app: str, env: dict[str, str], ready_path: str = "/health",
                           factory: bool = False) -> AsyncIterator[str]:
     """One uvicorn process serving `app`; yields its base URL once `ready_path` answers 200."""
     port = free_port()
     args = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level",
-            "warning", "--no-access-log", *(["--factory"] if factory else [])]
+            "warning", "--no-access-log", *websocket_flags(), *(["--factory"] if factory else [])]
     proc = await asyncio.create_subprocess_exec(*args, cwd=ROOT, env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
     try:

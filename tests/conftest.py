@@ -133,7 +133,9 @@ def asgi_app(settings):
 async def api(asgi_app) -> AsyncIterator[str]:
     """The real ASGI app served by uvicorn on a loopback port, in this event loop."""
     port = free_port()
-    config = uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    from app.main import WEBSOCKETS
+
+    config = uvicorn.Config(asgi_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **WEBSOCKETS)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

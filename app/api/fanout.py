@@ -183,7 +183,7 @@ class Subscriber:
     def __init__(self, handler: FanoutHandler, op: Operation[Context, None]) -> None:
         self.handler, self.op = handler, op
         self.id_json = _dumps(op.id)
-        self.outbox: collections.deque[Item] = collections.deque()
+        self.outbox: collections.deque[Item] | None = None  # made on demand: most subscribers idle most of the time
         self.backlog = 0
         self.broadcast: Broadcast | None = None
         self.sent: int | None = None  # position of the last item written to the socket
@@ -196,11 +196,13 @@ class Subscriber:
         if self.backlog + len(item.payload) > OUTBOX_BYTES and not item.final:
             # Too slow: drop what is queued and continue alone from PostgreSQL.
             self.lagging = True
-            self.outbox.clear()
+            self.outbox = None
             self.backlog = 0
             if self.broadcast is not None:
                 self.broadcast.detach(self)
         else:
+            if self.outbox is None:
+                self.outbox = collections.deque()
             self.outbox.append(item)
             self.backlog += len(item.payload)
         if self.wake is not None and not self.wake.done():
@@ -223,6 +225,7 @@ class Subscriber:
                     await self.send(item)
                     if item.final:
                         return
+                self.outbox = None
                 if self.lagging:
                     await self._continue_alone()
                     return
