@@ -7,7 +7,7 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
@@ -59,7 +59,12 @@ JOBS = Gauge("mlpatron_jobs", "Jobs by status (platform-wide)", ["status"])
 # How the API serves websockets (`mlpatron serve`, the benchmarks): wsproto, and no per-message
 # compression. A deflate context costs each connection ~40 KiB even while idle, and compresses every
 # fanned-out message once per subscriber; without it an idle subscription costs < 30 KiB.
-WEBSOCKETS = {"ws": "wsproto", "ws_per_message_deflate": False}
+class WebsocketOptions(TypedDict):
+    ws: Literal["wsproto"]
+    ws_per_message_deflate: bool
+
+
+WEBSOCKETS: WebsocketOptions = {"ws": "wsproto", "ws_per_message_deflate": False}
 
 
 class GraphQLApp(LimitedJSON, GraphQL[Context, None]):
