@@ -23,12 +23,12 @@ from app.funding.events import emit
 from app.funding.models import Funding, IdempotencyRecord, LedgerKind, SurplusPolicy
 from app.funding.money import validate_amount
 from app.runs.lifecycle import Lifecycle
-from app.runs.models import Run
+from app.runs.models import Run, RunStatus
 
 log = logging.getLogger("mlpatron.funding")
 
-FUNDABLE = "awaiting_funding"
-FUNDED = "funded"
+FUNDABLE = RunStatus.AWAITING_FUNDING.value
+FUNDED = RunStatus.FUNDED.value
 IDEMPOTENCY_SCOPE = "fund_run"
 KEY_MAX = 200
 
@@ -213,7 +213,7 @@ async def _after_commit(lifecycle: Lifecycle, result: FundingResult) -> None:
     })
     await lifecycle.funding_committed(funding, run)  # the creator hears who gave how much
     if run.status == FUNDED:
-        await lifecycle.run_status_changed(run, "awaiting_funding")  # listeners' failures are logged there
+        await lifecycle.run_status_changed(run, FUNDABLE)  # listeners' failures are logged there
         # The reconciler retries funded runs without a job, so a failure here is logged, never
         # reported as a failed funding (the money has moved).
         try:

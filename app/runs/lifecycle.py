@@ -38,7 +38,7 @@ from app.jobs.recorder import JobRecorder
 from app.jobs.status import JobError, JobStatus, JobUpdate
 from app.projects.models import Project
 from app.runs import estimates
-from app.runs.models import Run
+from app.runs.models import Run, RunStatus
 from app.runs.settling import settle_funded_job
 from app.tracking.mlflow import MlflowTracker, TrackingError
 
@@ -137,7 +137,7 @@ class Lifecycle:
         """Idempotent: creates and launches the funded job only if the run is funded and has none."""
         async with in_transaction():
             run = await Run.select_for_update().get_or_none(id=run_id)
-            if run is None or run.status != "funded" or run.funded_job_id is not None:
+            if run is None or run.status != RunStatus.FUNDED or run.funded_job_id is not None:
                 return None
             job = await self.create_job(run, "funded")
             run.funded_job_id = job.id
@@ -205,7 +205,7 @@ class Lifecycle:
         settings = get_settings()
         async with in_transaction():
             run = await Run.select_for_update().get(id=job.run_id)
-            if run.status != "dryrun":
+            if run.status != RunStatus.DRYRUN:
                 return
             old_status = run.status
             if new == JobStatus.SUCCEEDED:
@@ -221,13 +221,13 @@ class Lifecycle:
                 except estimates.EstimateTooLarge as exc:
                     # The dryrun worked; the run it measures cannot be funded here. Say why on the dryrun job.
                     await Job.filter(id=job.id).update(error=JobError(platform=str(exc)).to_dict())
-                    run.status = "dryrun_failed"
+                    run.status = RunStatus.DRYRUN_FAILED.value
                 else:
                     run.estimated_cost_cents, run.estimated_duration_seconds = cost, duration
                     run.estimate_detail = detail
-                    run.status = "awaiting_funding"
+                    run.status = RunStatus.AWAITING_FUNDING.value
             else:
-                run.status = "dryrun_failed" if new == JobStatus.FAILED else "cancelled"
+                run.status = (RunStatus.DRYRUN_FAILED if new == JobStatus.FAILED else RunStatus.CANCELLED).value
             await run.save()
         await self.run_status_changed(run, old_status)
 
@@ -235,8 +235,9 @@ class Lifecycle:
         async with in_transaction():
             run = await Run.select_for_update().get(id=job.run_id)
             old_status = run.status
-            if run.status == "funded":
-                run.status = {JobStatus.SUCCEEDED: "completed", JobStatus.FAILED: "funded_failed"}.get(new, "cancelled")
+            if run.status == RunStatus.FUNDED:
+                run.status = {JobStatus.SUCCEEDED: RunStatus.COMPLETED, JobStatus.FAILED: RunStatus.FUNDED_FAILED}.get(
+                    new, RunStatus.CANCELLED).value
                 await run.save()
         if run.status != old_status:
             await self.run_status_changed(run, old_status)
@@ -267,7 +268,7 @@ class Lifecycle:
         stale = _now() - timedelta(seconds=30)
         # Funded a while ago and still no job: the process that closed the gap died before starting it.
         # A just-funded run is that process's to start; racing it helps nobody.
-        for run in await Run.filter(status="funded", funded_job_id=None, updated_at__lt=stale):
+        for run in await Run.filter(status=RunStatus.FUNDED.value, funded_job_id=None, updated_at__lt=stale):
             await self.start_funded_job(run.id)
         await self.repair_ended_jobs()
         # Only this executor's jobs: another executor's (a migration, a mixed test session) are not ours to judge.
@@ -283,8 +284,9 @@ class Lifecycle:
         """A run still in `dryrun` / `funded` whose job has ended: the transition's consequence
         failed (e.g. the database was briefly away). Apply it again; the money part and the run
         part are both idempotent, so a transition being handled right now is not doubled."""
-        runs = await Run.filter(status__in=["dryrun", "funded"]).only("id", "status", "dryrun_job_id", "funded_job_id")
-        job_ids = [r.dryrun_job_id if r.status == "dryrun" else r.funded_job_id for r in runs]
+        runs = await Run.filter(status__in=[RunStatus.DRYRUN.value, RunStatus.FUNDED.value]).only(
+            "id", "status", "dryrun_job_id", "funded_job_id")
+        job_ids = [r.dryrun_job_id if r.status == RunStatus.DRYRUN else r.funded_job_id for r in runs]
         ended = [s.value for s in JobStatus if s.terminal]
         for job in await Job.filter(id__in=[j for j in job_ids if j], status__in=ended):
             status = JobStatus(job.status)

@@ -22,7 +22,7 @@ from app.projects.models import Project
 from app.revisions import services as revisions
 from app.runs import quotas
 from app.runs.lifecycle import Lifecycle
-from app.runs.models import ACTIVE_RUN_STATUSES, Run
+from app.runs.models import ACTIVE_RUN_STATUSES, Run, RunStatus
 
 TITLE_MAX = limits.TITLE
 NOTES_MAX = limits.BODY
@@ -186,7 +186,8 @@ async def _create_run(lifecycle: Lifecycle, actor: User, project: Project, req: 
     async with in_transaction():
         await quotas.reserve_dryrun(actor.id)
         run = await Run.create(
-            project=project, creator=actor, title=title, status="dryrun", uri=parsed.uri, version=req.version,
+            project=project, creator=actor, title=title, status=RunStatus.DRYRUN.value, uri=parsed.uri,
+            version=req.version,
             commit_sha=parsed.commit_sha, entry_point=entry.name, parameters=effective, gpu_type=req.gpu_type,
             gpu_count=req.gpu_count, machine_type=machine.machine_type, spot=req.spot, image=parsed.project.image,
             dryrun_override_param=override.name, dryrun_override_value=override_value, notes=req.notes,
@@ -219,16 +220,17 @@ async def cancel_run(lifecycle: Lifecycle, actor: User, run_id: uuid.UUID) -> Ru
         project = await Project.get(id=run.project_id)
         if not can_manage(actor, run, project):
             raise Forbidden("Only the run's creator or the project owner can cancel it.")
-        if run.status == "cancelled":
+        if run.status == RunStatus.CANCELLED:
             return run
         if run.status not in ACTIVE_RUN_STATUSES:
             raise InvalidState(f"A run in status {run.status!r} cannot be cancelled.")
         old_status = run.status
-        run.status = "cancelled"
+        run.status = RunStatus.CANCELLED.value
         await run.save(update_fields=["status", "updated_at"])
-    job_id = run.dryrun_job_id if old_status == "dryrun" else run.funded_job_id
+    job_id = run.dryrun_job_id if old_status == RunStatus.DRYRUN else run.funded_job_id
     job = await Job.get(id=job_id) if job_id else None
-    if old_status == "awaiting_funding" or (old_status == "funded" and (job is None or job.started_at is None)):
+    never_started = job is None or job.started_at is None
+    if old_status == RunStatus.AWAITING_FUNDING or (old_status == RunStatus.FUNDED and never_started):
         await settlement.refund_all(run.id, "run cancelled before its funded job started")
     await lifecycle.run_status_changed(run, old_status)
     if job is not None:
@@ -242,7 +244,7 @@ async def cancel_job(lifecycle: Lifecycle, actor: User, job_id: uuid.UUID) -> Jo
     project = await Project.get(id=run.project_id)
     if not can_manage(actor, run, project):
         raise Forbidden("Only the run's creator or the project owner can cancel its jobs.")
-    if job.kind == "funded" or run.status == "dryrun":
+    if job.kind == "funded" or run.status == RunStatus.DRYRUN:
         # Cancelling the active job cancels the run, so money and status stay consistent.
         if run.status in ACTIVE_RUN_STATUSES:
             await cancel_run(lifecycle, actor, run.id)
