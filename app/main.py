@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+import orjson
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, generate_latest
 from starlette.applications import Starlette
@@ -70,6 +72,13 @@ WEBSOCKETS: WebsocketOptions = {"ws": "wsproto", "ws_per_message_deflate": False
 class GraphQLApp(LimitedJSON, GraphQL[Context, None]):
     graphql_transport_ws_handler_class = FanoutHandler
     broadcasts: Broadcasts  # this app's shared subscription executions
+
+    def encode_json(self, data: object) -> bytes:
+        """orjson: a 50 KB dashboard page encodes several times faster than with `json.dumps`."""
+        try:
+            return orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+        except TypeError:  # an integer beyond 64 bits inside a JSON scalar
+            return json.dumps(data, separators=(",", ":")).encode()
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket | None = None) -> Context:
         if isinstance(request, Request):

@@ -8,6 +8,7 @@ from strawberry.tools import merge_types
 
 from app.accounts.schema import AccountsMutation, AccountsQuery
 from app.api import input_policy
+from app.api.execution import PlainFieldsExecutionContext
 from app.api.extensions import schema_extensions
 from app.catalog.schema import CatalogQuery
 from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
@@ -41,5 +42,5 @@ Subscription = merge_types("Subscription", (
 ))
 
 schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
-                           extensions=schema_extensions())
+                           extensions=schema_extensions(), execution_context_class=PlainFieldsExecutionContext)
 input_policy.install(schema)

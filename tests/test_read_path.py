@@ -1,4 +1,5 @@
-"""The read path at scale: statements per request do not grow with `first:`.
+"""The read path at scale: statements per request do not grow with `first:`, and every statement a
+nested page sends is served by an index.
 
 Rows are written with SQL (bench/seed.py and a few scoped inserts), under a unique title, in
 terminal states nothing background acts on, and removed at the end of each test.
@@ -41,6 +42,10 @@ NESTED = {
             author { handle } bodyHistory(first: $n) { edges { node { version } } }
             comments(first: $n) { edges { node { body author { handle } bodyHistory(first: $n) { edges { node {
               version } } } } } } } } } } } } }""",
+    "projects > transactions, runs > transactions": """query($t: String!, $n: Int!) {
+        projects(search: $t, first: $n) { edges { node { transactions(first: $n) { edges { node { amountCents
+          postings { account } } } } runs(first: $n) { edges { node { transactions(first: $n) { edges { node {
+          kind } } } } } } } } } }""",
     "jobs(PENDING) > queuePosition, run > project": """query($n: Int!) { jobs(status: PENDING, first: $n) {
         edges { node { queuePosition timeline { status } run { title project { title } } } } } }""",
     "viewer > fundings > run > fundings": """query($n: Int!) { viewer { apiKeys { name } balance { totalCents }
@@ -154,5 +159,45 @@ async def test_statements_per_request_do_not_grow_with_page_size(viewer: Person,
                 assert counts[10] == counts[50], f"{name}: {counts} statements for first 10 / 50: {[q[:90] for q, _ in sent]}"
                 # One statement per level of nesting (plus authentication), whatever the sizes.
                 assert counts[10] <= 12, f"{name}: {counts[10]} statements"
+    finally:
+        await _remove(db, token)
+
+
+def _plan_problems(node: dict[str, Any], big: set[str]) -> list[str]:
+    """Sequential scans of the big tables, and filters that throw away more rows than they keep."""
+    problems = []
+    relation = node.get("Relation Name")
+    if node["Node Type"] == "Seq Scan" and relation in big:
+        problems.append(f"Seq Scan on {relation}")
+    removed = node.get("Rows Removed by Filter", 0)
+    kept = node.get("Actual Rows", 0) * node.get("Actual Loops", 1)
+    if relation in big and removed > max(kept, 20):
+        problems.append(f"{node['Node Type']} on {relation}: filter removed {removed} rows, kept {kept}")
+    for child in node.get("Plans", []):
+        problems.extend(_plan_problems(child, big))
+    return problems
+
+
+async def test_every_nested_page_is_an_index_scan_at_100k_rows(viewer: Person, db: asyncpg.Connection) -> None:
+    """10^5 runs, jobs, fundings and comments: each SELECT the API sends for the nested queries,
+    EXPLAIN ANALYZEd with its own arguments, reads the big tables through indexes."""
+    token = f"rx{uuid.uuid4().hex[:8]}"
+    runs_per_project = 100_000 // PROJECTS
+    await _seed(db, token, viewer.user_id, runs_per_project, 100_000 // (PROJECTS * DISCUSSIONS), pending_every=100)
+    big = {"runs", "jobs", "fundings", "comments"}
+    try:
+        for table in big:
+            await db.execute(f"VACUUM ANALYZE {table}")
+        with counting_statements() as counter:
+            sent = [s for query in NESTED.values()
+                    for s in await _statements(counter, viewer, query, {"t": token, "n": 20})]
+        selects = {repr(s): s for s in sent if s[0].lstrip().upper().startswith(("SELECT", "WITH"))}
+        assert selects
+        problems = []
+        for query, args in selects.values():
+            [row] = await db.fetch(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}", *args)
+            plan = json.loads(row[0])[0]["Plan"]
+            problems.extend(f"{p}\n    in {' '.join(query.split())[:300]}" for p in _plan_problems(plan, big))
+        assert not problems, "\n".join(problems)
     finally:
         await _remove(db, token)

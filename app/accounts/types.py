@@ -96,7 +96,8 @@ class UserType(ModelNode):
     async def transactions(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("app.funding.types")]]:
-        from app.funding.types import user_transactions
+        from app.funding import ledger
+        from app.funding.loaders import ledger_page
 
         _require_self(info, self.id)
-        return await user_transactions(self.id, first, after)
+        return await ledger_page(info, ledger.user_accounts(self.id), first, after)

@@ -19,6 +19,7 @@ from tortoise.expressions import Q
 from tortoise.queryset import QuerySet
 
 from app.api.errors import BadInput
+from app.api.execution import of_root
 from app.core import limits
 
 T = TypeVar("T")
@@ -26,21 +27,36 @@ MAX_PAGE = limits.MAX_PAGE
 DEFAULT_PAGE = 20
 
 
+# Cursors are encoded only when asked for: most nested pages never read them.
+
+
+@of_root
+def _start_cursor(root: PageInfo) -> str | None:
+    return _encode(*root.start_key) if root.start_key else None
+
+
+@of_root
+def _end_cursor(root: PageInfo) -> str | None:
+    return _encode(*root.end_key) if root.end_key else None
+
+
 @strawberry.type
 class PageInfo:
     has_next_page: bool
     has_previous_page: bool
-    start_cursor: str | None
-    end_cursor: str | None
+    start_cursor: str | None = strawberry.field(resolver=_start_cursor)
+    end_cursor: str | None = strawberry.field(resolver=_end_cursor)
+    start_key: strawberry.Private[tuple[Any, Any] | None] = None
+    end_key: strawberry.Private[tuple[Any, Any] | None] = None
 
 
+@of_root
 def _edge_cursor(root: Edge[Any]) -> str:
     return _encode(*root.key)
 
 
 @strawberry.type
 class Edge(Generic[T]):
-    # Encoded only when asked for: most pages never read their edges' cursors.
     cursor: str = strawberry.field(resolver=_edge_cursor)
     node: T
     key: strawberry.Private[tuple[Any, Any]]
@@ -56,7 +72,7 @@ class Connection(Generic[T]):
         return [e.node for e in self.edges]
 
 
-EMPTY_PAGE = PageInfo(has_next_page=False, has_previous_page=False, start_cursor=None, end_cursor=None)
+EMPTY_PAGE = PageInfo(has_next_page=False, has_previous_page=False)
 
 
 def _encode(value: Any, pk: Any) -> str:
@@ -131,8 +147,8 @@ async def connection(keyset: Keyset, rows: Sequence[Any],
         page_info=PageInfo(
             has_next_page=has_more if not keyset.backwards else keyset.before is not None,
             has_previous_page=has_more if keyset.backwards else keyset.after is not None,
-            start_cursor=_encode(*edges[0].key) if edges else None,
-            end_cursor=_encode(*edges[-1].key) if edges else None,
+            start_key=edges[0].key if edges else None,
+            end_key=edges[-1].key if edges else None,
         ),
     )
 

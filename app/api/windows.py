@@ -3,7 +3,7 @@
 `Project.runs` under `projects(first: 50)` must not send 50 queries: the parents' ids go in as one
 array and a LATERAL subquery reads each parent's page with the same keyset conditions `paginate`
 uses (`LIMIT size + 1` through the `(parent, sort, id)` index), so statements per request do not
-depend on page sizes. Rows are hydrated straight from the driver's records (no queryset building).
+depend on page sizes. Rows are built straight from the driver's records (`app.api.rows`).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from tortoise import connections
 from tortoise.models import Model
 
 from app.api.pagination import Connection, Keyset, connection
+from app.api.rows import hydrate
 
 T = TypeVar("T")
 
@@ -25,12 +26,15 @@ T = TypeVar("T")
 class Window:
     """Rows of `model` whose `parent` column names one of the parents, plus equality filters.
 
-    `where` holds `(column, value)` pairs (None: IS NULL); `parent_type` is the parent column's SQL type."""
+    `where` holds `(column, value)` pairs (None: IS NULL); `parent_type` is the parent key's SQL type.
+    `match`, when given, is the SQL condition tying a row `t` to its parent key `page.parent` instead
+    of `t.<parent> = page.parent` (then `parent` only names the key)."""
 
     model: type[Model]
     parent: str
     where: tuple[tuple[str, Any], ...] = ()
     parent_type: str = "uuid"
+    match: str | None = None
 
     def sql(self, keyset: Keyset) -> tuple[str, list[Any]]:
         params: list[Any] = []
@@ -40,7 +44,7 @@ class Window:
             return f"${len(params)}"
 
         parents = param(None)  # filled in by `rows`
-        conditions = [f"t.{self.parent} = page.parent"]
+        conditions = [self.match or f"t.{self.parent} = page.parent"]
         for column, value in self.where:
             conditions.append(f"t.{column} IS NULL" if value is None else f"t.{column} = {param(value)}")
         key = f"(t.{keyset.field}, t.{keyset.pk})"
@@ -52,7 +56,8 @@ class Window:
         order = f"{{0}}.{keyset.field}{direction}, {{0}}.{keyset.pk}{direction}"
         table = self.model._meta.db_table
         query = (
-            f"SELECT w.* FROM unnest({parents}::{self.parent_type}[]) WITH ORDINALITY AS page(parent, n) "
+            f"SELECT page.parent AS window_parent, w.* "
+            f"FROM unnest({parents}::{self.parent_type}[]) WITH ORDINALITY AS page(parent, n) "
             f"CROSS JOIN LATERAL (SELECT t.* FROM {table} t WHERE {' AND '.join(conditions)} "
             f"ORDER BY {order.format('t')} LIMIT {param(keyset.size + 1)}) w "
             f"ORDER BY page.n, {order.format('w')}"
@@ -65,9 +70,9 @@ class Window:
         params[0] = list(parents)
         _, records = await connections.get("default").execute_query(query, params)
         by_parent: dict[str, list[Any]] = defaultdict(list)
-        init = self.model._init_from_db
         for record in records:
-            by_parent[str(record[self.parent])].append(init(**record))
+            row = hydrate(self.model, record)
+            by_parent[str(row.__dict__.pop("window_parent"))].append(row)
         return by_parent
 
     async def pages(self, parents: Sequence[Any], keyset: Keyset,

@@ -1,14 +1,19 @@
-"""Batched reads of money lists nested under other lists: fundings per run or funder, wallets."""
+"""Batched reads of money lists nested under other lists: fundings per run or funder, wallets, ledger pages."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
+
+from strawberry.dataloader import DataLoader
 
 from app.api.context import Info
-from app.api.pagination import Connection, Keyset
+from app.api.ids import encode_id
+from app.api.pagination import Connection, Keyset, connection
 from app.api.windows import Window
-from app.funding.models import Funding, Wallet
-from app.funding.types import BalanceType, FundingType
+from app.funding.models import Funding, LedgerKind, LedgerPosting, LedgerTransaction, Wallet
+from app.funding.types import BalanceType, FundingType, LedgerEntryType, LedgerPostingType
 
 BY_RUN = Window(Funding, "run_id")
 BY_FUNDER = Window(Funding, "funder_id")
@@ -34,3 +39,40 @@ async def _balances(user_ids: Sequence[str]) -> list[BalanceType]:
 async def balance(info: Info, user_id: object) -> BalanceType:
     """`User.balance`: one wallet query for every user being resolved."""
     return await info.context.loaders.batch("User.balance", _balances).load(str(user_id))
+
+
+# A parent's accounts travel as one key, space-separated (account names hold no spaces).
+LEDGER = Window(LedgerTransaction, "accounts", parent_type="text", match=(
+    "t.id IN (SELECT transaction_id FROM ledger_postings WHERE account = ANY(string_to_array(page.parent, ' ')))"))
+
+
+async def _entries(keyed: Sequence[str], keyset: Keyset) -> list[Connection[LedgerEntryType]]:
+    """The pages of transactions of every parent, then all their postings: two statements."""
+    by_parent = await LEDGER.rows(keyed, keyset)
+    ids = list({row.id for rows in by_parent.values() for row in rows})
+    accounts = list({a for key in keyed for a in key.split(" ")})
+    lines: dict[Any, list[LedgerPostingType]] = defaultdict(list)
+    for p in await LedgerPosting.filter(transaction_id__in=ids, account__in=accounts).order_by("id"):
+        lines[p.transaction_id].append(LedgerPostingType(account=p.account, amount_cents=p.amount_cents))
+    out = []
+    for key in keyed:
+        mine = set(key.split(" "))
+
+        def entry(row: LedgerTransaction, mine: set[str] = mine) -> LedgerEntryType:
+            postings = [p for p in lines[row.id] if p.account in mine]
+            return LedgerEntryType(id=encode_id("LedgerTransaction", row.id), kind=LedgerKind(row.kind),
+                                   memo=row.memo, amount_cents=sum(p.amount_cents for p in postings),
+                                   postings=postings, created_at=row.created_at)
+
+        out.append(await connection(keyset, by_parent.get(key, []), entry))
+    return out
+
+
+async def ledger_page(info: Info, accounts: Sequence[str], first: int | None,
+                      after: str | None) -> Connection[LedgerEntryType]:
+    """Transactions touching `accounts` (see `app.funding.ledger`), newest first: for every parent of
+    the page at once (`Run.transactions`, `Project.transactions`, `User.transactions`)."""
+    keyset = Keyset.of(first, after)
+    loader: DataLoader[str, Connection[LedgerEntryType]] = info.context.loaders.batch(
+        ("ledger", keyset), lambda keyed: _entries(keyed, keyset))
+    return await loader.load(" ".join(accounts))

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
-from collections import defaultdict
-from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
-from tortoise.expressions import Subquery
 
 from app.accounts.models import User
 from app.accounts.types import UserType
@@ -18,16 +14,12 @@ from app.api.context import Info
 from app.api.errors import Error, converts
 from app.api.ids import encode_id
 from app.api.nodes import ModelNode
-from app.api.pagination import Connection, Edge, paginate
-from app.funding import ledger
 from app.funding.errors import InsufficientFunds, PaymentsNotConfigured
 from app.funding.models import (
     Deposit,
     DepositStatus,
     Funding,
     LedgerKind,
-    LedgerPosting,
-    LedgerTransaction,
     SurplusPolicy,
     Wallet,
 )
@@ -127,49 +119,6 @@ class LedgerEntryType:
     amount_cents: int = strawberry.field(description="Net change of the accounts in question (negative: out).")
     postings: list[LedgerPostingType] = strawberry.field(description="The lines on the accounts in question.")
     created_at: datetime
-
-
-async def ledger_connection(
-    accounts: Sequence[str], *, first: int | None = None, after: str | None = None, last: int | None = None,
-    before: str | None = None,
-) -> Connection[LedgerEntryType]:
-    """Transactions touching `accounts` (see `app.funding.ledger` for names), newest first, keyset-paged.
-
-    Two queries per page whatever its size: the page of transactions, then their postings.
-    """
-    touching = LedgerPosting.filter(account__in=list(accounts)).values("transaction_id")
-    page = await paginate(LedgerTransaction.filter(id__in=Subquery(touching)), lambda row: row, first=first,
-                          after=after, last=last, before=before)
-    lines: dict[uuid.UUID, list[LedgerPostingType]] = defaultdict(list)
-    for p in await LedgerPosting.filter(transaction_id__in=[e.node.id for e in page.edges],
-                                        account__in=list(accounts)).order_by("id"):
-        lines[p.transaction_id].append(LedgerPostingType(account=p.account, amount_cents=p.amount_cents))
-
-    def entry(row: LedgerTransaction) -> LedgerEntryType:
-        mine = lines[row.id]
-        return LedgerEntryType(id=encode_id("LedgerTransaction", row.id), kind=LedgerKind(row.kind), memo=row.memo,
-                               amount_cents=sum(p.amount_cents for p in mine), postings=mine,
-                               created_at=row.created_at)
-
-    return Connection(edges=[Edge(node=entry(e.node), key=e.key) for e in page.edges], page_info=page.page_info)
-
-
-async def run_transactions(run_id: uuid.UUID | str, first: int | None = None,
-                           after: str | None = None) -> Connection[LedgerEntryType]:
-    """`Run.transactions`: the movements of the run's escrow."""
-    return await ledger_connection([ledger.run_escrow(run_id)], first=first, after=after)
-
-
-async def user_transactions(user_id: uuid.UUID | str, first: int | None = None,
-                            after: str | None = None) -> Connection[LedgerEntryType]:
-    """`User.transactions`: movements of the wallet's cash and credit buckets."""
-    return await ledger_connection(ledger.user_accounts(user_id), first=first, after=after)
-
-
-async def project_transactions(project_id: uuid.UUID | str, first: int | None = None,
-                               after: str | None = None) -> Connection[LedgerEntryType]:
-    """`Project.transactions` (public): movements of the project balance."""
-    return await ledger_connection([ledger.project_balance(project_id)], first=first, after=after)
 
 
 # ---- typed errors of the payloads ------------------------------------------------------------

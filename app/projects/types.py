@@ -95,11 +95,12 @@ class ProjectType(ModelNode):
 
     @strawberry.field(description="Movements of the project balance (surplus in, owner fundings out), newest first.")
     async def transactions(
-        self, first: int | None = None, after: str | None = None
+        self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("app.funding.types")]]:
-        from app.funding.types import project_transactions
+        from app.funding import ledger
+        from app.funding.loaders import ledger_page
 
-        return await project_transactions(self.id, first, after)
+        return await ledger_page(info, [ledger.project_balance(self.id)], first, after)
 
     @strawberry.field(description="Notes revisions, newest first; page to older ones with `after`.")
     async def notes_history(self, info: Info, first: int | None = None, after: str | None = None,

@@ -14,8 +14,9 @@ from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
-from app.funding.loaders import run_fundings
-from app.funding.types import FundingType, LedgerEntryType, run_transactions
+from app.funding import ledger
+from app.funding.loaders import ledger_page, run_fundings
+from app.funding.types import FundingType, LedgerEntryType
 from app.jobs.models import Job
 from app.jobs.status import JobStatus
 from app.projects.models import Project
@@ -97,8 +98,9 @@ class RunType(ModelNode):
         return await run_fundings(info, self.id, first, after)
 
     @strawberry.field(description="Movements of the run's escrow: fundings in, cost and refunds out (public).")
-    async def transactions(self, first: int | None = None, after: str | None = None) -> Connection[LedgerEntryType]:
-        return await run_transactions(self.id, first, after)
+    async def transactions(self, info: Info, first: int | None = None,
+                           after: str | None = None) -> Connection[LedgerEntryType]:
+        return await ledger_page(info, [ledger.run_escrow(self.id)], first, after)
 
     @strawberry.field(description="Every version of the notes, newest first.")
     async def notes_history(self, info: Info, first: int | None = None, after: str | None = None,

@@ -1,0 +1,60 @@
+"""Model instances straight from asyncpg records, for read-only pages.
+
+Tortoise's `_init_from_db` converts every UUID and timestamp column again although asyncpg already
+returns `uuid.UUID` and aware UTC datetimes (the database runs in UTC, `use_tz`); on a page of 500
+runs that is a tenth of the request. This copies the record into the instance and converts only
+the columns the driver leaves raw (JSON text), so the instances behave like the ORM's own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from tortoise.fields import DatetimeField, UUIDField
+from tortoise.models import Model
+
+M = TypeVar("M", bound=Model)
+
+# Columns asyncpg already returns as the Python values tortoise would make of them.
+_DRIVER_NATIVE = (UUIDField, DatetimeField)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    renamed: tuple[tuple[str, str], ...]  # (column, attribute) copied as they are
+    converted: tuple[tuple[str, str, Callable[[Any], Any]], ...]  # (column, attribute, conversion)
+    flags: dict[str, Any]
+
+    @classmethod
+    def of(cls, model: type[Model]) -> _Plan:
+        meta = model._meta
+        as_is = [*meta.db_native_fields, *(f for f in meta.db_complex_fields if isinstance(f[2], _DRIVER_NATIVE))]
+        converted = [(key, attr, field.to_python_value) for key, attr, field in meta.db_complex_fields
+                     if not isinstance(field, _DRIVER_NATIVE)]
+        converted += [(key, attr, field.field_type) for key, attr, field in meta.db_default_fields]
+        return cls(renamed=tuple((key, attr) for key, attr, _ in as_is if key != attr), converted=tuple(converted),
+                   flags={"_partial": False, "_saved_in_db": True,
+                          "_custom_generated_pk": meta.db_pk_column not in meta.generated_db_fields})
+
+
+_plans: dict[type[Model], _Plan] = {}
+
+
+def hydrate(model: type[M], record: Mapping[str, Any]) -> M:
+    """An instance of `model` from a full row (`SELECT *`) of its table."""
+    plan = _plans.get(model)
+    if plan is None:
+        plan = _plans[model] = _Plan.of(model)
+    row = model.__new__(model)
+    values = row.__dict__
+    values.update(record)
+    for key, attr in plan.renamed:
+        values[attr] = values.pop(key)
+    for key, attr, to_python in plan.converted:
+        value = values.pop(key) if key != attr else values[key]
+        values[attr] = None if value is None else to_python(value)
+    values.update(plan.flags)
+    values["_await_when_save"] = {}
+    return row
