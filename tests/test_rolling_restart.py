@@ -73,16 +73,15 @@ async def fund_with_retry(urls: list[str], token: str, run_id: str, key: str) ->
 async def test_sigterm_of_a_replica_loses_no_log_line_and_no_cent(api: str, settings, work_dir: Path, make_person) -> None:
     repo = make_demo_repo(work_dir)
     researcher, patron = await make_person("rolling"), await make_person("patron")
-    # The job runs in this test's process (the watcher); the replicas only serve clients.
-    project = await make_project(researcher.agent, repo)
-    run = await create_run(researcher.agent, project, repo, parameters={"epochs": 300, "seconds": 0.1},
-                           dryrunOverrideValue=EPOCHS)  # fmt: skip
-    job_id = run["dryrunJob"]["id"]
-
     a = ApiProcess(replica_env(settings), work_dir / "rolling-a.log")
     b = ApiProcess(replica_env(settings), work_dir / "rolling-b.log")
     try:
         await asyncio.gather(asyncio.to_thread(a.wait_ready, 90), asyncio.to_thread(b.wait_ready, 90))
+        # The job runs in this test's process (the watcher); the replicas only serve clients.
+        project = await make_project(researcher.agent, repo)
+        run = await create_run(researcher.agent, project, repo, parameters={"epochs": 300, "seconds": 0.1},
+                               dryrunOverrideValue=EPOCHS)  # fmt: skip
+        job_id = run["dryrunJob"]["id"]
         # Half the dashboards start on A (and must move to B), half on B.
         followers = [Follower([a.url, b.url] if i % 2 == 0 else [b.url], researcher.api_key, job_id)
                      for i in range(SUBSCRIBERS)]  # fmt: skip
