@@ -19,8 +19,7 @@ from app.revisions.types import RevisionType
 
 if TYPE_CHECKING:
     from app.funding.types import LedgerEntryType
-    from app.runs.schema import RunOrder
-    from app.runs.types import RunStatus, RunType
+    from app.runs.types import RunOrder, RunStatus, RunType
 
 
 @strawberry.type
@@ -86,10 +85,10 @@ class ProjectType(ModelNode):
         status: Annotated[RunStatus, strawberry.lazy("app.runs.types")] | None = None,
         first: int | None = None,
         after: str | None = None,
-        order_by: Annotated[RunOrder, strawberry.lazy("app.runs.schema")] | None = None,
+        order_by: Annotated[RunOrder, strawberry.lazy("app.runs.types")] | None = None,
     ) -> Connection[Annotated[RunType, strawberry.lazy("app.runs.types")]]:
         from app.runs.loaders import project_runs
-        from app.runs.schema import RunOrder
+        from app.runs.types import RunOrder
 
         return await project_runs(info, self.id, status, first, after, (order_by or RunOrder.NEWEST).value)
 

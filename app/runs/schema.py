@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 from typing import Annotated
 
 import strawberry
@@ -312,12 +311,6 @@ class FundRunMutation:
                                 input.source, input.idempotency_key)
         return FundRunSuccess(funding=FundingType.from_model(result.funding), run=RunType.from_model(result.run),
                               requested_cents=input.amount_cents, replayed=result.replayed)
-
-
-@strawberry.enum
-class RunOrder(enum.Enum):
-    NEWEST = "-created_at"
-    OLDEST = "created_at"
 
 
 # ---- Query.runs: runs of every project, for patrons looking for something to fund ----------------

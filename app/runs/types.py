@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated
 
@@ -138,3 +139,11 @@ class RunType(ModelNode):
     @strawberry.field
     async def creator(self, info: Info) -> UserType:
         return UserType.from_model(await info.context.loaders.require(User, self.creator_id))
+
+
+@strawberry.enum
+class RunOrder(enum.Enum):
+    """How `Project.runs` is sorted."""
+
+    NEWEST = "-created_at"
+    OLDEST = "created_at"
