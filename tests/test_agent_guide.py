@@ -85,8 +85,9 @@ async def test_served_documents(api: str) -> None:
     assert llms.status_code == guide.status_code == sdl.status_code == 200
     assert llms.headers["content-type"].startswith("text/plain")
     assert f"{api}/agent-guide.md" in llms.text and f"{api}/schema.graphql" in llms.text
+    assert api.replace("http://", "ws://") + "/graphql" in llms.text and "{{" not in llms.text
     assert guide.headers["content-type"].startswith("text/markdown")
-    assert "<!-- generated" not in guide.text and "{{BASE_URL}}" not in guide.text
+    assert "<!-- generated" not in guide.text and "{{" not in guide.text
     assert "`createRun(input: CreateRunInput!): CreateRunPayload!`" in guide.text  # the generated reference
     assert sdl.text == schema.as_str()
     index = (ROOT / "frontend" / "index.html").read_text()  # the SPA at / links both

@@ -32,7 +32,7 @@ from app.core.settings import Settings
 from app.runs.schema import PARSE_PER_HOUR
 
 SOURCE = Path(__file__).with_name("agent-guide.md")
-BASE_URL = "{{BASE_URL}}"  # where the guide names the platform's address
+BASE_URL, WS_URL = "{{BASE_URL}}", "{{WS_URL}}"  # where the guide names the platform's addresses
 
 SUMMARY = ("mlpatron crowdfunds ML experiments: researchers submit runs of MLflow projects, a dryrun prices "
            "each run, patrons fund it from their wallets, and the funded job runs on GPUs with live status, "
@@ -120,23 +120,11 @@ def _source() -> str:
     return SOURCE.read_text()
 
 
-def agent_guide(sdl: str, settings: Settings, base_url: str) -> str:
-    """From the schema's SDL (built again, so every default value keeps its literal)."""
-    schema = build_schema(sdl)
-    generated = {"errors": error_table(schema), "limits": limits_table(settings), "reference": reference(schema)}
-    text = _source().replace(BASE_URL, base_url.rstrip("/"))
-    for marker, body in generated.items():
-        text = text.replace(f"<!-- generated: {marker} -->", body)
-    return text
-
-
-def llms_txt(base_url: str) -> str:
-    base = base_url.rstrip("/")
-    return f"""# mlpatron
+LLMS_TXT = f"""# mlpatron
 
 > {SUMMARY}
 
-- Endpoint: `POST {base}/graphql` (queries, mutations); websocket `{base}/graphql` with `graphql-transport-ws` \
+- Endpoint: `POST {BASE_URL}/graphql` (queries, mutations); websocket `{WS_URL}/graphql` with `graphql-transport-ws` \
 (subscriptions: live job status and logs, resumable with `afterSeq`).
 - Auth: `Authorization: Bearer mlp_sk_…`, an API key a human creates in the web UI (Settings → API keys).
 - Money is integer cents; `createRun`, `copyRun` and `fundRun` take an `idempotencyKey`: reuse it when retrying.
@@ -145,11 +133,32 @@ retryAfterSeconds }}`.
 
 ## Docs
 
-- [Agent guide]({base}/agent-guide.md): researcher and patron workflows as copy-pasteable GraphQL, diagnosing \
+- [Agent guide]({BASE_URL}/agent-guide.md): researcher and patron workflows as copy-pasteable GraphQL, diagnosing \
 failed jobs, live streams, money rules, every error code with what to do next, rate limits and quotas
-- [GraphQL schema]({base}/schema.graphql): the complete SDL, generated from the code
+- [GraphQL schema]({BASE_URL}/schema.graphql): the complete SDL, generated from the code
 
 ## Optional
 
-- [GraphiQL]({base}/graphql): the schema explorer, in a browser
+- [GraphiQL]({BASE_URL}/graphql): the schema explorer, in a browser
 """
+
+
+def agent_guide(sdl: str, settings: Settings) -> str:
+    """From the schema's SDL (built again, so every default value keeps its literal); the
+    platform's addresses are left as markers for `addressed`."""
+    schema = build_schema(sdl)
+    generated = {"errors": error_table(schema), "limits": limits_table(settings), "reference": reference(schema)}
+    text = _source()
+    for marker, body in generated.items():
+        text = text.replace(f"<!-- generated: {marker} -->", body)
+    return text
+
+
+def addressed(text: str, base_url: str) -> str:
+    """`text` naming the platform at `base_url` (http[s]://host[:port]) and its websocket twin."""
+    base = base_url.rstrip("/")
+    return text.replace(BASE_URL, base).replace(WS_URL, "ws" + base.removeprefix("http"))
+
+
+def llms_txt(base_url: str) -> str:
+    return addressed(LLMS_TXT, base_url)

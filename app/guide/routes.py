@@ -10,7 +10,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from app.core.settings import Settings
-from app.guide.render import BASE_URL, agent_guide, llms_txt
+from app.guide.render import addressed, agent_guide, llms_txt
 
 
 def guide_routes(sdl: str, settings: Settings) -> list[Route]:
@@ -19,13 +19,13 @@ def guide_routes(sdl: str, settings: Settings) -> list[Route]:
 
     @cache
     def template() -> str:
-        return agent_guide(sdl, settings, BASE_URL)
+        return agent_guide(sdl, settings)
 
     def base_url(request: Request) -> str:
         return f"{request.url.scheme}://{request.url.netloc}"
 
     async def guide_md(request: Request) -> Response:
-        return PlainTextResponse(template().replace(BASE_URL, base_url(request)),
+        return PlainTextResponse(addressed(template(), base_url(request)),
                                  media_type="text/markdown; charset=utf-8")
 
     async def llms(request: Request) -> Response:
