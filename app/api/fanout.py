@@ -175,20 +175,26 @@ class Broadcast:
             self._close_to_joiners()
 
 
+class SharedOperation(Operation[Context, None]):
+    """An operation served by a broadcast: its `task` exists only while it has something to write."""
+
+    __slots__ = ("subscriber",)
+    subscriber: Subscriber
+
+
 class Subscriber:
-    """One operation of one connection fed by a broadcast; its task writes the outbox to the socket."""
+    """One operation of one connection fed by a broadcast. Idle, it is a few attributes: no task,
+    no queue. A push makes the outbox and starts a writer task, which ends once it has written all."""
 
-    __slots__ = ("backlog", "broadcast", "handler", "id_json", "lagging", "op", "outbox", "sent", "wake")
+    __slots__ = ("backlog", "broadcast", "handler", "id_json", "lagging", "op", "outbox", "sent")
 
-    def __init__(self, handler: FanoutHandler, op: Operation[Context, None]) -> None:
-        self.handler, self.op = handler, op
+    def __init__(self, handler: FanoutHandler, op: SharedOperation, broadcast: Broadcast) -> None:
+        self.handler, self.op, self.broadcast = handler, op, broadcast
         self.id_json = _dumps(op.id)
-        self.outbox: collections.deque[Item] | None = None  # made on demand: most subscribers idle most of the time
+        self.outbox: collections.deque[Item] | None = None
         self.backlog = 0
-        self.broadcast: Broadcast | None = None
         self.sent: int | None = None  # position of the last item written to the socket
         self.lagging = False
-        self.wake: asyncio.Future[None] | None = None
 
     def push(self, item: Item) -> None:
         if self.lagging:
@@ -198,15 +204,15 @@ class Subscriber:
             self.lagging = True
             self.outbox = None
             self.backlog = 0
-            if self.broadcast is not None:
-                self.broadcast.detach(self)
+            self.broadcast.detach(self)
         else:
             if self.outbox is None:
                 self.outbox = collections.deque()
             self.outbox.append(item)
             self.backlog += len(item.payload)
-        if self.wake is not None and not self.wake.done():
-            self.wake.set_result(None)
+        if self.op.task is None:
+            self.op.task = asyncio.create_task(self._write(), name="subscriber")
+            self.op.task.add_done_callback(self.handler._task_done)
 
     async def send(self, item: Item) -> None:
         if item.final:
@@ -216,34 +222,35 @@ class Subscriber:
         if item.position is not None:
             self.sent = item.position
 
-    async def run(self) -> None:
+    async def _write(self) -> None:
         try:
-            while True:
-                while self.outbox:
-                    item = self.outbox.popleft()
-                    self.backlog -= len(item.payload)
-                    await self.send(item)
-                    if item.final:
-                        return
-                self.outbox = None
-                if self.lagging:
-                    await self._continue_alone()
+            while self.outbox:
+                item = self.outbox.popleft()
+                self.backlog -= len(item.payload)
+                await self.send(item)
+                if item.final:
+                    self.broadcast.detach(self)
                     return
-                self.wake = asyncio.get_running_loop().create_future()
-                await self.wake
-                self.wake = None
+            self.outbox = None
+            if self.lagging:
+                await self._continue_alone()
+                return
         except WebSocketDisconnect:
-            pass
-        finally:
-            if self.broadcast is not None and not self.lagging:
-                self.broadcast.detach(self)
+            return  # the connection's shutdown closes this operation
+        self.op.task = None  # written all: idle again
 
     async def _continue_alone(self) -> None:
-        assert self.broadcast is not None
         context = dataclasses.replace(self.broadcast.context, loaders=Loaders(),
                                       position=Position(resume_after=self.sent))
         async for item in execute(self.handler.schema, self.op, context, shared=False):
             await self.send(item)
+
+    def close(self) -> None:
+        """The client completed the operation or went away."""
+        if not self.lagging:
+            self.broadcast.detach(self)
+        if self.op.task is not None:
+            self.op.task.cancel()
 
 
 def viewer_scope(context: Context) -> tuple[Any, ...]:
@@ -268,8 +275,7 @@ class FanoutHandler(BaseGraphQLTransportWSHandler[Context, None]):
                 or not is_subscription(query, operation_name) or self._at_limit()):
             await super().handle_subscribe(message)  # strawberry's answer (the limit: an `error` message)
             return
-        op = Operation(self, message["id"], query, variables, operation_name)
-        subscriber = Subscriber(self, op)
+        op = SharedOperation(self, message["id"], query, variables, operation_name)
         key = (query, operation_name, json.dumps(variables, sort_keys=True) if variables else "",
                viewer_scope(self.context))
         registry: Broadcasts = self.view.broadcasts  # type: ignore[attr-defined]
@@ -278,11 +284,17 @@ class FanoutHandler(BaseGraphQLTransportWSHandler[Context, None]):
             context = dataclasses.replace(self.context, request=None, response=None, loaders=Loaders(),
                                           position=Position())
             broadcast = Broadcast(registry, key, self.schema, op, context)
-        subscriber.broadcast = broadcast
-        broadcast.attach(subscriber)
-        op.task = asyncio.create_task(subscriber.run(), name="subscriber")
-        op.task.add_done_callback(self._task_done)
         self.operations[op.id] = op
+        op.subscriber = Subscriber(self, op, broadcast)
+        broadcast.attach(op.subscriber)
+
+    async def cleanup_operation(self, operation_id: str) -> None:
+        op = self.operations.get(operation_id)
+        if not isinstance(op, SharedOperation):
+            await super().cleanup_operation(operation_id)
+            return
+        del self.operations[operation_id]
+        op.subscriber.close()
 
     def _at_limit(self) -> bool:
         limit = self.max_subscriptions_per_connection
