@@ -35,7 +35,7 @@ import asyncpg
 
 from app.embedded.child import sigterm_unwinds
 from app.embedded.ports import free_port
-from bench.servers import websocket_flags
+from bench.servers import UNLIMITED_BUDGET, websocket_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 AMOUNT = 100
@@ -99,7 +99,7 @@ def backing_services() -> Iterator[tuple[str, str]]:
 
 async def start_api(database_url: str, redis_url: str) -> tuple[asyncio.subprocess.Process, str]:
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false",
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", **UNLIMITED_BUDGET,
            "MLFLOW_TRACKING_URI": ""}
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory", "--host", "127.0.0.1",

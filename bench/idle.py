@@ -26,7 +26,7 @@ import websockets
 
 from app.embedded.child import sigterm_unwinds
 from bench.fund_run import backing_services
-from bench.servers import uvicorn_process
+from bench.servers import UNLIMITED_BUDGET, uvicorn_process
 
 STATUS = "subscription($id: ID!) { jobStatus(jobId: $id) { seq status } }"
 QUERY = "query($id: ID!) { job(id: $id) { status timeline { seq status } } }"
@@ -89,7 +89,7 @@ async def bench(server_url: str, redis_url: str, counts: list[int]) -> None:
     await close_db()
     await init_db(database_url)
     job_gid = await seed_job()
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLFLOW_TRACKING_URI": ""}
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", **UNLIMITED_BUDGET, "MLFLOW_TRACKING_URI": ""}
     async with uvicorn_process("app.main:create_app", env, factory=True) as url, \
             aiohttp.ClientSession(base_url=url) as http:
         for ws in [await subscribe(url, job_gid) for _ in range(20)]:  # warm-up: caches, first allocations

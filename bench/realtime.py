@@ -29,7 +29,7 @@ import websockets
 
 from app.embedded.child import sigterm_unwinds
 from app.embedded.ports import free_port
-from bench.servers import websocket_flags
+from bench.servers import UNLIMITED_BUDGET, websocket_flags
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -128,7 +128,7 @@ async def main() -> None:
         redis_url = redis.start()
         await migrate_db(db_url)
         await close_db()
-        env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLPATRON_DATA_DIR": str(work)}
+        env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", **UNLIMITED_BUDGET, "MLPATRON_DATA_DIR": str(work)}
         api_ports, floor_ports = [], []
         for _ in range(2):
             proc, port = start_server(["app.main:create_app", "--factory"], env, work / "api.log")
