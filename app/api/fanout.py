@@ -25,6 +25,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
+import orjson
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from prometheus_client import Counter
 from starlette.websockets import WebSocketDisconnect
@@ -77,7 +78,7 @@ COMPLETE = Item("complete", "", None)
 
 
 def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()  # like the HTTP answers (app.main)
 
 
 def serialise(result: ExecutionResult | PreExecutionError, position: int | None) -> Item:
