@@ -4,6 +4,7 @@ idempotent ones, and the error words both log (`describe_api_error`, `is_transie
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -267,6 +268,36 @@ class KubeApi:
         return await self._checked(call)
 
 
+async def iter_line_batches(
+    content: aiohttp.StreamReader, max_line: int | None = None
+) -> AsyncGenerator[list[tuple[bytes, bool]]]:
+    """The lines of a streamed body as `iter_lines` splits them, a list per chunk received: a
+    reader can store everything that arrived together in one write."""
+    buf = b""
+    async for chunk in content.iter_any():
+        buf += chunk
+        start = 0
+        batch: list[tuple[bytes, bool]] = []
+        while True:
+            nl = buf.find(b"\n", start)
+            if nl >= 0 and (max_line is None or nl - start <= max_line):
+                batch.append((buf[start:nl], True))
+                start = nl + 1
+            elif max_line is not None and len(buf) - start > max_line:
+                end = start + max_line
+                while end > start + max_line - 3 and (buf[end] & 0xC0) == 0x80:
+                    end -= 1  # do not cut a UTF-8 character in two
+                batch.append((buf[start:end], True))
+                start = end
+            else:
+                break
+        buf = buf[start:]
+        if batch:
+            yield batch
+    if buf:
+        yield [(buf, False)]
+
+
 async def iter_lines(content: aiohttp.StreamReader, max_line: int | None = None) -> AsyncGenerator[tuple[bytes, bool]]:
     """`(line, complete)` for each line of a streamed body, without its newline.
 
@@ -275,23 +306,8 @@ async def iter_lines(content: aiohttp.StreamReader, max_line: int | None = None)
     of at most that many bytes (memory stays bounded, nothing is dropped); the split points
     depend only on the bytes, so a re-read splits the same way.
     """
-    buf = b""
-    async for chunk in content.iter_any():
-        buf += chunk
-        start = 0
-        while True:
-            nl = buf.find(b"\n", start)
-            if nl >= 0 and (max_line is None or nl - start <= max_line):
-                yield buf[start:nl], True
-                start = nl + 1
-            elif max_line is not None and len(buf) - start > max_line:
-                end = start + max_line
-                while end > start + max_line - 3 and (buf[end] & 0xC0) == 0x80:
-                    end -= 1  # do not cut a UTF-8 character in two
-                yield buf[start:end], True
-                start = end
-            else:
-                break
-        buf = buf[start:]
-    if buf:
-        yield buf, False
+    batches = iter_line_batches(content, max_line)
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            for item in batch:
+                yield item

@@ -27,6 +27,14 @@ INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
 SELECT $1, log_seq, $2, $3, $4 FROM s
 RETURNING seq
 """
+# Several lines in one statement: the job's counter moves by their number, each line takes its place.
+_LOGS_INSERT = """
+WITH s AS (UPDATE jobs SET log_seq = log_seq + cardinality($3::text[]) WHERE id = $1 RETURNING log_seq)
+INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
+SELECT $1, s.log_seq - cardinality($3::text[]) + t.n, $2, t.line, $4
+FROM s, unnest($3::text[]) WITH ORDINALITY AS t(line, n)
+RETURNING seq
+"""
 
 
 class JobRecorder:
@@ -86,3 +94,10 @@ class JobRecorder:
         rows = await conn.execute_query_dict(_LOG_INSERT, [job_id, stream, line, datetime.now(UTC)])
         if rows:
             await bus.publish(f"job:{job_id}", {"kind": "log", "seq": rows[0]["seq"]})
+
+    async def job_logs(self, job_id: str, stream: str, lines: list[str]) -> None:
+        """Lines that arrived together, stored in order in one statement, then one wake-up."""
+        conn = connections.get("default")
+        rows = await conn.execute_query_dict(_LOGS_INSERT, [job_id, stream, lines, datetime.now(UTC)])
+        if rows:
+            await bus.publish(f"job:{job_id}", {"kind": "log", "seq": max(r["seq"] for r in rows)})
