@@ -20,13 +20,14 @@ import pytest
 from app.core.redis import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS, connect
 from app.embedded.redis import EmbeddedRedis
 from app.events.hub import DEGRADED_REREAD_SECONDS, PING_SECONDS, RECONNECT_DELAY
+from app.funding.wallets import grant_credit
 from tests.api_process import ApiProcess, replica_env
 from tests.client import GraphQLClient, Person
-from tests.experiments import create_run, logs, make_demo_repo, make_project
+from tests.experiments import create_run, logs, make_demo_repo, make_project, wait_run
 from tests.helpers import eventually
 from tests.repos import Repo
 from tests.test_discussions import COMMENT, discussion_in, project_of
-from tests.test_realtime import ACTIVITY, JOB_STATUS, NOTIFS, collect, dryrun_of
+from tests.test_realtime import ACTIVITY, JOB_STATUS, NOTIFS, RUN_UPDATES, collect, dryrun_of
 from tests.ws import WsClient
 
 # Scheduling noise on a busy 2-core machine, on top of the documented bounds.
@@ -79,6 +80,13 @@ def demo_repo(work_dir: Path) -> Repo:
     return make_demo_repo(work_dir)
 
 
+async def stream_into(ws: WsClient, query: str, variables: dict, into: list[dict]) -> None:
+    """Append each event of a subscription to `into` (as it arrives) until the stream ends."""
+    async with asyncio.timeout(120):
+        async for data in ws.subscribe(query, variables):
+            into.append(next(iter(data.values())))
+
+
 LOGS_AT = "subscription($id: ID!) { jobLogs(jobId: $id, afterSeq: 0, tail: 1000) { seq stream line at } }"
 
 
@@ -101,7 +109,7 @@ async def test_subscribers_get_everything_through_an_outage_then_push_again(plat
     """The job logs, then ends, while Redis is down; its subscribers get every line (at most
     DEGRADED_REREAD_SECONDS late) and the final status from PostgreSQL re-reads. After the restart
     the same websocket is back to push latency."""
-    person = await Person.create(platform.api.url, "outage")
+    person, patron = await Person.create(platform.api.url, "outage"), await Person.create(platform.api.url, "patron")
     project = await make_project(person.agent, demo_repo)
     run = await create_run(person.agent, project, demo_repo, **dryrun_of(30, 0.1))
     job_id = run["dryrunJob"]["id"]
@@ -111,6 +119,8 @@ async def test_subscribers_get_everything_through_an_outage_then_push_again(plat
     epoch_5 = asyncio.Event()
     follower = asyncio.create_task(follow_logs(ws, job_id, latencies, received, epoch_5, "epoch 5"))
     statuses = asyncio.create_task(collect(ws, JOB_STATUS, {"id": job_id}))
+    updates: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    run_updates: list[dict] = []
     try:
         await asyncio.wait_for(epoch_5.wait(), 60)
         platform.crash_redis()
@@ -121,17 +131,28 @@ async def test_subscribers_get_everything_through_an_outage_then_push_again(plat
         assert degraded.status_code == 200 and degraded.json()["status"] == "degraded"
         await follower  # the job ended during the outage: its streams completed all the same
         assert [s["status"] for s in await statuses][-1] == "SUCCEEDED"
+        # A funding committed during the outage reaches the run's subscribers, and starts the job.
+        awaiting = await wait_run(person.agent, run["id"], {"AWAITING_FUNDING"}, within=30)
+        await grant_credit(patron.user_id, awaiting["fundingGapCents"], "test", granted_by="tests")
+        updates = asyncio.create_task(stream_into(ws, RUN_UPDATES, {"id": run["id"]}, run_updates))
+        await eventually(lambda: asyncio.sleep(0, len(run_updates)), lambda n: n >= 1, within=10)  # snapshot
+        funded = await patron.agent.data(FUND, {"i": {"runId": run["id"], "amountCents": awaiting["fundingGapCents"]}})
+        assert funded["fundRun"]["__typename"] == "FundRunSuccess", funded
+        await eventually(lambda: asyncio.sleep(0, [u["kind"] for u in run_updates]),
+                         lambda kinds: "funding" in kinds, within=DEGRADED_REREAD_SECONDS + SLACK_SECONDS)
         await asyncio.to_thread(platform.redis.start)
         await eventually(platform.ready, lambda r: r.status_code == 200,
                          within=RECONNECT_DELAY[1] + SLACK_SECONDS)
+        await updates  # the run's stream ends with its final status, after Redis is back
     finally:
-        follower.cancel()
-        statuses.cancel()
+        for task in (follower, statuses, updates):
+            task.cancel()
     assert received == await logs(person.agent, job_id, tail=1000)  # every line, in order, none twice
     assert sum(x["line"].startswith("epoch") for x in received) == 30
     during_outage = [late for written, late in latencies.values() if written > outage_began]
     assert len(during_outage) >= 10
     assert max(during_outage) <= DEGRADED_REREAD_SECONDS + SLACK_SECONDS, during_outage
+    assert [u["payload"]["status"] for u in run_updates if u["kind"] == "status"] == ["funded", "completed"]
     assert await platform.metric("mlpatron_redis_outages_total") >= 1
     assert await platform.metric("mlpatron_redis_fallback_rereads_total") >= 1
 
@@ -144,9 +165,11 @@ async def test_subscribers_get_everything_through_an_outage_then_push_again(plat
         await ws.close()
     assert statistics.median(late for _, late in pushed.values()) < DEGRADED_REREAD_SECONDS / 4
     await person.close()
+    await patron.close()
 
 
 SIGN_UP = "mutation($i: SignUpInput!) { signUp(input: $i) { __typename } }"
+FUND = "mutation($i: FundRunInput!) { fundRun(input: $i) { __typename } }"
 LOGIN = "mutation($i: LoginInput!) { login(input: $i) { __typename } }"
 FEEDBACK = "mutation($i: SubmitFeedbackInput!) { submitFeedback(input: $i) { __typename } }"
 
@@ -171,12 +194,8 @@ async def test_typed_answers_during_an_outage_and_limits_hold_again_after(platfo
     activity: list[dict] = []
     notified: list[dict] = []
 
-    async def follow(client: WsClient, query: str, variables: dict, into: list[dict]) -> None:
-        async for data in client.subscribe(query, variables):
-            into.append(next(iter(data.values())))
-
-    followers = [asyncio.create_task(follow(ws, ACTIVITY, {"p": project_id}, activity)),
-                 asyncio.create_task(follow(owner_ws, NOTIFS, {}, notified))]
+    followers = [asyncio.create_task(stream_into(ws, ACTIVITY, {"p": project_id}, activity)),
+                 asyncio.create_task(stream_into(owner_ws, NOTIFS, {}, notified))]
     await eventually(lambda: asyncio.sleep(0, (len(activity), len(notified))),  # the discussion; a snapshot
                      lambda counts: min(counts) >= 1, within=10)
     platform.crash_redis()
