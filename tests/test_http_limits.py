@@ -3,6 +3,7 @@ cap on subscriptions per websocket connection."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
@@ -104,3 +105,25 @@ async def test_numbers_too_long_to_convert_are_refused_not_internal_errors(clien
     async with httpx.AsyncClient(base_url=api) as http:
         response = await http.post("/graphql", content=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
+
+
+MALFORMED = [[1, 2], "text", {"type": 5}, {"type": "subscribe", "id": "1", "payload": "x"},
+             {"type": "subscribe", "id": "1", "payload": {"query": 123}}, {"type": "subscribe", "id": 7},
+             {"type": "complete"}]
+
+
+@pytest.mark.parametrize(("protocol", "code"), [("graphql-transport-ws", 4400), ("graphql-ws", 1002)])
+async def test_malformed_websocket_messages_close_with_a_protocol_code(api: str, protocol: str, code: int) -> None:
+    import websockets
+
+    url = api.replace("http://", "ws://") + "/graphql"
+    for message in [*MALFORMED, *([{"type": "start", "id": "1", "payload": 5}, {"type": "stop"}]
+                                  if protocol == "graphql-ws" else [])]:
+        async with websockets.connect(url, subprotocols=[protocol]) as ws:
+            await ws.send(json.dumps({"type": "connection_init", "payload": {}}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            await ws.send(json.dumps(message))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:  # legacy graphql-ws may send keep-alives first
+                    await asyncio.wait_for(ws.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == code, (message, closed.value)

@@ -38,6 +38,7 @@ from strawberry.utils.aio import aclosing
 
 from app.api.context import Context
 from app.api.extensions import MAX_TOKENS
+from app.api.http_limits import WellFormedMessages
 from app.api.loaders import Loaders
 from app.events.streams import Position
 
@@ -259,7 +260,7 @@ def viewer_scope(context: Context) -> tuple[Any, ...]:
     return (str(context.user.id) if context.user else None, context.auth_error is not None)
 
 
-class FanoutHandler(BaseGraphQLTransportWSHandler[Context, None]):
+class FanoutHandler(WellFormedMessages, BaseGraphQLTransportWSHandler[Context, None]):
     """strawberry's graphql-transport-ws handler, with subscriptions served through broadcasts.
 
     Queries and mutations over the socket, protocol errors and unparsable documents keep

@@ -5,7 +5,10 @@
 - JSON nested deeper than `MAX_JSON_DEPTH` (64) is a 400 (a websocket message: close 4400),
   never a RecursionError;
 - at most `MAX_SUBSCRIPTIONS_PER_CONNECTION` (25) operations per websocket: the extra one gets
-  an `error` message "Subscription limit reached" and the connection stays open.
+  an `error` message "Subscription limit reached" and the connection stays open;
+- a websocket message that is not a protocol message (not an object, no string `type` or `id`,
+  a subscription without a string `query`) closes the connection with 4400 (legacy graphql-ws:
+  1002), instead of crashing the connection or answering INTERNAL_SERVER_ERROR.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from cross_web import HTTPException
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 
 MAX_BODY_BYTES = 1 << 20
 MAX_JSON_DEPTH = 64
@@ -116,3 +120,39 @@ class BodySizeLimit:
 
     def _message(self, status: int) -> str:
         return f"Request body larger than {self.max_bytes} bytes." if status == 413 else "Invalid Content-Length."
+
+
+def malformed(message: object) -> str | None:
+    """Why a websocket message is not a well-formed protocol message, or None."""
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        return "Invalid message"
+    needs_id = message["type"] in ("subscribe", "complete", "start", "stop")
+    if ("id" in message or needs_id) and not isinstance(message.get("id"), str):
+        return "Invalid message id"
+    if message["type"] in ("subscribe", "start"):  # graphql-transport-ws, legacy graphql-ws
+        payload = message.get("payload")
+        if not (isinstance(payload, dict) and isinstance(payload.get("query"), str)
+                and isinstance(payload.get("variables") or {}, dict)
+                and isinstance(payload.get("operationName") or "", str)):
+            return "Invalid subscribe payload"
+    return None
+
+
+class WellFormedMessages:
+    """Mixin for strawberry's graphql-transport-ws handler: malformed messages close with 4400."""
+
+    async def handle_message(self, message: Any) -> None:
+        if (why := malformed(message)) is not None:
+            await self.handle_invalid_message(why)  # type: ignore[attr-defined]
+            return
+        await super().handle_message(message)  # type: ignore[misc]
+
+
+class LegacyWSHandler(BaseGraphQLWSHandler):
+    """strawberry's legacy graphql-ws handler: malformed messages close with 1002 (protocol error)."""
+
+    async def handle_message(self, message: Any) -> None:
+        if (why := malformed(message)) is not None:
+            await self.websocket.close(code=1002, reason=why)
+            return
+        await super().handle_message(message)
