@@ -150,6 +150,7 @@ class ChildServer(abc.ABC):
                  self.name, self.url, time.monotonic() - began)
 
     def _start_locked(self) -> None:
+        self.reap_orphan()
         self.prepare()
         if self.port is None:
             self.port = free_port()
@@ -171,11 +172,33 @@ class ChildServer(abc.ABC):
             proc, self._proc = self._proc, None
         if proc is not None:
             _end(proc, self.stop_signal)
+            self.pid_file.unlink(missing_ok=True)
         supervisor, self._supervisor = self._supervisor, None
         for thread in (supervisor, self._starter):
             if thread is not None and thread is not threading.current_thread():
                 thread.join()
         atexit.unregister(self._atexit_stop)
+
+    @property
+    def pid_file(self) -> Path:
+        """`<data_dir>.pid`: the server's pid and its owner's (each with its start time, so a
+        reused pid is never taken for them), for the next start after a crash of the owner."""
+        return self.data_dir.with_name(f"{self.data_dir.name}.pid")
+
+    def reap_orphan(self) -> None:
+        """Stop a server a killed predecessor left running on this data directory (its session
+        outlives a SIGKILL or OOM kill of the platform); a server whose owner lives is left alone."""
+        try:
+            pid, started, owner, owner_started = (int(f) for f in self.pid_file.read_text().split())
+        except (OSError, ValueError):
+            return
+        if _started(owner) == owner_started:
+            return
+        if _started(pid) == started:
+            log.warning("stopping embedded %s (pid %d), left running by a predecessor (pid %d) that was killed",
+                        self.name, pid, owner)
+            _end_group(pid, self.stop_signal)
+        self.pid_file.unlink(missing_ok=True)
 
     def restart(self) -> str:
         """Stop and start again on the same port."""
@@ -228,6 +251,8 @@ class ChildServer(abc.ABC):
             self._proc = None
             _end(proc, self.stop_signal)
             raise
+        owner = os.getpid()
+        self.pid_file.write_text(f"{proc.pid} {_started(proc.pid)} {owner} {_started(owner)}\n")
 
     def _supervise(self) -> None:
         delay = RESTART_DELAY[0]
@@ -276,6 +301,23 @@ def _end(proc: subprocess.Popen[bytes], sig: int) -> None:
     while _killpg(proc.pid, 0) and time.monotonic() < deadline:
         time.sleep(0.05)
     _killpg(proc.pid, signal.SIGKILL)
+
+
+def _started(pid: int) -> int | None:
+    """The process's start time (clock ticks since boot), or None if there is no such process."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _end_group(pgid: int, sig: int) -> None:
+    """`_end` for a process that is not our child (it leads its own process group)."""
+    _killpg(pgid, sig)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while _killpg(pgid, 0) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    _killpg(pgid, signal.SIGKILL)
 
 
 def _killpg(pgid: int, sig: int) -> bool:

@@ -108,6 +108,8 @@ class EmbeddedPostgres(ChildServer):
             return None
 
     def start(self) -> str:
+        if self.pid is None:
+            self.reap_orphan()  # a server of a killed predecessor is not shared: it is stopped
         if self.pid is None and (shared_port := self._already_running()) is not None:
             self.port = shared_port  # not ours: stop() leaves it running
             return self.url
