@@ -8,6 +8,7 @@ Scenario rules inject what a real cluster does to jobs (Unschedulable, OOMKilled
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -103,6 +104,15 @@ def alive(pid: int) -> bool:
     return True
 
 
+async def gone(pid: int) -> None:
+    """The kubelet killed the container's process (and reaped it)."""
+
+    async def probe() -> bool:
+        return alive(pid)
+
+    await eventually(probe, lambda running: not running, 10)
+
+
 async def test_job_runs_at_the_pinned_commit_with_its_environment(
     executor: KubernetesExecutor, lsink: LifecycleSink, repo: tuple[Repo, str]
 ) -> None:
@@ -143,7 +153,7 @@ async def test_oom_kill_and_deadline_are_injected(
     assert timed_out.status == JobStatus.FAILED and timed_out.error is not None
     assert (timed_out.error.platform or "").startswith("deadline exceeded")
     for spec in (oom, late):  # the kubelet killed the whole container
-        await eventually(lambda s=spec: _async(alive(pid_of(lsink.lines(s.job_id, "stdout")))), lambda a: not a, 10)
+        await gone(pid_of(lsink.lines(spec.job_id, "stdout")))
 
 
 async def test_image_pull_backoff_until_the_deadline(
@@ -168,13 +178,9 @@ async def test_cancel_deletes_the_job_and_kills_its_container(
     assert alive(pid)
     await executor.cancel(spec.job_id, handle)
     assert (await lsink.terminal(spec.job_id)).status == JobStatus.CANCELLED
-    await eventually(lambda: _async(alive(pid)), lambda a: not a, 10)
+    await gone(pid)
     url = f"{cluster.url}/apis/batch/v1/namespaces/mlpatron-jobs/jobs/{handle['name']}"
-    await eventually(lambda: _async(httpx.get(url).status_code), lambda code: code == 404, 10)
-
-
-async def _async(value: object) -> object:
-    return value
+    await eventually(lambda: asyncio.to_thread(lambda: httpx.get(url).status_code), lambda code: code == 404, 10)
 
 
 def test_scenario_rejects_unknown_keys(tmp_path: Path) -> None:
