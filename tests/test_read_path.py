@@ -47,7 +47,8 @@ NESTED = {
           postings { account } } } } runs(first: $n) { edges { node { transactions(first: $n) { edges { node {
           kind } } } } } } } } } }""",
     "jobs(PENDING) > queuePosition, run > project": """query($n: Int!) { jobs(status: PENDING, first: $n) {
-        edges { node { queuePosition timeline { status } run { title project { title } } } } } }""",
+        edges { node { queuePosition timeline { status } logs(tail: 5) { seq line } run { title project { title } }
+        } } } }""",
     "viewer > fundings > run > fundings": """query($n: Int!) { viewer { apiKeys { name } balance { totalCents }
         fundings(first: $n) { edges { node { run { title fundings(first: $n) { edges { node { amountCents } } } }
         } } } } }""",

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from graphql import (
     FieldNode,
+    GraphQLEnumType,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -79,13 +80,19 @@ def _list(item: Build) -> Build:
 
 def _scalar(type_: Any) -> Build:
     coerce = type_.coerce_output_value
+    # An enum has a handful of values: each is coerced once (strawberry's coercion is a slow path).
+    known: dict[Any, Any] | None = {} if isinstance(type_, GraphQLEnumType) else None
 
     def complete(value: Any) -> Any:
         if value is None:
             return None
+        if known is not None and value in known:
+            return known[value]
         coerced = coerce(value)
         if coerced is None or coerced is Undefined:
             raise _Fallback
+        if known is not None:
+            known[value] = coerced
         return coerced
 
     return complete

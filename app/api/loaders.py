@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -59,6 +60,19 @@ class Loaders:
         """`parent`'s page of a nested list, read with every other parent's in one statement."""
         loader: DataLoader[str, Connection[T]] = self.batch(
             (window, keyset, convert), lambda parents: window.pages(parents, keyset, convert))
+        return await loader.load(str(parent))
+
+    async def children(self, model: type[M], column: str, parent: Any, *order: str) -> list[M]:
+        """Every row of `model` whose `column` names `parent`, in `order`: one statement for all parents
+        (lists without pages, e.g. `User.apiKeys`, `Job.timeline`)."""
+
+        async def load(parents: list[str]) -> list[list[M]]:
+            by_parent: dict[str, list[M]] = defaultdict(list)
+            for row in await model.filter(**{f"{column}__in": parents}).order_by(column, *order):
+                by_parent[str(getattr(row, column))].append(row)
+            return [by_parent[p] for p in parents]
+
+        loader: DataLoader[str, list[M]] = self.batch((model, column, order), load)
         return await loader.load(str(parent))
 
     async def get(self, model: type[M], id_: Any) -> M | None:

@@ -49,7 +49,7 @@ def hydrate(model: type[M], record: Mapping[str, Any]) -> M:
         plan = _plans[model] = _Plan.of(model)
     row = model.__new__(model)
     values = row.__dict__
-    values.update(record)
+    values.update(zip(record.keys(), record.values(), strict=True))  # faster than the mapping protocol
     for key, attr in plan.renamed:
         values[attr] = values.pop(key)
     for key, attr, to_python in plan.converted:

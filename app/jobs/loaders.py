@@ -1,14 +1,17 @@
-"""Batched job reads for lists of jobs: queue positions and timelines, one statement each."""
+"""Batched job reads for lists of jobs: queue positions, timelines and log tails, one statement each."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import Any
 
+from strawberry.dataloader import DataLoader
 from tortoise import connections
 
 from app.api.context import Info
-from app.jobs.models import JobTransition
+from app.api.rows import hydrate
+from app.jobs.models import JobLogLine, JobTransition
 from app.jobs.status import JobStatus
 
 # Position = pending jobs created before this one + 1. Counting those created at or after it
@@ -34,13 +37,34 @@ async def queue_position(info: Info, job_id: str) -> int:
     return await info.context.loaders.batch("Job.queuePosition", _positions).load(str(job_id))
 
 
-async def _timelines(job_ids: Sequence[str]) -> list[list[JobTransition]]:
-    by_job: dict[str, list[JobTransition]] = defaultdict(list)
-    for row in await JobTransition.filter(job_id__in=list(job_ids)).order_by("job_id", "seq"):
-        by_job[str(row.job_id)].append(row)
+async def timeline(info: Info, job_id: str) -> list[JobTransition]:
+    """`Job.timeline`: every transition, oldest first."""
+    return await info.context.loaders.children(JobTransition, "job_id", job_id, "seq")
+
+
+_LOGS_SQL = """
+SELECT page.id AS window_parent, l.* FROM unnest($1::uuid[]) WITH ORDINALITY AS page(id, n)
+CROSS JOIN LATERAL (SELECT * FROM job_log_lines WHERE job_id = page.id {after}
+                    ORDER BY seq {direction} LIMIT $2) l
+ORDER BY page.n, l.seq
+"""
+
+
+async def _logs(job_ids: Sequence[str], count: int, after_seq: int | None) -> list[list[JobLogLine]]:
+    """The last `count` lines of each job, or up to `count` after `after_seq`; oldest first."""
+    sql = _LOGS_SQL.format(after="AND seq > $3" if after_seq is not None else "",
+                           direction="ASC" if after_seq is not None else "DESC")
+    params: list[Any] = [list(job_ids), count] + ([after_seq] if after_seq is not None else [])
+    _, records = await connections.get("default").execute_query(sql, params)
+    by_job: dict[str, list[JobLogLine]] = defaultdict(list)
+    for record in records:
+        line = hydrate(JobLogLine, record)
+        by_job[str(line.__dict__.pop("window_parent"))].append(line)
     return [by_job[j] for j in job_ids]
 
 
-async def timeline(info: Info, job_id: str) -> list[JobTransition]:
-    """`Job.timeline`: every transition, oldest first."""
-    return await info.context.loaders.batch("Job.timeline", _timelines).load(str(job_id))
+async def log_tail(info: Info, job_id: str, count: int, after_seq: int | None) -> list[JobLogLine]:
+    """`Job.logs`: one statement for every job of the page."""
+    loader: DataLoader[str, list[JobLogLine]] = info.context.loaders.batch(
+        ("Job.logs", count, after_seq), lambda ids: _logs(ids, count, after_seq))
+    return await loader.load(str(job_id))

@@ -1,4 +1,4 @@
-"""Reading a job's log lines: the last lines, or the lines after a seq (what streams resume from)."""
+"""Reading a job's log lines after a seq (what streams resume from); `Job.logs` pages are in `loaders`."""
 
 from __future__ import annotations
 
@@ -10,14 +10,6 @@ from app.jobs.models import JobLogLine
 MAX_LOG_TAIL = limits.MAX_LOG_TAIL
 
 LineReader = Callable[[int, int], Awaitable[list[JobLogLine]]]
-
-
-async def tail(job_id: object, count: int, after_seq: int | None = None) -> list[JobLogLine]:
-    """The last `count` lines, or up to `count` lines after `after_seq`; oldest first."""
-    qs = JobLogLine.filter(job_id=job_id)
-    if after_seq is not None:
-        return list(await qs.filter(seq__gt=after_seq).order_by("seq").limit(count))
-    return list(reversed(await qs.order_by("-seq").limit(count)))
 
 
 def reader(job_id: object) -> LineReader:

@@ -137,9 +137,11 @@ class JobType(ModelNode):
         return JobErrorType.from_json(self.id, self.error_raw) if self.error_raw else None
 
     @strawberry.field(description="The last `tail` lines, or up to `tail` lines after `afterSeq`.")
-    async def logs(self, tail: int = 100, after_seq: int | None = None) -> list[LogLine]:
+    async def logs(self, info: Info, tail: int = 100, after_seq: int | None = None) -> list[LogLine]:
+        from app.jobs.loaders import log_tail
+
         check_tail(tail)
-        return [LogLine.from_model(r) for r in await logs.tail(self.id, tail, after_seq)]
+        return [LogLine.from_model(r) for r in await log_tail(info, self.id, tail, after_seq)]
 
     @strawberry.field(description="Every status transition, oldest first.")
     async def timeline(self, info: Info) -> list[JobTransitionType]:
