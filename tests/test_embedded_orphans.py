@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
+from tests.processes import alive
 
 PREDECESSOR = """
 import signal, sys
@@ -25,14 +26,6 @@ server.start()
 print(server.pid, flush=True)
 signal.pause()
 """
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize(("module", "cls"), [("postgres", "EmbeddedPostgres"), ("redis", "EmbeddedRedis")])
