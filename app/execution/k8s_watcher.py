@@ -43,10 +43,11 @@ from kubernetes_asyncio.client.exceptions import ApiException
 from app.execution.executor import JobSink
 from app.execution.k8s_api import KubeApi, create_api_client, describe_api_error, is_transient
 from app.execution.k8s_logs import JobLogs, LogOptions
-from app.execution.k8s_manifests import JOB_ID_LABEL, KubernetesConfig
+from app.execution.k8s_manifests import JOB_ID_LABEL, MAIN_CONTAINER, KubernetesConfig
 from app.execution.k8s_status import (
     Obj,
     condition,
+    container_status,
     derive_error,
     derive_pending_info,
     job_id_of,
@@ -484,7 +485,8 @@ class KubernetesWatcher:
     async def _finish_job(self, job: _Job, status: JobStatus, error: JobError | None, at: datetime | None) -> None:
         """Fresh pod status, RUNNING if it ran unseen, every log line, then the terminal update."""
         try:
-            await self._refresh_pods(job)
+            if not self._main_ended(job):
+                await self._refresh_pods(job)
             # Deleted pods count too: the Job controller removes the pod of a Job past its deadline.
             started = started_at(pods_in_order({**job.gone_pods, **job.pods}))
             if started is not None:
@@ -502,6 +504,14 @@ class KubernetesWatcher:
             job.finishing = False
             if job.job_gone:
                 self._forget(job)
+
+    @staticmethod
+    def _main_ended(job: _Job) -> bool:
+        """The pod watch already shows the main container ended: a fresh read would say no more
+        (with a thousand Jobs ending together, that list per Job cost up to a second each)."""
+        pods = pods_in_order(job.pods)
+        state = ((container_status(pods[-1], MAIN_CONTAINER) or {}).get("state") or {}) if pods else {}
+        return "terminated" in state
 
     async def _refresh_pods(self, job: _Job) -> None:
         """Read the job's pods now: the pod watch may lag the Job watch."""
