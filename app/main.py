@@ -30,7 +30,7 @@ from tortoise.functions import Count
 
 from app.api.context import SESSION_COOKIE, Context, Services, authenticate, build_context
 from app.api.errors import Unauthenticated
-from app.api.fanout import Broadcasts, FanoutHandler
+from app.api.fanout import Broadcasts, FanoutHandler, TextWebSocket
 from app.api.http_limits import MAX_SUBSCRIPTIONS_PER_CONNECTION, BodySizeLimit, LegacyWSHandler, LimitedJSON
 from app.api.request_budget import RequestBudget
 from app.core.db import close_db, init_db
@@ -72,6 +72,7 @@ WEBSOCKETS: WebsocketOptions = {"ws": "wsproto", "ws_per_message_deflate": False
 class GraphQLApp(LimitedJSON, GraphQL[Context, None]):
     graphql_transport_ws_handler_class = FanoutHandler
     graphql_ws_handler_class = LegacyWSHandler
+    websocket_adapter_class = TextWebSocket
     broadcasts: Broadcasts  # this app's shared subscription executions
 
     def encode_json(self, data: object) -> bytes:

@@ -29,6 +29,8 @@ import orjson
 from graphql import GraphQLError, OperationType, get_operation_ast, parse
 from prometheus_client import Counter
 from starlette.websockets import WebSocketDisconnect
+from strawberry.asgi import ASGIWebSocketAdapter
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler,
     Operation,
@@ -43,7 +45,7 @@ from app.api.loaders import Loaders
 from app.events.streams import Position
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Mapping
 
     from strawberry.schema import BaseSchema
     from strawberry.subscriptions.protocols.graphql_transport_ws.types import SubscribeMessage
@@ -258,6 +260,18 @@ class Subscriber:
 def viewer_scope(context: Context) -> tuple[Any, ...]:
     """Who the results are computed for: streams are shared only within one scope."""
     return (str(context.user.id) if context.user else None, context.auth_error is not None)
+
+
+class TextWebSocket(ASGIWebSocketAdapter):
+    """Protocol messages as text frames: the view encodes JSON to bytes (fast HTTP answers), which
+    strawberry would send as binary frames, and graphql-ws clients (the SPA's) refuse those."""
+
+    async def send_json(self, message: Mapping[str, object]) -> None:
+        encoded = self.view.encode_json(message)
+        try:
+            await self.ws.send_text(encoded.decode() if isinstance(encoded, bytes) else encoded)
+        except WebSocketDisconnect as exc:
+            raise WebSocketDisconnected from exc
 
 
 class FanoutHandler(WellFormedMessages, BaseGraphQLTransportWSHandler[Context, None]):

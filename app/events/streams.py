@@ -73,15 +73,15 @@ async def follow_batches(
     """Yield every item with seq > `start`, in order, as the batches each read returns (never
     empty), forever or until `finished()` and drained; `hub` wakes the stream on its `topics`.
 
-    `finished` is checked *before* each read, so the items written before the stream's end
-    (e.g. the log lines before a job's terminal status) are still read once more and sent.
-    With `share_key`, followers of the same stream in this process share their reads. `position`
-    gets the seq of the last item of each batch before the batch is yielded.
+    A wake-up reads first and sends what it found; only then, caught up, is `finished()` asked, and
+    when it says yes the stream reads once more and ends: the items written before the stream's
+    end (e.g. the log lines before a job's terminal status) are still sent, and the end check is
+    not in the way of a live item. With `share_key`, followers of the same stream in this process
+    share their reads. `position` gets the seq of the last item of each batch before it is yielded.
     """
     async with hub.listen(*topics) as signal:
-        last = start
+        last, done = start, False
         while True:
-            done = finished is not None and await _read_once(share_key, ("finished",), finished)
             items = await _read_once(share_key, ("read", last, batch), functools.partial(read_after, last, batch))
             if items:
                 last = seq_of(items[-1])
@@ -92,6 +92,9 @@ async def follow_batches(
                 continue  # more backlog: no need to wait
             if done:
                 return
+            if finished is not None and await _read_once(share_key, ("finished",), finished):
+                done = True  # one more read: what was written before the end
+                continue
             await signal.wait()
 
 
