@@ -22,7 +22,7 @@ from app.execution.executor import JobSpec
 from app.execution.k8s_api import create_api_client
 from app.execution.k8s_manifests import KubernetesConfig
 from app.execution.kubernetes import KubernetesExecutor
-from app.jobs.status import JobStatus
+from app.jobs.status import JobStatus, JobUpdate
 from tests.execution.test_kubernetes import FAST, FAST_API, LifecycleSink, transitions, wait_status
 from tests.helpers import eventually
 from tests.k8s_fake.cluster import ClusterProcess
@@ -92,6 +92,11 @@ def spec_for(repo: tuple[Repo, str], args: str, **changes: object) -> JobSpec:
     return JobSpec(**(base | changes))  # type: ignore[arg-type]
 
 
+async def run_to_end(executor: KubernetesExecutor, lsink: LifecycleSink, spec: JobSpec) -> JobUpdate:
+    await executor.submit(spec)
+    return await lsink.terminal(spec.job_id, within=30)
+
+
 def pid_of(lines: list[str]) -> int:
     return int(next(line.split()[1] for line in lines if line.startswith("pid ")))
 
@@ -117,8 +122,7 @@ async def test_job_runs_at_the_pinned_commit_with_its_environment(
     executor: KubernetesExecutor, lsink: LifecycleSink, repo: tuple[Repo, str]
 ) -> None:
     spec = spec_for(repo, "0 0 unschedulable")
-    await executor.submit(spec)
-    final = await lsink.terminal(spec.job_id, within=30)
+    final = await run_to_end(executor, lsink, spec)
     assert final.status == JobStatus.SUCCEEDED, final
     lines = lsink.lines(spec.job_id, "stdout")
     assert lines[:2] == [f"run id mlflow-{spec.job_id[:6]}", "version pinned"]
@@ -132,8 +136,7 @@ async def test_exit_code_is_the_container_termination(
     executor: KubernetesExecutor, lsink: LifecycleSink, repo: tuple[Repo, str]
 ) -> None:
     spec = spec_for(repo, "3 0")
-    await executor.submit(spec)
-    final = await lsink.terminal(spec.job_id, within=30)
+    final = await run_to_end(executor, lsink, spec)
     assert final.status == JobStatus.FAILED and final.error is not None
     assert final.error.container_terminated == {"reason": "Error", "exit_code": 3}
     assert final.error.k8s_job_condition is not None
@@ -160,8 +163,7 @@ async def test_image_pull_backoff_until_the_deadline(
     executor: KubernetesExecutor, lsink: LifecycleSink, repo: tuple[Repo, str]
 ) -> None:
     spec = spec_for(repo, "0 0 no-image")
-    await executor.submit(spec)
-    final = await lsink.terminal(spec.job_id, within=30)
+    final = await run_to_end(executor, lsink, spec)
     assert final.status == JobStatus.FAILED and final.error is not None
     assert "ImagePullBackOff" in (final.error.platform or "")
     assert JobStatus.RUNNING not in lsink.statuses(spec.job_id)
