@@ -160,6 +160,13 @@ async def test_statements_per_request_do_not_grow_with_page_size(viewer: Person,
                 assert counts[10] == counts[50], f"{name}: {counts} statements for first 10 / 50: {[q[:90] for q, _ in sent]}"
                 # One statement per level of nesting (plus authentication), whatever the sizes.
                 assert counts[10] <= 12, f"{name}: {counts[10]} statements"
+            # A list of runs reads the big columns only when it shows them.
+            for shown, read in (("title status", False), ("title notesHtml parameters", True)):
+                query = f"""query($t: String!) {{ projects(search: $t, first: 5) {{ edges {{ node {{
+                    runs(first: 5) {{ edges {{ node {{ {shown} }} }} }} }} }} }} }}"""
+                sent = await _statements(counter, viewer, query, {"t": token})
+                [window] = [q for q, _ in sent if "FROM runs t" in q]
+                assert ("t.notes" in window and "t.parameters" in window) == read, window
     finally:
         await _remove(db, token)
 

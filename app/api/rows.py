@@ -42,14 +42,17 @@ class _Plan:
 _plans: dict[type[Model], _Plan] = {}
 
 
-def hydrate(model: type[M], record: Mapping[str, Any]) -> M:
-    """An instance of `model` from a full row (`SELECT *`) of its table."""
+def hydrate(model: type[M], record: Mapping[str, Any], missing: tuple[str, ...] = ()) -> M:
+    """An instance of `model` from a row of its table (`SELECT *`, or without the `missing` columns,
+    which are None on the instance)."""
     plan = _plans.get(model)
     if plan is None:
         plan = _plans[model] = _Plan.of(model)
     row = model.__new__(model)
     values = row.__dict__
     values.update(zip(record.keys(), record.values(), strict=True))  # faster than the mapping protocol
+    if missing:
+        values.update(dict.fromkeys(missing))
     for key, attr in plan.renamed:
         values[attr] = values.pop(key)
     for key, attr, to_python in plan.converted:

@@ -11,13 +11,17 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from graphql import FieldNode
 from tortoise import connections
 from tortoise.models import Model
 
 from app.api.pagination import Connection, Keyset, connection
 from app.api.rows import hydrate
+
+if TYPE_CHECKING:
+    from app.api.context import Info
 
 T = TypeVar("T")
 
@@ -35,6 +39,8 @@ class Window:
     where: tuple[tuple[str, Any], ...] = ()
     parent_type: str = "uuid"
     match: str | None = None
+    # Columns not read (None on the instances): big ones the page does not show.
+    skip: tuple[str, ...] = ()
 
     def sql(self, keyset: Keyset) -> tuple[str, list[Any]]:
         params: list[Any] = []
@@ -58,11 +64,17 @@ class Window:
         query = (
             f"SELECT page.parent AS window_parent, w.* "
             f"FROM unnest({parents}::{self.parent_type}[]) WITH ORDINALITY AS page(parent, n) "
-            f"CROSS JOIN LATERAL (SELECT t.* FROM {table} t WHERE {' AND '.join(conditions)} "
+            f"CROSS JOIN LATERAL (SELECT {self._columns()} FROM {table} t WHERE {' AND '.join(conditions)} "
             f"ORDER BY {order.format('t')} LIMIT {param(keyset.size + 1)}) w "
             f"ORDER BY page.n, {order.format('w')}"
         )
         return query, params
+
+    def _columns(self) -> str:
+        if not self.skip:
+            return "t.*"
+        columns = dict.fromkeys(self.model._meta.fields_db_projection.values())
+        return ", ".join(f"t.{c}" for c in columns if c not in self.skip)
 
     async def rows(self, parents: Sequence[Any], keyset: Keyset) -> dict[str, list[Any]]:
         """Each parent's rows (model instances) in scan order, `keyset.size + 1` at most."""
@@ -71,7 +83,7 @@ class Window:
         _, records = await connections.get("default").execute_query(query, params)
         by_parent: dict[str, list[Any]] = defaultdict(list)
         for record in records:
-            row = hydrate(self.model, record)
+            row = hydrate(self.model, record, missing=self.skip)
             by_parent[str(row.__dict__.pop("window_parent"))].append(row)
         return by_parent
 
@@ -80,3 +92,31 @@ class Window:
         """One connection per parent, in the order of `parents`."""
         by_parent = await self.rows(parents, keyset)
         return [await connection(keyset, by_parent.get(str(p), []), convert) for p in parents]
+
+
+def node_fields(info: Info) -> frozenset[str] | None:
+    """The GraphQL fields selected on a connection's nodes (`edges { node { … } }` and `nodes { … }`),
+    or None when fragments there make it unclear (then every column is read)."""
+    names: set[str] = set()
+    for field in info._raw_info.field_nodes:
+        for selection in _fields(field):
+            if selection is None:
+                return None
+            if selection.name.value == "nodes":
+                targets: list[FieldNode | None] = [selection]
+            elif selection.name.value == "edges":
+                targets = [s for s in _fields(selection) if s is None or s.name.value == "node"]
+            else:
+                continue
+            for target in targets:
+                for leaf in _fields(target) if target is not None else [None]:
+                    if leaf is None:
+                        return None
+                    names.add(leaf.name.value)
+    return frozenset(names)
+
+
+def _fields(node: FieldNode) -> list[FieldNode | None]:
+    """The fields selected under `node`; None stands for a fragment."""
+    selections = node.selection_set.selections if node.selection_set else ()
+    return [s if isinstance(s, FieldNode) else None for s in selections]
