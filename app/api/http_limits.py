@@ -148,7 +148,7 @@ class WellFormedMessages:
         await super().handle_message(message)  # type: ignore[misc]
 
 
-class LegacyWSHandler(BaseGraphQLWSHandler):
+class LegacyWSHandler(BaseGraphQLWSHandler[Any, None]):
     """strawberry's legacy graphql-ws handler: malformed messages close with 1002 (protocol error)."""
 
     async def handle_message(self, message: Any) -> None:
