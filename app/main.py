@@ -42,6 +42,7 @@ from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.funding.webhooks import stripe_webhook
 from app.guide.routes import guide_routes
+from app.jobs.models import Job
 from app.jobs.recorder import JobRecorder
 from app.notifications import services as notifications
 from app.notifications.outbox import OutboxSender
@@ -203,8 +204,6 @@ async def ready(request: Request) -> Response:
 
 
 async def metrics(request: Request) -> Response:
-    from app.jobs.models import Job
-
     HUB_TOPICS.set(request.app.state.services.hub.topics)
     counts = dict(await Job.filter(status__in=["pending", "running"]).group_by("status")
                   .annotate(n=Count("id")).values_list("status", "n"))

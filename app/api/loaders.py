@@ -10,6 +10,8 @@ from strawberry.dataloader import DataLoader
 from tortoise import connections
 from tortoise.models import Model
 
+from app.api.errors import NotFound
+from app.api.ids import decode_id
 from app.api.pagination import Connection, Keyset
 from app.api.rows import hydrate
 from app.api.windows import Window
@@ -80,9 +82,6 @@ class Loaders:
 
     async def node(self, model: type[M], global_id: Any, type_name: str) -> M:
         """The row behind a global id of `type_name`: BAD_USER_INPUT if malformed, NOT_FOUND if absent."""
-        from app.api.errors import NotFound
-        from app.api.ids import decode_id
-
         row = await self.get(model, decode_id(global_id, type_name))
         if row is None:
             raise NotFound(type_name)
