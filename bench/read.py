@@ -27,7 +27,7 @@ import asyncpg
 from app.embedded.child import sigterm_unwinds
 from bench import seed
 from bench.fund_run import backing_services
-from bench.servers import uvicorn_process
+from bench.servers import UNLIMITED_BUDGET, uvicorn_process
 
 PROJECTS, RUNS_PER_PROJECT = 100, 10
 DASHBOARD = """query($projects: Int!, $runs: Int!) { projects(first: $projects) { edges { node {
@@ -139,7 +139,7 @@ async def statements(database_url: str, redis_url: str) -> None:
     from bench.statements import HEADER, counting_statements
 
     settings = override_settings(database_url=database_url, redis_url=redis_url, run_watcher=False,
-                                 mlflow_tracking_uri="")
+                                 mlflow_tracking_uri="", requests_per_minute=10**9, anonymous_requests_per_minute=10**9)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -176,7 +176,8 @@ async def bench(server_url: str, redis_url: str, args: argparse.Namespace) -> No
     await migrate_db(database_url)
     await close_db()
     await seed_database(database_url)
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLFLOW_TRACKING_URI": ""}
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLFLOW_TRACKING_URI": "",
+           **UNLIMITED_BUDGET}
     async with uvicorn_process("app.main:create_app", env, "/ready", factory=True) as api, \
             uvicorn_process("bench.floor_read:app", {"DATABASE_URL": database_url}) as floor:
         await throughput(api, floor, args)

@@ -23,7 +23,7 @@ import asyncpg
 from app.embedded.child import sigterm_unwinds
 from bench import seed
 from bench.fund_run import backing_services
-from bench.servers import uvicorn_process
+from bench.servers import UNLIMITED_BUDGET, uvicorn_process
 
 QUERIES = {
     "project(old).runs(first:20)": """query($project: ID!) { project(id: $project) { runs(first: 20) {
@@ -92,7 +92,8 @@ async def bench(server_url: str, redis_url: str, sizes: list[int], samples: int)
     await migrate_db(database_url)
     await close_db()
     variables = await seed_old(database_url)
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLFLOW_TRACKING_URI": ""}
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLFLOW_TRACKING_URI": "",
+           **UNLIMITED_BUDGET}
     results: dict[str, list[float]] = {name: [] for name in QUERIES}
     async with uvicorn_process("app.main:create_app", env, "/ready", factory=True) as api, \
             aiohttp.ClientSession(api) as http:
