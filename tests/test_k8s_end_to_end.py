@@ -267,6 +267,7 @@ async def test_leader_watcher_killed_mid_job_standby_takes_over_without_gap_or_r
         standby = next(w for w in platform.watchers if w is not leader and w.proc.poll() is None)
         mark = len(standby.log_text())
         leader.kill()
+        lines_at_kill = len(follower.lines)
         killed_at = time.monotonic()
         await asyncio.to_thread(standby.wait_for_log, WatcherProcess.LEADING, 30, mark)
         takeover = time.monotonic() - killed_at
@@ -274,6 +275,7 @@ async def test_leader_watcher_killed_mid_job_standby_takes_over_without_gap_or_r
         platform.add_watcher()  # a new standby, as the Deployment would start
         await follower.finished()
         follower.assert_exact()
+        assert len(follower.lines) > lines_at_kill  # the rest came through the standby, the only one left
         assert follower.epochs() == [f"epoch {i} loss {1 / (i + 1) + 0.5:.4f}" for i in range(30)]
         assert [s["status"] for s in follower.statuses][-2:] == ["RUNNING", "SUCCEEDED"]
 
