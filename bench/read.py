@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
 from dataclasses import dataclass
 
 import aiohttp
@@ -169,19 +168,14 @@ async def statements(database_url: str, redis_url: str) -> None:
 
 
 async def bench(server_url: str, redis_url: str, args: argparse.Namespace) -> None:
-    from app.core.db import close_db, migrate_db
-    from app.embedded.postgres import create_database
-
-    database_url = await create_database(server_url, f"mlpatron_bench_{uuid.uuid4().hex[:8]}")
-    await migrate_db(database_url)
-    await close_db()
-    await seed_database(database_url)
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLFLOW_TRACKING_URI": "",
-           **UNLIMITED_BUDGET}
-    async with uvicorn_process("app.main:create_app", env, "/ready", factory=True) as api, \
-            uvicorn_process("bench.floor_read:app", {"DATABASE_URL": database_url}) as floor:
-        await throughput(api, floor, args)
-    await statements(database_url, redis_url)
+    async with seed.scratch_database(server_url, "mlpatron_bench") as database_url:
+        await seed_database(database_url)
+        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false",
+               "MLFLOW_TRACKING_URI": "", **UNLIMITED_BUDGET}
+        async with uvicorn_process("app.main:create_app", env, "/ready", factory=True) as api, \
+                uvicorn_process("bench.floor_read:app", {"DATABASE_URL": database_url}) as floor:
+            await throughput(api, floor, args)
+        await statements(database_url, redis_url)
 
 
 def main() -> None:

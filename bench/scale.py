@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import statistics
 import time
-import uuid
 
 import aiohttp
 import asyncpg
@@ -85,26 +84,22 @@ async def median_ms(http: aiohttp.ClientSession, query: str, variables: dict[str
 
 
 async def bench(server_url: str, redis_url: str, sizes: list[int], samples: int) -> None:
-    from app.core.db import close_db, migrate_db
-    from app.embedded.postgres import create_database
-
-    database_url = await create_database(server_url, f"mlpatron_scale_{uuid.uuid4().hex[:8]}")
-    await migrate_db(database_url)
-    await close_db()
-    variables = await seed_old(database_url)
-    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLFLOW_TRACKING_URI": "",
-           **UNLIMITED_BUDGET}
     results: dict[str, list[float]] = {name: [] for name in QUERIES}
-    async with uvicorn_process("app.main:create_app", env, "/ready", factory=True) as api, \
-            aiohttp.ClientSession(api) as http:
-        before = 0
-        for size in sizes:
-            t0 = time.perf_counter()
-            await grow(database_url, before, size)
-            before = size
-            print(f"seeded {size:>9,} runs/jobs/fundings/comments in {time.perf_counter() - t0:.0f} s", flush=True)
-            for name, query in QUERIES.items():
-                results[name].append(await median_ms(http, query, variables, samples))
+    async with seed.scratch_database(server_url, "mlpatron_scale") as database_url:
+        variables = await seed_old(database_url)
+        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false",
+               "MLFLOW_TRACKING_URI": "", **UNLIMITED_BUDGET}
+        async with uvicorn_process("app.main:create_app", env, "/ready", factory=True) as api, \
+                aiohttp.ClientSession(api) as http:
+            before = 0
+            for size in sizes:
+                t0 = time.perf_counter()
+                await grow(database_url, before, size)
+                before = size
+                print(f"seeded {size:>9,} runs/jobs/fundings/comments in {time.perf_counter() - t0:.0f} s",
+                      flush=True)
+                for name, query in QUERIES.items():
+                    results[name].append(await median_ms(http, query, variables, samples))
     header = f"\n{'median latency, ms':<44}" + "".join(f"{f'{n:,} runs':>14}" for n in sizes) + \
              f"{'largest/smallest':>18}"
     print(header)

@@ -5,6 +5,10 @@ Rows get every NOT NULL column (tortoise's defaults live in Python, not in the s
 
 from __future__ import annotations
 
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+
 import asyncpg
 
 RUN_STATUSES = ["awaiting_funding", "funded", "completed", "dryrun", "dryrun_failed", "cancelled"]
@@ -94,3 +98,24 @@ async def discussions(conn: asyncpg.Connection, author_handle: str, n: int, comm
 async def analyze(conn: asyncpg.Connection) -> None:
     """Fresh statistics and visibility map, as a database that has been running a while has."""
     await conn.execute("VACUUM ANALYZE")
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(server_url: str, prefix: str) -> AsyncIterator[str]:
+    """A fresh migrated database on the server for one benchmark run, dropped afterwards (a 10^6-row
+    run leaves gigabytes otherwise)."""
+    from app.core.db import close_db, migrate_db
+    from app.embedded.postgres import create_database
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    database_url = await create_database(server_url, name)
+    try:
+        await migrate_db(database_url)
+        await close_db()
+        yield database_url
+    finally:
+        conn = await asyncpg.connect(server_url)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
