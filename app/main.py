@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -231,6 +232,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         services = await start_runtime(settings)
         app.state.services = services
+        # Everything built at start-up (schema, models, services) lives as long as the process: out
+        # of the collector's sight, a full collection no longer pauses every live stream to scan it.
+        gc.freeze()
         try:
             yield
         finally:
