@@ -24,6 +24,7 @@ from prometheus_client import Counter
 from redis.asyncio.client import PubSub
 
 from app.core.redis import connect
+from app.core.tasks import cancel_and_wait
 
 log = logging.getLogger("mlpatron.hub")
 
@@ -97,9 +98,7 @@ class Hub:
     async def close(self) -> None:
         for task in (self._task, self._degraded):
             if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+                await cancel_and_wait(task)
 
     @property
     def topics(self) -> int:

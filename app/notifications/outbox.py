@@ -9,7 +9,6 @@ only a crash between that acceptance and the commit marking it sent can repeat i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
 from app.core.settings import get_settings
+from app.core.tasks import cancel_and_wait
 from app.events.bus import publish
 from app.events.hub import Hub
 from app.notifications import email
@@ -103,9 +103,7 @@ class OutboxSender:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait(self._task)
 
     async def _run(self) -> None:
         async with self._hub.listen(TOPIC) as signal:

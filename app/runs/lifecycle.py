@@ -28,6 +28,7 @@ from tortoise.transactions import in_transaction
 
 from app.catalog.catalog import resolve_machine
 from app.core.settings import get_settings
+from app.core.tasks import cancel_and_wait
 from app.events import bus
 from app.events.hub import Hub
 from app.execution import mlproject
@@ -330,9 +331,7 @@ class Lifecycle:
             return False
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*(cancel_and_wait(task) for task in list(self._tasks)), return_exceptions=True)
         await self.executor.close()
         if self.tracker is not None:
             await self.tracker.close()
