@@ -11,17 +11,15 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from graphql import FieldNode
+from strawberry.types import Info
 from tortoise import connections
 from tortoise.models import Model
 
 from app.api.pagination import Connection, Keyset, connection
 from app.api.rows import hydrate
-
-if TYPE_CHECKING:
-    from app.api.context import Info
 
 T = TypeVar("T")
 
@@ -94,7 +92,7 @@ class Window:
         return [await connection(keyset, by_parent.get(str(p), []), convert) for p in parents]
 
 
-def node_fields(info: Info) -> frozenset[str] | None:
+def node_fields(info: Info[Any, Any]) -> frozenset[str] | None:
     """The GraphQL fields selected on a connection's nodes (`edges { node { … } }` and `nodes { … }`),
     or None when fragments there make it unclear (then every column is read)."""
     names: set[str] = set()
