@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -95,6 +96,19 @@ async def fresh_database(postgres_server: str) -> str:
     return await create_database(postgres_server, f"mlpatron_image_{uuid.uuid4().hex[:10]}")
 
 
+@pytest.fixture
+async def fresh_redis(redis_server: str) -> str:
+    """A Redis database of its own: the rest of the suite also calls from 127.0.0.1, and its
+    requests fill the anonymous per-IP budget that this deployment (default limits) would share."""
+    from redis.asyncio import Redis
+
+    url = urlunsplit(urlsplit(redis_server)._replace(path="/9"))
+    client = Redis.from_url(url)
+    await client.flushdb()
+    await client.aclose()
+    return url
+
+
 def test_image_runs_as_non_root_and_keeps_no_secret_in_any_layer(image: str, tmp_path: Path) -> None:
     config = json.loads(subprocess.run(["buildah", "inspect", "--type", "image", image],
                                        check=True, capture_output=True, text=True).stdout)  # fmt: skip
@@ -113,9 +127,9 @@ def test_image_runs_as_non_root_and_keeps_no_secret_in_any_layer(image: str, tmp
 
 
 def test_image_migrates_serves_the_api_and_the_spa(
-    container: str, fresh_database: str, redis_server: str, mlflow_server: str, tmp_path: Path
+    container: str, fresh_database: str, fresh_redis: str, mlflow_server: str, tmp_path: Path
 ) -> None:
-    env = {"DATABASE_URL": fresh_database, "REDIS_URL": redis_server, "MLFLOW_TRACKING_URI": mlflow_server}
+    env = {"DATABASE_URL": fresh_database, "REDIS_URL": fresh_redis, "MLFLOW_TRACKING_URI": mlflow_server}
     user = subprocess.run(run_args(container, {}, "id", "-u"), capture_output=True, text=True, check=True)
     assert user.stdout.strip() == UID
     migrate = subprocess.run(run_args(container, env, "mlpatron", "migrate"), capture_output=True, text=True, timeout=300)

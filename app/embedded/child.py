@@ -296,11 +296,7 @@ def _end(proc: subprocess.Popen[bytes], sig: int) -> None:
     except subprocess.TimeoutExpired:
         _killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    # Workers may outlive the leader by a moment; never leave any behind.
-    deadline = time.monotonic() + 5
-    while _killpg(proc.pid, 0) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    _killpg(proc.pid, signal.SIGKILL)
+    _reap_group(proc.pid, 5)  # workers may outlive the leader by a moment; never leave any behind
 
 
 def _started(pid: int) -> int | None:
@@ -314,7 +310,12 @@ def _started(pid: int) -> int | None:
 def _end_group(pgid: int, sig: int) -> None:
     """`_end` for a process that is not our child (it leads its own process group)."""
     _killpg(pgid, sig)
-    deadline = time.monotonic() + STOP_TIMEOUT
+    _reap_group(pgid, STOP_TIMEOUT)
+
+
+def _reap_group(pgid: int, timeout: float) -> None:
+    """Wait up to `timeout` for a process group to go, then kill what remains of it."""
+    deadline = time.monotonic() + timeout
     while _killpg(pgid, 0) and time.monotonic() < deadline:
         time.sleep(0.05)
     _killpg(pgid, signal.SIGKILL)
