@@ -133,13 +133,14 @@ async def test_bad_input(client, market) -> None:
 async def test_each_order_is_an_index_scan(market, order: DiscoveryOrder) -> None:
     """The page query can walk the order's index with no sort. The test database is small and
     shared by the whole suite, so the planner is told what a big table would tell it: scans that
-    need a sort (sequential, bitmap) are off, and the plan must still find an ordered index."""
+    need a sort (sequential, bitmap, or an index on a prefix of the order, then an incremental
+    sort) are off, and the plan must still find an ordered index."""
     field = order.value.lstrip("-")
     qs = discover(status=RunStatus.AWAITING_FUNDING, project_id=None, text=None, order=order)
     sql = qs.order_by(order.value, "-id" if order.value.startswith("-") else "id").limit(21).sql(params_inline=True)
     async with in_transaction() as conn:
         await conn.execute_script("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; "
-                                  "SET LOCAL enable_sort = off")
+                                  "SET LOCAL enable_sort = off; SET LOCAL enable_incremental_sort = off")
         plan = "\n".join(r["QUERY PLAN"] for r in await conn.execute_query_dict(f"EXPLAIN {sql}"))
     expected = {"created_at": "idx_runs_status_created", "gap": "idx_runs_status_gap",
                 "share": "idx_runs_status_share"}[field]
