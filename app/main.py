@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -43,6 +43,8 @@ from app.events.hub import Hub
 from app.execution.factory import build_executor
 from app.funding.webhooks import stripe_webhook
 from app.guide.routes import guide_routes
+from app.jobs.downloads import ROUTE_PREFIX as DOWNLOADS
+from app.jobs.downloads import download_routes
 from app.jobs.models import Job
 from app.jobs.recorder import JobRecorder
 from app.notifications import services as notifications
@@ -164,6 +166,16 @@ class SpaFiles(StaticFiles):
         return response
 
 
+class GZipExceptDownloads(GZipMiddleware):
+    """Artifact downloads pass untouched: compressing them would drop Content-Length and break ranges."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(DOWNLOADS):
+            await self.app(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def spa_routes(dist: Path = SPA_DIST) -> list[BaseRoute]:
     """Mounted after the API routes, and only once `make frontend` has built the SPA."""
     return [Mount("/", SpaFiles(directory=dist), name="spa")] if (dist / "index.html").is_file() else []
@@ -252,12 +264,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/unsubscribe", unsubscribe_page, methods=["GET", "POST"]),
         Route("/webhooks/stripe", stripe_webhook, methods=["POST"]),
         *guide_routes(schema.as_str(), settings),
+        *download_routes(),
         *spa_routes(),
     ]
     # Assets and JSON answers compressed (websockets pass through untouched). Level 5: on a 50 KB
     # GraphQL page level 9 costs six times the CPU (1.2 ms) for the same size.
     middleware = [Middleware(RequestBudget, settings=settings), Middleware(BodySizeLimit),
-                  Middleware(GZipMiddleware, minimum_size=1000, compresslevel=5)]
+                  Middleware(GZipExceptDownloads, minimum_size=1000, compresslevel=5)]
     if tracing:
         middleware.insert(0, Middleware(OpenTelemetryMiddleware, excluded_urls="health,ready,metrics"))
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -14,7 +14,7 @@ from app.catalog.schema import CatalogQuery
 from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
 from app.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.funding.schema import FundingMutation
-from app.jobs.schema import JobsQuery, OrphansMutation
+from app.jobs.schema import CompareRunsQuery, JobsQuery, OrphansMutation
 from app.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.notifications.subscriptions import NotificationsSubscription
@@ -29,8 +29,8 @@ class NodeQuery:
 
 
 Query = merge_types("Query", (
-    NodeQuery, AccountsQuery, ProjectsQuery, RunsQuery, RunDiscoveryQuery, JobsQuery, MLprojectQuery, CatalogQuery,
-    DiscussionsQuery, NotificationsQuery, FeedbackQuery,
+    NodeQuery, AccountsQuery, ProjectsQuery, RunsQuery, RunDiscoveryQuery, JobsQuery, CompareRunsQuery, MLprojectQuery,
+    CatalogQuery, DiscussionsQuery, NotificationsQuery, FeedbackQuery,
 ))
 Mutation = merge_types("Mutation", (
     AccountsMutation, ProjectsMutation, RunsMutation, CopyRunMutation, FundRunMutation, FundingMutation,

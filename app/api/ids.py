@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import strawberry
-from strawberry.relay import GlobalID
 
 from app.api.errors import BadInput
 from app.core import ids
@@ -13,14 +12,11 @@ from app.core import ids
 
 def decode_id(value: strawberry.ID | str, *type_names: str) -> uuid.UUID:
     """The UUID inside a global id of one of the expected types; BAD_USER_INPUT otherwise."""
-    try:
-        gid = GlobalID.from_id(str(value))
-        if type_names and gid.type_name not in type_names:
-            raise ValueError
-        return uuid.UUID(gid.node_id)
-    except Exception as exc:
+    pk = ids.decode_id(str(value), *type_names)
+    if pk is None:
         expected = " or ".join(type_names) or "an object"
-        raise BadInput(f"Malformed id: expected the id of {expected}.") from exc
+        raise BadInput(f"Malformed id: expected the id of {expected}.")
+    return pk
 
 
 def encode_id(type_name: str, pk: object) -> strawberry.ID:

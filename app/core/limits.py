@@ -32,7 +32,7 @@ TEXT_LIMITS: dict[str, int] = {
     "title": TITLE,
     "email": EMAIL, "password": PASSWORD,
     "gitUrl": URL, "uri": URL, "version": VERSION,
-    "idempotencyKey": KEY, "key": METRIC_KEY, "search": SEARCH, "token": TOKEN,
+    "idempotencyKey": KEY, "key": METRIC_KEY, "keys": METRIC_KEY, "search": SEARCH, "token": TOKEN,
     "editSummary": SHORT_TEXT, "reason": REASON, "bio": SHORT_TEXT,
     "notes": BODY, "body": BODY, "oldText": BODY, "newText": BODY, "description": FEEDBACK,
     "after": ID, "before": ID,

@@ -12,9 +12,12 @@ from strawberry.scalars import JSON
 from app.api.context import Info
 from app.api.errors import BadInput
 from app.api.nodes import ModelNode
+from app.api.pagination import Connection
 from app.core.settings import get_settings
 from app.jobs import logs
 from app.jobs.models import Job, JobLogLine
+from app.jobs.result_types import Artifact, KeyValue, Metric, artifacts_page, run_data
+from app.jobs.results import user_tags
 from app.jobs.status import JobKind, JobStatus
 from app.projects.models import Project
 from app.runs.models import Run
@@ -83,14 +86,6 @@ class JobTransitionType:
     status: JobStatus
     pending_info: str | None
     at: datetime
-
-
-@strawberry.type
-class Metric:
-    key: str
-    value: float
-    step: int
-    timestamp: float
 
 
 def check_tail(tail: int) -> None:
@@ -168,7 +163,7 @@ class JobType(ModelNode):
             points = await tracker.latest_metrics(self.mlflow_run_id)
         except TrackingError:
             return []
-        return [Metric(key=p.key, value=p.value, step=p.step, timestamp=p.timestamp) for p in points]
+        return [Metric.of(p) for p in points]
 
     @strawberry.field(description="Every logged value of one metric, by step, from MLflow.")
     async def metric_history(self, info: Info, key: str) -> list[Metric]:
@@ -179,7 +174,24 @@ class JobType(ModelNode):
             points = await tracker.metric_history(self.mlflow_run_id, key)
         except TrackingError:
             return []
-        return [Metric(key=p.key, value=p.value, step=p.step, timestamp=p.timestamp) for p in points]
+        return [Metric.of(p) for p in points]
+
+    @strawberry.field(description="The MLflow parameters the job logged, by key.")
+    async def params(self, info: Info) -> list[KeyValue]:
+        data = await run_data(info, self.mlflow_run_id)
+        return [KeyValue(key=k, value=v) for k, v in sorted(data.params.items())] if data else []
+
+    @strawberry.field(description="The MLflow tags the job set, by key (not MLflow's `mlflow.*` nor the "
+                                  "platform's `mlpatron.*`).")
+    async def tags(self, info: Info) -> list[KeyValue]:
+        data = await run_data(info, self.mlflow_run_id)
+        return [KeyValue(key=k, value=v) for k, v in user_tags(data.tags).items()] if data else []
+
+    @strawberry.field(description="One directory of the job's MLflow artifacts (`path` empty: the root), by path. "
+                                  "Empty when `path` is no directory.")
+    async def artifacts(self, info: Info, path: str = "", first: int | None = None,
+                        after: str | None = None) -> Connection[Artifact]:
+        return await artifacts_page(info, self.id, self.mlflow_run_id, path, first, after)
 
     @strawberry.field(description="Pending jobs ahead of this one (1 = next), or null when not pending.")
     async def queue_position(self, info: Info) -> int | None:

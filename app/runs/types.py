@@ -19,6 +19,7 @@ from app.funding import ledger
 from app.funding.loaders import ledger_page, run_fundings
 from app.funding.types import FundingType, LedgerEntryType
 from app.jobs.models import Job
+from app.jobs.result_types import RunResults, run_results
 from app.jobs.status import JobStatus
 from app.projects.models import Project
 from app.projects.types import ProjectType
@@ -120,6 +121,11 @@ class RunType(ModelNode):
     async def funded_job(self, info: Info) -> Annotated[JobType, strawberry.lazy("app.jobs.types")] | None:
         row = await self._job(info, self.funded_job_id)
         return ModelNode.of(row) if row else None
+
+    @strawberry.field(description="Final value of every metric of the funded job (the dryrun's before there is "
+                                  "one), with the step it was logged at; null before any job logged to MLflow.")
+    async def results(self, info: Info) -> RunResults | None:
+        return await run_results(info, await info.context.loaders.require(Run, self.id))
 
     @strawberry.field(description="While in `dryrun` or `funded`: the active job's status (pending or running).")
     async def active_job_status(self, info: Info) -> JobStatus | None:

@@ -9,9 +9,15 @@ connection to be accepted (up to `wait_seconds`) instead of failing the job.
 from __future__ import annotations
 
 import asyncio
+import enum
+import math
+import sys
 import time
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -20,12 +26,69 @@ class TrackingError(Exception):
     pass
 
 
+class ArtifactNotFound(TrackingError):
+    pass
+
+
+class MetricSpecial(enum.Enum):
+    """A metric value JSON cannot carry as a number."""
+
+    NAN = "NAN"
+    INF = "INF"
+    NEG_INF = "NEG_INF"
+
+
 @dataclass(frozen=True)
 class MetricPoint:
     key: str
     value: float
     step: int
     timestamp: int
+
+    @property
+    def special(self) -> MetricSpecial | None:
+        """NaN arrives as the string "NaN"; MLflow's SQL store saves ±Inf as ±DBL_MAX (it has no
+        infinity), so ±DBL_MAX reads back as the infinity that was logged."""
+        if math.isnan(self.value):
+            return MetricSpecial.NAN
+        if math.isinf(self.value) or abs(self.value) == sys.float_info.max:
+            return MetricSpecial.INF if self.value > 0 else MetricSpecial.NEG_INF
+        return None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any], key: str | None = None) -> MetricPoint:
+        return cls(key=key or raw["key"], value=float(raw["value"]), step=int(raw.get("step", 0)),
+                   timestamp=int(raw.get("timestamp", 0)))
+
+
+@dataclass(frozen=True)
+class RunData:
+    """What a job logged: parameters, tags and the latest value of each metric."""
+
+    params: dict[str, str]
+    tags: dict[str, str]
+    metrics: list[MetricPoint]
+    artifact_uri: str
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    path: str  # relative to the run's artifact root, "/"-separated
+    is_dir: bool
+    size: int | None  # bytes; None for directories
+
+
+@dataclass(frozen=True)
+class ArtifactStream:
+    """An artifact's bytes as MLflow answers them (200, or 206 for a Range), read chunk by chunk."""
+
+    status: int
+    headers: Mapping[str, str]
+    chunks: AsyncIterator[bytes]
+
+
+# What a download passes through from MLflow's answer (Content-Type is the platform's choice).
+_PASSED_HEADERS = ("content-length", "content-range", "accept-ranges", "etag", "last-modified")
 
 
 class MlflowTracker:
@@ -84,20 +147,67 @@ class MlflowTracker:
             "run_id": run_id, "status": status, "end_time": int(time.time() * 1000),
         })
 
+    async def run_data(self, run_id: str) -> RunData:
+        run = (await self._call("GET", "runs/get", params={"run_id": run_id}))["run"]
+        data = run.get("data", {})
+        return RunData(
+            params={p["key"]: p["value"] for p in data.get("params", [])},
+            tags={t["key"]: t["value"] for t in data.get("tags", [])},
+            metrics=[MetricPoint.of(m) for m in data.get("metrics", [])],
+            artifact_uri=run["info"].get("artifact_uri", ""),
+        )
+
     async def latest_metrics(self, run_id: str) -> list[MetricPoint]:
-        body = await self._call("GET", "runs/get", params={"run_id": run_id})
-        return [
-            MetricPoint(key=m["key"], value=float(m["value"]), step=int(m.get("step", 0)),
-                        timestamp=int(m.get("timestamp", 0)))
-            for m in body["run"].get("data", {}).get("metrics", [])
-        ]
+        return (await self.run_data(run_id)).metrics
 
     async def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         body = await self._call("GET", "metrics/get-history", params={"run_id": run_id, "metric_key": key,
                                                                          "max_results": 25000})
-        points = [
-            MetricPoint(key=key, value=float(m["value"]), step=int(m.get("step", 0)),
-                        timestamp=int(m.get("timestamp", 0)))
-            for m in body.get("metrics", [])
-        ]
+        points = [MetricPoint.of(m, key) for m in body.get("metrics", [])]
         return sorted(points, key=lambda p: (p.step, p.timestamp))
+
+    async def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactEntry]:
+        """The entries of one directory of the run's artifacts (empty when `path` is no directory)."""
+        entries: list[ArtifactEntry] = []
+        params = {"run_id": run_id} | ({"path": path} if path else {})
+        while True:
+            body = await self._call("GET", "artifacts/list", params=params)
+            entries += [ArtifactEntry(path=f["path"], is_dir=bool(f.get("is_dir")),
+                                      size=None if f.get("is_dir") else int(f.get("file_size", 0)))
+                        for f in body.get("files", [])]
+            if not body.get("next_page_token"):
+                return entries
+            params["page_token"] = body["next_page_token"]
+
+    @asynccontextmanager
+    async def open_artifact(self, run_id: str, path: str, range_header: str | None = None,
+                            if_range: str | None = None) -> AsyncIterator[ArtifactStream]:
+        """Stream one file through the server's proxied artifact store (`mlflow-artifacts:`): the
+        platform never reads the bucket. `path` must already be a safe relative path. Raises
+        ArtifactNotFound when there is no such file (or it is a directory)."""
+        root = (await self.run_data(run_id)).artifact_uri
+        if not root.startswith("mlflow-artifacts:"):
+            raise TrackingError("The run's artifacts are not served by the tracking server "
+                                "(start it with --serve-artifacts).")
+        location = root.removeprefix("mlflow-artifacts:").strip("/")
+        url = f"{self.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{quote(f'{location}/{path}')}"
+        # identity: MLflow must send the stored bytes, or Content-Length and ranges would not match them.
+        headers = {"accept-encoding": "identity"}
+        if range_header:
+            headers["range"] = range_header
+            if if_range:
+                headers["if-range"] = if_range
+        try:
+            async with self._http.stream("GET", url, headers=headers,
+                                         timeout=httpx.Timeout(15, read=60)) as response:
+                if response.status_code in (400, 404):  # a directory is a 400 INVALID_PARAMETER_VALUE
+                    raise ArtifactNotFound(path)
+                if response.status_code >= 400 and response.status_code != 416:
+                    raise TrackingError(f"MLflow answered {response.status_code} for an artifact")
+                yield ArtifactStream(
+                    status=response.status_code,
+                    headers={k: v for k in _PASSED_HEADERS if (v := response.headers.get(k)) is not None},
+                    chunks=response.aiter_raw(),
+                )
+        except httpx.HTTPError as exc:
+            raise TrackingError(f"MLflow unreachable at {self.tracking_uri}: {exc}") from exc
