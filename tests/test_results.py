@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from app.core.ids import encode_id
+from app.embedded.ports import free_port
 from app.jobs.results import MAX_COMPARE_KEYS, MAX_COMPARE_RUNS
 from tests.api_process import ApiProcess, replica_env
 from tests.client import GraphQLClient, Person
@@ -236,6 +237,8 @@ async def test_download_is_byte_identical_resumable_and_memory_flat(results: Res
         unicode = await http.get(f"{replica.url}/artifacts/{results.job_id}/plots/r%C3%A9sum%C3%A9%20final.txt")
         assert unicode.status_code == 200 and unicode.text == "unicode name"
         assert unicode.headers["content-disposition"] == "attachment; filename*=utf-8''r%C3%A9sum%C3%A9%20final.txt"
+        head = await http.head(url)
+        assert head.status_code == 200 and head.headers["content-length"] == str(BIG_MB * 2**20) and not head.content
         beyond = await http.get(url, headers={"Range": f"bytes={BIG_MB * 2**20}-"})
         assert beyond.status_code == 416
 
@@ -341,3 +344,22 @@ async def test_compare_runs_in_one_round_trip(results: Results, client: GraphQLC
         "runIds.1", "runIds.2", "runIds.3"]
     long_key = await client.error(q, {"runs": [results.run_id], "keys": ["x" * 251]})
     assert long_key["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_an_unreachable_tracking_server_is_a_clear_503(results: Results, settings, work_dir: Path) -> None:
+    env = replica_env(settings) | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
+    process = ApiProcess(env, work_dir / "results-no-mlflow.log")
+    try:
+        await asyncio.to_thread(process.wait_ready)
+        async with httpx.AsyncClient(base_url=process.url, timeout=30) as http:
+            response = await http.get(f"/artifacts/{results.job_id}/README.md")
+            assert response.status_code == 503 and response.json()["code"] == "SERVICE_UNAVAILABLE", response.text
+        # The download route answers for itself: nothing unhandled in the log. (GraphQL errors, expected
+        # ones included, are logged with their cause by strawberry; the response is what is checked there.)
+        assert "Traceback" not in process.log_text()
+        async with GraphQLClient(process.url) as client:
+            error = await client.error("query($id: ID!) { job(id: $id) { params { key } } }", {"id": results.job_id})
+            assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE" and error["extensions"]["retryAfterSeconds"] > 0
+            assert "Traceback" not in json.dumps(error) and "127.0.0.1" not in error["message"]
+    finally:
+        process.stop()

@@ -73,8 +73,11 @@ async def download_artifact(request: Request) -> Response:
         "content-disposition": content_disposition(name),
         "x-content-type-options": "nosniff",
     }
-    return StreamingResponse(body(), status_code=stream.status, headers=headers,
-                             media_type=mimetypes.guess_type(name)[0] or "application/octet-stream",
+    media_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    if request.method == "HEAD":  # the headers only: never pull the file from MLflow for nothing
+        await upstream.aclose()
+        return Response(status_code=stream.status, headers=headers, media_type=media_type)
+    return StreamingResponse(body(), status_code=stream.status, headers=headers, media_type=media_type,
                              background=BackgroundTask(upstream.aclose))  # when the body never started
 
 
