@@ -48,6 +48,7 @@ from app.jobs.downloads import download_routes
 from app.jobs.models import Job
 from app.jobs.recorder import JobRecorder
 from app.notifications import services as notifications
+from app.notifications.funded import FundingNotifier
 from app.notifications.outbox import OutboxSender
 from app.notifications.web import unsubscribe_page
 from app.runs import activity
@@ -125,7 +126,8 @@ async def start_runtime(settings: Settings) -> Services:
     # A run's status change: its streams, then notifications.
     lifecycle.on_run_status(activity.run_status_events)
     lifecycle.on_run_status(notifications.on_run_status)
-    lifecycle.on_funding(notifications.notify_run_funded)
+    funding_notices = FundingNotifier()
+    lifecycle.on_funding(funding_notices.funding_committed)
     if settings.executor == "local":
         lifecycle.start_cancel_listener()
     if settings.run_watcher:
@@ -133,10 +135,13 @@ async def start_runtime(settings: Settings) -> Services:
     # Every process sends mail: claims skip rows another sender holds.
     outbox = OutboxSender(hub)
     outbox.start()
-    return Services(redis=redis, hub=hub, lifecycle=lifecycle, outbox=outbox, tracker=tracker)
+    funding_notices.start()
+    return Services(redis=redis, hub=hub, lifecycle=lifecycle, outbox=outbox, funding_notices=funding_notices,
+                    tracker=tracker)
 
 
 async def stop_runtime(services: Services) -> None:
+    await services.funding_notices.close()
     await services.outbox.close()
     await services.lifecycle.close()
     await services.hub.close()

@@ -9,7 +9,9 @@ not share an event loop with the server. Estimates are set so no run ever reache
 measures funding, not job start-up. The floor uses an asyncpg pool as large as the app's (5).
 
 One run: every funding waits for the same run-row lock, so both sides serialise and the ratio shows
-the per-funding overhead of HTTP + GraphQL + auth + ORM + the run event. Many runs: fundings spread
+the per-funding overhead of HTTP + GraphQL + auth + ORM + the run event. The API's CPU per funding
+is counted until the RUN_FUNDED notices of the scenario's fundings are written (in the background),
+and the notifications are counted at the end: one per API funding (the owner is told of each). Many runs: fundings spread
 over `--runs` runs. Client, server and PostgreSQL share this machine's cores: compare ratios, not
 absolute numbers, across machines.
 """
@@ -206,6 +208,16 @@ def floor_calls(pool: asyncpg.Pool, patrons: list[tuple[uuid.UUID, str]],
     return [call(user_id, runs[i % len(runs)]) for i, (user_id, _) in enumerate(patrons)]
 
 
+async def notices_written(pool: asyncpg.Pool) -> float:
+    """Seconds until no RUN_FUNDED notice is pending (the API writes them after the response)."""
+    t0 = time.perf_counter()
+    async with asyncio.timeout(60):
+        while True:
+            if not await pool.fetchval("SELECT count(*) FROM fundings WHERE notice_funded_cents IS NOT NULL"):
+                return time.perf_counter() - t0
+            await asyncio.sleep(0.01)
+
+
 # ---- main ------------------------------------------------------------------------------------
 
 
@@ -241,15 +253,19 @@ async def bench(server_url: str, redis_url: str, n: int, n_runs: int) -> None:
                                                      (f"{n_runs} runs", app_runs, floor_runs)):
                 cpu = cpu_seconds(api.pid)
                 app = await timed(api_calls(http, patrons, app_targets))
+                lag = await notices_written(pool)  # their CPU is the funding's too
                 cpu = cpu_seconds(api.pid) - cpu
                 floor = await timed(floor_calls(pool, patrons, floor_targets))
                 print(f"{name:<14}{app.rate:>9.0f}{app.p50:>9.1f}{app.pct(0.99):>9.1f}   "
                       f"{floor.rate:>10.0f}{floor.p50:>9.1f}{floor.pct(0.99):>9.1f}   {floor.rate / app.rate:>8.1f}x"
-                      f"   (API CPU {cpu / n * 1000:.2f} ms per funding)")
+                      f"   (API CPU {cpu / n * 1000:.2f} ms per funding; notices written {lag * 1000:.0f} ms later)")
+            told = await pool.fetchval("SELECT count(*) FROM notifications WHERE kind = 'RUN_FUNDED'")
+            print(f"\nRUN_FUNDED notifications: {told} for {20 + 2 * n} API fundings (one each: "
+                  f"{'yes' if told == 20 + 2 * n else 'NO'})")
         from app.funding.audit import check_ledger
 
         problems = await check_ledger()  # the floor writes the same balanced rows: both must keep the books
-        print("\nledger check:", "passed" if not problems else f"{len(problems)} problem(s): {problems[:3]}")
+        print("ledger check:", "passed" if not problems else f"{len(problems)} problem(s): {problems[:3]}")
     finally:
         await pool.close()
         api.terminate()

@@ -146,7 +146,8 @@ async def test_messages_say_who_what_and_how_much_in_dollars(make_person, servic
     await Run.filter(id=run.id).update(status="cancelled")
     await notify_run_status(run.id, "awaiting_funding", "cancelled")
 
-    assert await _messages(owner, "RUN_FUNDED") == [
+    # Written in the background (app/notifications/funded.py), with the progress as of the funding.
+    assert await eventually(lambda: _messages(owner, "RUN_FUNDED"), bool) == [
         f'{patron.handle} funded $5.00 of "lr sweep" in Disc: $5.00 funded, $995.00 to go.']
     assert await _messages(owner, "RUN_STATUS_CHANGED") == [
         'The dryrun of "lr sweep" in Disc succeeded: the run needs $1,000.00 to start.',
@@ -155,6 +156,27 @@ async def test_messages_say_who_what_and_how_much_in_dollars(make_person, servic
     assert await _messages(patron, "RUN_FUNDED") == []  # the funder knows already
     assert await _messages(patron, "RUN_STATUS_CHANGED") == [
         '"lr sweep" in Disc was cancelled; $5.00 was refunded to its patrons.']
+
+
+async def test_each_funding_is_told_once_however_many_notifiers_race(make_person, services) -> None:
+    """RUN_FUNDED is written after the funding's commit by whichever notifier claims it first: several
+    racing (processes) and the app's own still tell the owner exactly once per funding."""
+    import asyncio
+
+    from app.funding.models import Funding
+    from app.notifications.funded import notify_pending
+
+    owner = await make_person("nowner")
+    patrons = [await make_person(f"npat{i}") for i in range(12)]
+    run = await _run(owner.user_id, await project_of(owner))
+    await asyncio.gather(_fund(services, run, *patrons[:6]), _fund(services, run, *patrons[6:]),
+                         *(notify_pending(batch=2) for _ in range(4)))
+    await asyncio.gather(*(notify_pending(batch=2) for _ in range(4)))
+    await eventually(lambda: Funding.filter(run_id=run.id, notice_funded_cents__isnull=False).count(), lambda n: n == 0)
+    told = await _messages(owner, "RUN_FUNDED")  # committed with the marks' clearing
+    # One per funding, each with the run's total right after it: $5, $10, … $60 in some order.
+    assert sorted(m.split(" funded $5.00 of")[0] for m in told) == sorted(p.handle for p in patrons)
+    assert sorted(int(m.split(": $")[1].split(".00 funded")[0]) for m in told) == [5 * n for n in range(1, 13)]
 
 
 async def test_mail_written_during_an_smtp_outage_arrives_once_when_it_returns(make_person, settings) -> None:

@@ -71,3 +71,15 @@ async def test_concurrent_calls_never_take_more_than_the_limit(api: str, service
     results = await asyncio.gather(*(ratelimit.hit(services, name, "s", 5, 60) for _ in range(40)), return_exceptions=True)
     assert sum(r is None for r in results) == 5
     assert all(isinstance(r, RateLimited) for r in results if r is not None)
+
+
+async def test_more_concurrent_calls_than_redis_connections_are_all_counted_in_redis(api: str, services) -> None:
+    """Concurrent calls share pipelined round trips: beyond the client's pool size (100) none is
+    decided without Redis (which would count per process), and exactly `limit` are accepted."""
+    name, limit = bucket(), 250
+    fallbacks = ratelimit.FALLBACKS.labels(name, "local")
+    results = await asyncio.gather(*(ratelimit.hit(services, name, "s", limit, 60) for _ in range(300)),
+                                   return_exceptions=True)
+    assert sum(r is None for r in results) == limit
+    assert all(isinstance(r, RateLimited) for r in results if r is not None)
+    assert fallbacks._value.get() == 0

@@ -11,7 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerifyMismatchError
+from tortoise import connections
 from tortoise.exceptions import IntegrityError
+from tortoise.models import Model
 from tortoise.transactions import in_transaction
 
 from app.accounts.models import ApiKey, Session, User
@@ -180,14 +182,45 @@ async def authenticate_api_key(secret: str) -> tuple[User, ApiKey] | None:
     if not secret.startswith(API_KEY_PREFIX):
         return None
     key_hash = sha256(secret)
+    now = datetime.now(UTC)
     key = _key_cache.get(key_hash)
     if key is None:
-        key = await ApiKey.filter(key_hash=key_hash, revoked_at=None).select_related("user").first()
+        key = await _look_up_key(key_hash, now)
         if key is None:
             return None
         _key_cache.put(key, get_settings().api_key_cache_seconds)
-    now = datetime.now(UTC)
-    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+    elif key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         key.last_used_at = now
         await ApiKey.filter(id=key.id).update(last_used_at=now)
     return key.user, key
+
+
+def _columns(model: type[Model], alias: str, prefix: str) -> str:
+    return ", ".join(f"{alias}.{c} AS {prefix}{c}" for c in model._meta.fields_db_projection.values())
+
+
+# A cache miss in one statement: the live key, its user, and last_used_at written if it is stale.
+# $1 key hash, $2 now, $3 now - LAST_USED_RESOLUTION.
+_LOOK_UP_KEY = f"""
+WITH k AS (
+    SELECT * FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL
+), touched AS (
+    UPDATE api_keys a SET last_used_at = $2 FROM k
+    WHERE a.id = k.id AND (k.last_used_at IS NULL OR k.last_used_at < $3) RETURNING a.id
+)
+SELECT {_columns(ApiKey, "k", "k_")}, {_columns(User, "u", "u_")}, EXISTS (SELECT FROM touched) AS touched
+FROM k JOIN users u ON u.id = k.user_id
+"""
+
+
+async def _look_up_key(key_hash: str, now: datetime) -> ApiKey | None:
+    rows = await connections.get("default").execute_query_dict(_LOOK_UP_KEY, [key_hash, now,
+                                                                             now - LAST_USED_RESOLUTION])
+    if not rows:
+        return None
+    row = rows[0]
+    key = ApiKey._init_from_db(**{c[2:]: v for c, v in row.items() if c.startswith("k_")})
+    key.user = User._init_from_db(**{c[2:]: v for c, v in row.items() if c.startswith("u_")})
+    if row["touched"]:
+        key.last_used_at = now
+    return key

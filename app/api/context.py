@@ -18,6 +18,7 @@ from app.api.loaders import Loaders
 from app.core.telemetry import current_trace_id
 from app.events.hub import Hub
 from app.events.streams import Position
+from app.notifications.funded import FundingNotifier
 from app.notifications.outbox import OutboxSender
 from app.runs.lifecycle import Lifecycle
 from app.tracking.mlflow import MlflowTracker
@@ -34,6 +35,7 @@ class Services:
     hub: Hub
     lifecycle: Lifecycle
     outbox: OutboxSender
+    funding_notices: FundingNotifier
     tracker: MlflowTracker | None = None
 
 

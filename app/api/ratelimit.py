@@ -15,13 +15,16 @@ limits fall back to the same sliding window kept in this process's memory.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 import math
 import time
 import uuid
+import weakref
 
 from prometheus_client import Counter
+from redis.asyncio import Redis
 
 from app.api.context import Services
 from app.api.errors import RateLimited, ServiceUnavailable
@@ -81,6 +84,52 @@ class LocalWindow:
 _local = LocalWindow()
 
 
+class ScriptBatches:
+    """Concurrent calls' scripts go to Redis together, pipelined on one connection. One EVAL per
+    call would check out a pooled connection each: 200 concurrent requests ran the pool (100)
+    dry, and every request beyond it was decided without Redis. A batch is one connection and one
+    round trip; each script still runs atomically on Redis, so the count stays exact across
+    replicas. Calls arriving while a batch is on its way form the next one."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._queued: list[tuple[tuple[str, int, int, str], asyncio.Future[int]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def run(self, key: str, window_seconds: int, limit: int, member: str) -> int:
+        """The script's answer for one call."""
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queued.append(((key, window_seconds, limit, member), future))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send(), name="ratelimit-batches")
+        return await future
+
+    async def _send(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for args, _ in batch:
+                        pipe.eval(_SCRIPT, 1, *args)
+                    answers = await pipe.execute(raise_on_error=False)
+            except asyncio.CancelledError:
+                for _, future in batch:
+                    future.cancel()
+                raise
+            except Exception as exc:  # the whole batch failed (Redis away): every call decides without it
+                answers = [exc] * len(batch)
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if future.done():  # its caller went away
+                    continue
+                if isinstance(answer, Exception):
+                    future.set_exception(answer)
+                else:
+                    future.set_result(int(answer))
+
+
+_batches: weakref.WeakKeyDictionary[Redis, ScriptBatches] = weakref.WeakKeyDictionary()
+
+
 async def hit(services: Services, bucket: str, subject: str, limit: int, window_seconds: int) -> None:
     """Count one call; raise RATE_LIMITED with the true `retryAfterSeconds` once `limit` calls
     fall within the last `window_seconds`."""
@@ -97,7 +146,8 @@ async def _shared_wait(services: Services, key: str, limit: int, window_seconds:
     if not services.hub.is_connected:  # a known outage: do not wait for a connect timeout
         return None
     try:
-        return int(await services.redis.eval(_SCRIPT, 1, key, window_seconds, limit, uuid.uuid4().hex)) / 1e6
+        batches = _batches.get(services.redis) or _batches.setdefault(services.redis, ScriptBatches(services.redis))
+        return await batches.run(key, window_seconds, limit, uuid.uuid4().hex) / 1e6
     except UNAVAILABLE as exc:
         log.warning("rate limit %s decided without Redis: %s", key, str(exc) or type(exc).__name__)
         return None

@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from tortoise import connections
 
 from app.events import bus
 
+# $1 stream, $2 kind, $3 the payloads (json text, in order): one row lock on the stream's
+# counter for the whole run of events, which take the next len($3) seqs.
 _APPEND = """
-WITH s AS (
-    INSERT INTO event_streams (stream, last_seq) VALUES ($1::varchar, 1)
-    ON CONFLICT (stream) DO UPDATE SET last_seq = event_streams.last_seq + 1
+WITH p AS (
+    SELECT payload::jsonb AS payload, ord FROM unnest($3::text[]) WITH ORDINALITY AS t(payload, ord)
+), s AS (
+    INSERT INTO event_streams (stream, last_seq) VALUES ($1::varchar, (SELECT count(*) FROM p))
+    ON CONFLICT (stream) DO UPDATE SET last_seq = event_streams.last_seq + (SELECT count(*) FROM p)
     RETURNING last_seq
 )
 INSERT INTO events (stream, seq, kind, payload, created_at)
-SELECT $1::varchar, last_seq, $2, $3::jsonb, now() FROM s
+SELECT $1::varchar, s.last_seq - (SELECT count(*) FROM p) + p.ord, $2, p.payload, now() FROM s, p
 RETURNING seq
 """
 
@@ -25,9 +30,14 @@ async def append(stream: str, kind: str, payload: dict[str, Any]) -> int:
     """Append an event to `stream` (e.g. `run:<id>`) with the stream's next seq, then wake
     subscribers. Call it after the commit of the change it reports: the wake-up must not reach
     a subscriber before the change is visible. Returns the seq."""
+    return (await append_many(stream, kind, [payload]))[-1]
+
+
+async def append_many(stream: str, kind: str, payloads: Sequence[dict[str, Any]]) -> list[int]:
+    """`append` for several events of one kind in one statement and one wake-up; their seqs, in order."""
     rows = await connections.get("default").execute_query_dict(
-        _APPEND, [stream, kind, json.dumps(payload, default=str)]
+        _APPEND, [stream, kind, [json.dumps(p, default=str) for p in payloads]]
     )
-    seq = int(rows[0]["seq"])
-    await bus.publish(stream, {"seq": seq, "kind": kind})
-    return seq
+    seqs = sorted(int(r["seq"]) for r in rows)
+    await bus.publish(stream, {"seq": seqs[-1], "kind": kind})
+    return seqs

@@ -117,6 +117,9 @@ class Funding(Entity):
     # Set at settlement: back to where the money came from, and surplus kept by the project.
     refunded_cents = fields.BigIntField(default=0)
     to_project_cents = fields.BigIntField(default=0)
+    # Until the run's creator and project owner are told (RUN_FUNDED, app.notifications.funded):
+    # the run's funded total right after this funding, which the notice reports; then NULL.
+    notice_funded_cents = fields.BigIntField(null=True)
 
     class Meta:
         table = "fundings"

@@ -179,6 +179,19 @@ async def followers(project_id: Any) -> list[str]:
 # ---- delivery ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Notice:
+    """One message of a kind to its recipients (user ids, distinct)."""
+
+    recipients: list[str]
+    payload: dict[str, Any]
+    project_id: Any = None
+
+
+def distinct_recipients(recipients: Iterable[Any]) -> list[str]:
+    return list(dict.fromkeys(str(r) for r in recipients if r is not None))
+
+
 async def notify(kind: NotificationKind | str, recipients: Iterable[Any], payload: dict[str, Any],
                  project_id: Any = None) -> list[Notification]:
     """Notify each distinct recipient once, by their preferences for `kind`.
@@ -187,43 +200,64 @@ async def notify(kind: NotificationKind | str, recipients: Iterable[Any], payloa
     Returns the in-app notifications written.
     """
     kind = NotificationKind(kind)
-    user_ids = list(dict.fromkeys(str(r) for r in recipients if r is not None))
-    if not user_ids:
+    notice = Notice(distinct_recipients(recipients), payload, project_id)
+    if not notice.recipients:
         return []
-    prefs = await _effective(user_ids, kind)
-    message = render_message(kind, payload)
-    rows = [Notification(user_id=uid, kind=kind.value, project_id=project_id, message=message, payload=payload)
-            for uid in user_ids if prefs[uid].in_app]
-    emailed = [uid for uid in user_ids if prefs[uid].email] if email.email_enabled() else []
     async with in_transaction() as conn:
-        if rows:
-            await Notification.bulk_create(rows, using_db=conn)
-        mails = await _emails(kind, emailed, message, payload, conn)
-    for row in rows:
-        await events.append(f"user:{row.user_id}", "notification",
-                            {"id": encode_id("Notification", row.id), "kind": kind.value})
-    if mails:
-        await outbox.announce()
+        rows, mails = await write(kind, [notice], conn)
+    await announce(kind, rows, mails)
     return rows
 
 
-async def _emails(kind: NotificationKind, user_ids: list[str], message: str, payload: dict[str, Any],
+async def write(kind: NotificationKind, notices: Sequence[Notice],
+                conn: BaseDBAsyncClient) -> tuple[list[Notification], int]:
+    """The in-app rows and queued emails of `notices` (by each recipient's preferences), in the
+    caller's transaction: (rows written, emails queued). Call `announce` after it commits."""
+    prefs = await _effective(list({uid: None for n in notices for uid in n.recipients}), kind)
+    rows: list[Notification] = []
+    wanted: list[tuple[str, str, dict[str, Any]]] = []  # (user id, message, payload) to email
+    emailing = email.email_enabled()
+    for notice in notices:
+        message = render_message(kind, notice.payload)
+        rows += [Notification(user_id=uid, kind=kind.value, project_id=notice.project_id, message=message,
+                              payload=notice.payload) for uid in notice.recipients if prefs[uid].in_app]
+        if emailing:
+            wanted += [(uid, message, notice.payload) for uid in notice.recipients if prefs[uid].email]
+    if rows:
+        await Notification.bulk_create(rows, using_db=conn)
+    return rows, await _emails(kind, wanted, conn)
+
+
+async def announce(kind: NotificationKind, rows: Sequence[Notification], mails: int) -> None:
+    """After the commit of `write`: a `user:<id>` event per row (the realtime wake-up; one
+    statement per user), then the outbox sender is woken."""
+    per_user: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        per_user.setdefault(str(row.user_id), []).append(
+            {"id": encode_id("Notification", row.id), "kind": kind.value})
+    for user_id, payloads in per_user.items():
+        await events.append_many(f"user:{user_id}", "notification", payloads)
+    if mails:
+        await outbox.announce()
+
+
+async def _emails(kind: NotificationKind, wanted: list[tuple[str, str, dict[str, Any]]],
                   conn: BaseDBAsyncClient) -> int:
-    """Queue one email per user (with its own unsubscribe token) in the caller's transaction."""
-    if not user_ids:
+    """Queue one email per (user, message), each with its own unsubscribe token, in the caller's transaction."""
+    if not wanted:
         return 0
-    users = await User.filter(id__in=user_ids).using_db(conn)
-    tokens = {str(u.id): secrets.token_urlsafe(24) for u in users}
+    addresses = {str(u.id): u.email for u in await User.filter(id__in={uid for uid, _, _ in wanted}).using_db(conn)}
+    mails = [(uid, message, payload, secrets.token_urlsafe(24)) for uid, message, payload in wanted if uid in addresses]
     await UnsubscribeToken.bulk_create(
-        [UnsubscribeToken(user_id=uid, kind=kind.value, token_hash=_sha256(t)) for uid, t in tokens.items()],
+        [UnsubscribeToken(user_id=uid, kind=kind.value, token_hash=_sha256(token)) for uid, _, _, token in mails],
         using_db=conn)
-    base, link = get_settings().public_url, _link(kind, payload)
+    base = get_settings().public_url
     await outbox.enqueue([
-        email.OutgoingEmail(to=u.email, subject=message, text=f"{message}\n\n{link}",
-                            unsubscribe_url=f"{base}/unsubscribe?token={tokens[str(u.id)]}")
-        for u in users
+        email.OutgoingEmail(to=addresses[uid], subject=message, text=f"{message}\n\n{_link(kind, payload)}",
+                            unsubscribe_url=f"{base}/unsubscribe?token={token}")
+        for uid, message, payload, token in mails
     ], conn)
-    return len(users)
+    return len(mails)
 
 
 async def notify_run_status(run_id: Any, old_status: str, new_status: str) -> list[Notification]:
@@ -259,22 +293,6 @@ async def _money_words(run: Run, fundings: list[Funding]) -> dict[str, str]:
         "patrons": patrons or "nobody", "cost": dollars(cost[0] or 0) if cost else dollars(0),
         "surplus": "; " + " and ".join(surplus) if surplus else "",
     }
-
-
-async def notify_run_funded(funding: Funding, run: Run) -> list[Notification]:
-    """After a funding commits: the run's creator and the project's owner hear who gave how much
-    (not the funder, who just did it)."""
-    project = await run.project
-    funder = await User.get(id=funding.funder_id)
-    gap = run.funding_gap_cents
-    payload = {
-        "runId": encode_id("Run", run.id), "runTitle": run.title,
-        "projectId": encode_id("Project", run.project_id), "projectTitle": project.title,
-        "funderHandle": funder.handle, "amountCents": funding.amount_cents, "amount": dollars(funding.amount_cents),
-        "progress": f"{dollars(run.funded_cents)} funded, {dollars(gap)} to go" if gap > 0 else "fully funded",
-    }
-    recipients = [r for r in (run.creator_id, project.owner_id) if str(r) != str(funding.funder_id)]
-    return await notify(NotificationKind.RUN_FUNDED, recipients, payload, project_id=run.project_id)
 
 
 async def on_run_status(run: Run, old_status: str) -> None:

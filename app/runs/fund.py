@@ -115,7 +115,9 @@ async def _replay(user: User, key: str, run_id: uuid.UUID, amount_cents: int) ->
 # The whole funding in one statement, so the run's row lock is held only while PostgreSQL runs it
 # (never across round trips that wait behind other requests on this process's event loop). Order:
 # the run row is locked first, then the wallet (or the project); nothing is written unless every
-# check passes. $1 run, $2 funder, $3 amount offered, $4 source, $5 funding id, $6 now, $7 surplus
+# check passes. The funding is written with its RUN_FUNDED notice pending (`notice_funded_cents`:
+# the run's new funded total), which `app.notifications.funded` writes after the commit, off this
+# request. $1 run, $2 funder, $3 amount offered, $4 source, $5 funding id, $6 now, $7 surplus
 # policy, $8 ledger transaction id, $9 ledger kind, $10 memo prefix, $11-$14 ledger accounts
 # (credit, cash, project balance, escrow), $15 fundable status, $16 funded status.
 _FUND = """
@@ -150,8 +152,8 @@ WITH run AS (
     FROM moved m WHERE r.id = $1 RETURNING r.*
 ), funding AS (
     INSERT INTO fundings (id, created_at, run_id, funder_id, amount_cents, credit_cents, cash_cents,
-                          project_balance_cents, surplus_policy, refunded_cents, to_project_cents)
-    SELECT $5, $6, $1, $2, amount, credit, cash, from_project, $7, 0, 0 FROM moved
+                          project_balance_cents, surplus_policy, refunded_cents, to_project_cents, notice_funded_cents)
+    SELECT $5, $6, $1, $2, m.amount, m.credit, m.cash, m.from_project, $7, 0, 0, f.funded_cents FROM moved m, funded f
 ), txn AS (
     INSERT INTO ledger_transactions (id, created_at, kind, memo, user_id, project_id, run_id)
     SELECT $8, $6, $9, left(format($10::text, r.title), 300), $2, r.project_id, $1 FROM run r, moved
