@@ -24,6 +24,7 @@ from tests.api_process import ApiProcess, replica_env
 from tests.client import GraphQLClient, Person
 from tests.experiments import create_run, make_project, pk, wait_run
 from tests.repos import Repo, git
+from tests.test_money_support import give_credit
 
 BIG_MB = 50
 BIG_SEED = 16
@@ -239,8 +240,19 @@ async def test_download_is_byte_identical_resumable_and_memory_flat(results: Res
         assert unicode.headers["content-disposition"] == "attachment; filename*=utf-8''r%C3%A9sum%C3%A9%20final.txt"
         head = await http.head(url)
         assert head.status_code == 200 and head.headers["content-length"] == str(BIG_MB * 2**20) and not head.content
-        beyond = await http.get(url, headers={"Range": f"bytes={BIG_MB * 2**20}-"})
-        assert beyond.status_code == 416
+        # A range beyond the end: a JSON reason and the file's size, never MLflow's error page as the file.
+        refused = await http.get(url, headers={"Range": f"bytes={BIG_MB * 2**20}-"})
+        assert refused.status_code == 416 and refused.json()["code"] == "RANGE_NOT_SATISFIABLE"
+        assert refused.headers["content-range"] == f"bytes */{BIG_MB * 2**20}"
+        assert "content-disposition" not in refused.headers
+        # One byte range is served; several ranges, another unit or a malformed one: the whole file.
+        readme = f"{replica.url}/artifacts/{results.job_id}/README.md"
+        for asked, status, body in (("bytes=2-4", 206, b"res"), ("bytes=-3", 206, b"lts"),
+                                    ("bytes=0-1,4-5", 200, b"# results"), ("bytes=abc", 200, b"# results"),
+                                    ("lines=1-2", 200, b"# results")):
+            got_range = await http.get(readme, headers={"Range": asked})
+            assert (got_range.status_code, got_range.content) == (status, body), asked
+            assert got_range.headers["content-type"] == warm.headers["content-type"], asked
 
 
 async def raw_get(base_url: str, target: str) -> tuple[int, bytes]:
@@ -356,10 +368,35 @@ async def test_an_unreachable_tracking_server_is_a_clear_503(results: Results, s
             assert response.status_code == 503 and response.json()["code"] == "SERVICE_UNAVAILABLE", response.text
         # The download route answers for itself: nothing unhandled in the log. (GraphQL errors, expected
         # ones included, are logged with their cause by strawberry; the response is what is checked there.)
-        assert "Traceback" not in process.log_text()
+        assert "Traceback" not in process.log_text(), process.log_text()
         async with GraphQLClient(process.url) as client:
             error = await client.error("query($id: ID!) { job(id: $id) { params { key } } }", {"id": results.job_id})
             assert error["extensions"]["code"] == "SERVICE_UNAVAILABLE" and error["extensions"]["retryAfterSeconds"] > 0
             assert "Traceback" not in json.dumps(error) and "127.0.0.1" not in error["message"]
     finally:
         process.stop()
+
+
+async def test_results_follow_the_funded_job_once_there_is_one(results: Results, client: GraphQLClient,
+                                                               make_person) -> None:
+    # Last in the module: funding the other run turns its results (and comparisons) to the funded job.
+    run = await wait_run(results.owner.agent, results.other_run_id, {"AWAITING_FUNDING"})
+    patron = await make_person("results-patron")
+    await give_credit(patron.user_id, 100_000)
+    funded = await patron.agent.data(
+        "mutation($i: FundRunInput!) { fundRun(input: $i) { __typename } }",
+        {"i": {"runId": run["id"], "amountCents": run["fundingGapCents"], "surplusPolicy": "REFUND"}})
+    assert funded["fundRun"]["__typename"] == "FundRunSuccess", funded
+    run = await wait_run(results.owner.agent, run["id"], {"COMPLETED", "FUNDED_FAILED"}, within=180)
+    assert run["status"] == "COMPLETED", run
+    funded_job = run["fundedJob"]["id"]
+
+    q = "query($id: ID!) { run(id: $id) { results { job { id kind } metrics { key value step } } } }"
+    found = (await client.data(q, {"id": run["id"]}))["run"]["results"]
+    assert found["job"] == {"id": funded_job, "kind": "FUNDED"}
+    assert {m["key"]: (m["step"], m["value"]) for m in found["metrics"]}["loss"] == (5, pytest.approx(0.25 + 1 / 6))
+    compare = """query($runs: [ID!]!) { compareRuns(runIds: $runs, keys: ["loss"]) {
+      ... on RunComparison { runs { job { id kind } histories { points { step } } } } } }"""
+    [other] = (await client.data(compare, {"runs": [run["id"]]}))["compareRuns"]["runs"]
+    assert other["job"] == {"id": funded_job, "kind": "FUNDED"}
+    assert [p["step"] for p in other["histories"][0]["points"]] == [0, 1, 2, 3, 4, 5]

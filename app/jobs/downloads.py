@@ -4,13 +4,17 @@ store (`Artifact.downloadUrl` in the graph).
 The bytes pass through as they arrive (at most 64 KiB a read; memory flat in file size); a `Range` request is answered
 206 by MLflow and passed on, so a broken download resumes. Errors are small JSON bodies
 `{"code", "message"}`: 400 for an unsafe path (checked before any lookup), 404 for an unknown job,
-a job without an MLflow run or a missing file, 503 when MLflow cannot be reached.
+a job without an MLflow run or a missing file, 416 for a range beyond the file's end
+(`Content-Range: bytes */SIZE`), 503 when MLflow cannot be reached. Only one byte range is passed
+on; any other `Range` (several ranges, another unit, malformed) is ignored, as RFC 9110 allows: the
+whole file, 200, never a multipart body labelled as the file's type.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import posixpath
+import re
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from urllib.parse import quote
@@ -25,10 +29,11 @@ from app.jobs.results import UnsafeArtifactPath, artifact_path, visible_job
 from app.tracking.mlflow import ArtifactNotFound, TrackingError
 
 ROUTE_PREFIX = "/artifacts/"
+_SINGLE_RANGE = re.compile(r"bytes=(\d{1,19}-\d{0,19}|-\d{1,19})")
 
 
-def _problem(status: int, code: str, message: str) -> Response:
-    return JSONResponse({"code": code, "message": message}, status_code=status)
+def _problem(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
 
 
 def content_disposition(name: str) -> str:
@@ -37,6 +42,11 @@ def content_disposition(name: str) -> str:
     if quoted == name:
         return f'attachment; filename="{name}"'
     return f"attachment; filename*=utf-8''{quoted}"
+
+
+def single_range(header: str | None) -> str | None:
+    """`header` when it asks for one byte range (`bytes=FIRST-[LAST]` or `bytes=-SUFFIX`), else None."""
+    return header if header and _SINGLE_RANGE.fullmatch(header.strip()) else None
 
 
 async def download_artifact(request: Request) -> Response:
@@ -54,11 +64,16 @@ async def download_artifact(request: Request) -> Response:
     upstream = AsyncExitStack()
     try:
         stream = await upstream.enter_async_context(tracker.open_artifact(
-            job.mlflow_run_id, path, request.headers.get("range"), request.headers.get("if-range")))
+            job.mlflow_run_id, path, single_range(request.headers.get("range")), request.headers.get("if-range")))
     except ArtifactNotFound:
         return _problem(404, "NOT_FOUND", "No such artifact file.")
     except TrackingError:
         return _problem(503, "SERVICE_UNAVAILABLE", "The tracking server is unreachable; retry later.")
+
+    if stream.status == 416:  # MLflow's error page is no part of the file: say why, and the file's size
+        await upstream.aclose()
+        return _problem(416, "RANGE_NOT_SATISFIABLE", "The range starts beyond the end of the file.",
+                        {k: v for k, v in stream.headers.items() if k == "content-range"})
 
     async def body() -> AsyncIterator[bytes]:
         try:

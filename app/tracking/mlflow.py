@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import httpx
 
@@ -189,7 +189,7 @@ class MlflowTracker:
         if not root.startswith("mlflow-artifacts:"):
             raise TrackingError("The run's artifacts are not served by the tracking server "
                                 "(start it with --serve-artifacts).")
-        location = root.removeprefix("mlflow-artifacts:").strip("/")
+        location = urlsplit(root).path.strip("/")  # mlflow-artifacts:/1/<run>/artifacts, or with a host
         url = f"{self.tracking_uri}/api/2.0/mlflow-artifacts/artifacts/{quote(f'{location}/{path}')}"
         # identity: MLflow must send the stored bytes, or Content-Length and ranges would not match them.
         headers = {"accept-encoding": "identity"}
@@ -198,8 +198,10 @@ class MlflowTracker:
             if if_range:
                 headers["if-range"] = if_range
         try:
+            # read=300: from a remote store (S3, GCS) MLflow copies the whole file to its disk before
+            # the first byte, minutes for a multi-GB checkpoint.
             async with self._http.stream("GET", url, headers=headers,
-                                         timeout=httpx.Timeout(15, read=60)) as response:
+                                         timeout=httpx.Timeout(15, read=300)) as response:
                 if response.status_code in (400, 404):  # a directory is a 400 INVALID_PARAMETER_VALUE
                     raise ArtifactNotFound(path)
                 if response.status_code >= 400 and response.status_code != 416:
