@@ -1,9 +1,12 @@
-"""The GraphQL context: who is calling (session cookie or API key), per-request loaders, trace id."""
+"""The GraphQL context: who is calling, per-request loaders, trace id, the process's services.
+
+Who is calling is found by `app.accounts.credentials`; this module names the accounts, runs and
+notifications classes in annotations only, so the shared plumbing imports no domain."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 from starlette.requests import Request
@@ -11,17 +14,18 @@ from starlette.responses import Response
 from starlette.websockets import WebSocket
 from strawberry.types import Info as _Info
 
-from app.accounts import services as accounts
-from app.accounts.models import ApiKey, User
 from app.api.errors import Forbidden, Unauthenticated
 from app.api.loaders import Loaders
 from app.core.telemetry import current_trace_id
 from app.events.hub import Hub
 from app.events.streams import Position
-from app.notifications.funded import FundingNotifier
-from app.notifications.outbox import OutboxSender
-from app.runs.lifecycle import Lifecycle
 from app.tracking.mlflow import MlflowTracker
+
+if TYPE_CHECKING:  # the plumbing names domain classes in annotations only: it imports no domain
+    from app.accounts.models import ApiKey, User
+    from app.notifications.funded import FundingNotifier
+    from app.notifications.outbox import OutboxSender
+    from app.runs.lifecycle import Lifecycle
 
 SESSION_COOKIE = "mlp_session"
 
@@ -91,38 +95,6 @@ class Context:
         if not user.is_admin:
             raise Forbidden("Administrators only.")
         return user
-
-
-async def authenticate(authorization: str | None, session_token: str | None) -> tuple[User | None, ApiKey | None]:
-    """Resolve the caller; a presented but wrong API key raises (expired sessions are anonymous)."""
-    if authorization:
-        scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise Unauthenticated("Authorization header must be 'Bearer mlp_sk_…'.")
-        found = await accounts.authenticate_api_key(secret.strip())
-        if found is None:
-            raise Unauthenticated("Invalid or revoked API key.")
-        return found
-    if session_token:
-        user = await accounts.user_for_session(session_token)
-        if user is not None:
-            return user, None
-    return None, None
-
-
-async def build_context(
-    request: Request | WebSocket | None,
-    response: Response | None,
-    authorization: str | None,
-    session_token: str | None,
-    services: Services | None = None,
-) -> Context:
-    ctx = Context(request=request, response=response, services=services)
-    try:
-        ctx.user, ctx.api_key = await authenticate(authorization, session_token)
-    except Unauthenticated as exc:
-        ctx.auth_error = exc
-    return ctx
 
 
 Info = _Info[Context, None]
