@@ -32,7 +32,13 @@ class JobSpec:
 
 
 class JobSink(Protocol):
-    """Where executors report. Implementations persist first, then publish."""
+    """Where executors report. Implementations persist first, then publish.
+
+    Optional methods, used when present (`app.jobs.recorder.JobRecorder` has them all):
+    `job_logs(job_id, stream, lines)` and `job_log_count(job_id, stream)` (`k8s_logs`),
+    `job_events(job_id, events)` (Kubernetes Events, each written once) and
+    `job_environment(job_id, facts)` (what the job ran: image digest, Python packages).
+    """
 
     async def job_update(self, update: JobUpdate) -> None: ...
 

@@ -176,6 +176,44 @@ def derive_pending_info(pods: list[Obj], events: list[Obj]) -> str:
     return "; ".join(parts) if parts else _progress(pod)
 
 
+# ------------------------------------------------------------------------------- events, image
+
+
+def event_occurrences(event: Obj) -> int:
+    """How often the event happened: the kubelet and scheduler fold repeats into one Event whose
+    `count` (or `series.count`, events.k8s.io style) grows."""
+    series = event.get("series") or {}
+    return max(int(event.get("count") or 0), int(series.get("count") or 0), 1)
+
+
+def event_time(event: Obj) -> str:
+    return event.get("lastTimestamp") or event.get("eventTime") or event.get("firstTimestamp") or ""
+
+
+def event_line(event: Obj) -> str:
+    """The event as a log line: `Warning FailedScheduling: 0/4 nodes are available…` (` (x3)` once repeated)."""
+    n = event_occurrences(event)
+    head = f"{event.get('type') or 'Normal'} {event.get('reason') or 'Event'}{f' (x{n})' if n > 1 else ''}"
+    message = (event.get("message") or "").strip()
+    return f"{head}: {message}" if message else head
+
+
+def pulled_image(pods: list[Obj]) -> dict[str, str] | None:
+    """The image the main container ran, as the kubelet resolved it (`imageID`), from the newest pod
+    that says: `image` (the reference), `imageDigest` (`sha256:…`) and `pinnedImage` (`repo@sha256:…`,
+    what to pull to get exactly those bytes; absent for an image known only by its local id)."""
+    for pod in reversed(pods):
+        status = container_status(pod, MAIN_CONTAINER) or {}
+        image_id = (status.get("imageID") or "").split("://", 1)[-1]  # docker-pullable://repo@sha256:…
+        if not image_id:
+            continue
+        facts = {"image": status.get("image") or "", "imageDigest": image_id.rpartition("@")[2]}
+        if "@" in image_id:
+            facts["pinnedImage"] = image_id
+        return facts
+    return None
+
+
 # ------------------------------------------------------------------------------- failure
 
 

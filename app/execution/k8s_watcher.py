@@ -13,6 +13,12 @@ re-list or a fresh watcher converges to the same answer:
 * otherwise PENDING with `pending_info` from the pod (waiting reasons such as
   ImagePullBackOff, the scheduler's Unschedulable message) and its latest relevant Event.
 
+The events of a job's pods become its log lines with stream `event` (`Warning FailedScheduling: …`),
+written as they arrive, so they sit in order with the container's output, and all of them before the
+terminal update; the sink writes each event (uid, occurrences) once, so a re-list or a fresh watcher
+adds only what is new. The image the main container runs, by digest (`imageID`), is reported once
+per job (`job_environment`).
+
 Updates are emitted forward only: the last reported status per job is kept in memory and a
 PENDING is repeated only when its `pending_info` changes; across watcher restarts the sink's
 own monotonic guard drops what was already reported. A RUNNING that happened unseen (a job
@@ -50,21 +56,27 @@ from app.execution.k8s_status import (
     container_status,
     derive_error,
     derive_pending_info,
+    event_line,
+    event_occurrences,
+    event_time,
     job_id_of,
     may_update,
     meta,
     now,
     parse_time,
     pods_in_order,
+    pulled_image,
     rv,
     started_at,
+    uid,
 )
 from app.execution.leader import AdvisoryLock, run_as_leader
-from app.jobs.status import JobError, JobStatus, JobUpdate
+from app.jobs.status import JobError, JobEvent, JobStatus, JobUpdate
 
 log = logging.getLogger(__name__)
 
 RESOURCES = ("jobs", "pods", "events")
+EVENT_STREAM = "event"
 
 
 @dataclass
@@ -82,6 +94,9 @@ class _Job:
     cancel_requested: bool = False  # this process deletes the Job on purpose: not a surprise
     dirty: bool = False  # changed since its evaluator last looked
     evaluator: asyncio.Task[None] | None = None
+    events_written: dict[str, int] = field(default_factory=dict)  # event uid → occurrences in the log
+    image_reported: bool = False
+    facts_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # the evaluator and the finisher both record
 
 
 class KubernetesWatcher:
@@ -438,6 +453,7 @@ class KubernetesWatcher:
                 self._forget(job)
             return
         pods = pods_in_order(job.pods)
+        await self._record_facts(job)
         if job.job is None:
             return  # pods before their Job (different streams): wait for the Job
         complete, failed = condition(job.job, "Complete"), condition(job.job, "Failed")
@@ -495,6 +511,7 @@ class KubernetesWatcher:
             if status == JobStatus.FAILED:
                 await self._refresh_pods(job)  # containers may have been terminating until now
                 error = derive_error(job.job, pods_in_order({**job.gone_pods, **job.pods}))
+            await self._record_facts(job)
             await self._emit(job, JobUpdate(job.job_id, status, at or now(), error=error))
         except asyncio.CancelledError:
             raise
@@ -504,6 +521,39 @@ class KubernetesWatcher:
             job.finishing = False
             if job.job_gone:
                 self._forget(job)
+
+    async def _record_facts(self, job: _Job) -> None:
+        """The pods' new Events into the log, and the pulled image once (a failed write is retried
+        on the next change: nothing is marked written before the sink took it)."""
+        async with job.facts_lock:
+            pods = pods_in_order({**job.gone_pods, **job.pods})
+            events = [e for p in pods for e in self._events.get(meta(p).get("name") or "", {}).values()]
+            fresh = [JobEvent(uid(e), event_occurrences(e), event_line(e))
+                     for e in sorted(events, key=lambda e: (event_time(e), rv(e)))
+                     if event_occurrences(e) > job.events_written.get(uid(e), 0)]  # fmt: skip
+            if fresh and await self._store_events(job.job_id, fresh):
+                job.events_written.update((e.uid, e.occurrences) for e in fresh)
+            image = None if job.image_reported else pulled_image(pods)
+            report = getattr(self.sink, "job_environment", None)
+            if image and report is not None:
+                try:
+                    await report(job.job_id, image)
+                    job.image_reported = True
+                except Exception:
+                    log.exception("job %s: sink rejected its image", job.job_id)
+
+    async def _store_events(self, job_id: str, events: list[JobEvent]) -> bool:
+        store = getattr(self.sink, "job_events", None)  # deduplicating sinks; plain ones take lines
+        try:
+            if store is not None:
+                await store(job_id, events)
+            else:
+                for event in events:
+                    await self.sink.job_log(job_id, EVENT_STREAM, event.line)
+        except Exception:
+            log.exception("job %s: sink rejected %d event lines", job_id, len(events))
+            return False
+        return True
 
     @staticmethod
     def _main_ended(job: _Job) -> bool:

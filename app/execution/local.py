@@ -1,7 +1,9 @@
 """The local executor: one subprocess (in its own process group) per job on this machine.
 
 Each job is a single background task that reports PENDING, RUNNING and one terminal update
-in that order, and delivers every log line before the terminal update. Stopping a job
+in that order, and delivers every log line before the terminal update. While the job runs, its
+Python (the `python` on its PATH) is asked for its version and packages once, reported to the
+sink's `job_environment` before the terminal update. Stopping a job
 (cancel, deadline, shutdown) is signalled to that task, which alone kills the process group
 and decides the outcome, so there is exactly one terminal update whoever asks first.
 
@@ -28,6 +30,7 @@ from typing import Any
 
 from app.execution import git
 from app.execution.executor import Executor, JobSink, JobSpec
+from app.execution.interpreter import describe_python, job_python
 from app.jobs.status import JobError, JobStatus, JobUpdate
 
 log = logging.getLogger(__name__)
@@ -226,7 +229,11 @@ class LocalExecutor(Executor):
             await asyncio.to_thread(self._clean, job)
             terminal = await self._checkout(job)
             if terminal is None:
-                terminal = await self._execute(job)
+                probe = asyncio.create_task(self._record_python(spec))
+                try:
+                    terminal = await self._execute(job)
+                finally:
+                    await probe
             status, error = terminal
             await self._report(spec.job_id, status, error=error)
         except Exception as exc:  # a bug here must still end the job visibly
@@ -237,6 +244,21 @@ class LocalExecutor(Executor):
             job.done.set()
             if not self.keep_workdirs:
                 await asyncio.to_thread(self._clean, job)
+
+    async def _record_python(self, spec: JobSpec) -> None:
+        """The job's Python version and packages, once (never fails the job)."""
+        report = getattr(self.sink, "job_environment", None)
+        env = self._env(spec)
+        python = job_python(env)
+        if report is None or python is None:
+            return
+        facts = await describe_python(python, env, self.work_root)  # not the checkout: see describe_python
+        if facts is None:
+            return
+        try:
+            await report(spec.job_id, facts)
+        except Exception:
+            log.exception("job %s: sink rejected its environment", spec.job_id)
 
     def _clean(self, job: _Job) -> None:
         shutil.rmtree(job.workdir, ignore_errors=True)

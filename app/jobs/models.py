@@ -62,6 +62,38 @@ class JobLogLine(Model):
         unique_together = (("job", "seq"),)
 
 
+class JobEventMark(Model):
+    """A Kubernetes Event already in a job's log, with the occurrences written: a restarted
+    watcher re-lists every Event and writes only what is new (`JobRecorder.job_events`)."""
+
+    id = fields.BigIntField(primary_key=True)
+    job: fields.ForeignKeyRelation[Job] = fields.ForeignKeyField(
+        "models.Job", related_name="event_marks", on_delete=fields.CASCADE
+    )
+    job_id: uuid.UUID
+    event_uid = fields.CharField(max_length=253)  # metadata.uid (the name when absent)
+    occurrences = fields.IntField()
+
+    class Meta:
+        table = "job_event_marks"
+        unique_together = (("job", "event_uid"),)
+
+
+class JobEnvironment(Model):
+    """What a job ran beyond its spec, as its executor saw it: the image digest the kubelet pulled,
+    a local job's Python and package versions; merged key by key (`JobRecorder.job_environment`).
+    A table of its own: a package list is kilobytes, and job rows are read by every list."""
+
+    job: fields.OneToOneRelation[Job] = fields.OneToOneField(
+        "models.Job", related_name="environment", on_delete=fields.CASCADE, primary_key=True
+    )
+    job_id: uuid.UUID
+    facts: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+
+    class Meta:
+        table = "job_environments"
+
+
 class JobTransition(Model):
     """The job's status timeline; `seq` orders it for resumable `jobStatus` streams."""
 

@@ -6,6 +6,7 @@ register with `on_transition`, so `jobs/` never imports `runs/`.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from tortoise.transactions import in_transaction
 
 from app.events import bus
 from app.jobs.models import Job, JobLogLine, JobTransition
-from app.jobs.status import STATUS_RANK, JobStatus, JobUpdate
+from app.jobs.status import STATUS_RANK, JobEvent, JobStatus, JobUpdate
 
 log = logging.getLogger("mlpatron.jobs")
 
@@ -34,6 +35,36 @@ INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
 SELECT $1, s.log_seq - cardinality($3::text[]) + t.n, $2, t.line, $4
 FROM s, unnest($3::text[]) WITH ORDINALITY AS t(line, n)
 RETURNING seq
+"""
+
+# Kubernetes Events into the log of an unfinished job, each (uid, occurrences) once: the marks
+# table says what is already there, so a restarted watcher's re-list writes nothing twice, and a
+# job's log gets nothing after its terminal update (its `jobLogs` streams have ended).
+_EVENTS_INSERT = """
+WITH batch AS (
+  SELECT * FROM unnest($2::text[], $3::int[], $4::text[]) WITH ORDINALITY AS t(uid, occurrences, line, n)
+), job AS (
+  SELECT id FROM jobs WHERE id = $1 AND status IN ('pending', 'running') FOR UPDATE
+), marked AS (
+  INSERT INTO job_event_marks AS m (job_id, event_uid, occurrences)
+  SELECT job.id, b.uid, b.occurrences FROM job, batch b
+  ON CONFLICT (job_id, event_uid) DO UPDATE SET occurrences = EXCLUDED.occurrences
+    WHERE m.occurrences < EXCLUDED.occurrences
+  RETURNING event_uid
+), fresh AS (
+  SELECT b.line, row_number() OVER (ORDER BY b.n) AS k FROM batch b WHERE b.uid IN (SELECT event_uid FROM marked)
+), s AS (
+  UPDATE jobs SET log_seq = log_seq + (SELECT count(*) FROM fresh)
+  WHERE id = $1 AND EXISTS (SELECT 1 FROM fresh) RETURNING log_seq
+)
+INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
+SELECT $1, s.log_seq - (SELECT count(*) FROM fresh) + f.k, 'event', f.line, $5 FROM s, fresh f
+RETURNING seq
+"""
+# Merged key by key; a report that says nothing new (a restarted watcher's) writes nothing.
+_ENVIRONMENT_MERGE = """
+INSERT INTO job_environments AS e (job_id, facts) SELECT id, $2::jsonb FROM jobs WHERE id = $1
+ON CONFLICT (job_id) DO UPDATE SET facts = e.facts || EXCLUDED.facts WHERE NOT e.facts @> EXCLUDED.facts
 """
 
 
@@ -101,3 +132,22 @@ class JobRecorder:
         rows = await conn.execute_query_dict(_LOGS_INSERT, [job_id, stream, lines, datetime.now(UTC)])
         if rows:
             await bus.publish(f"job:{job_id}", {"kind": "log", "seq": max(r["seq"] for r in rows)})
+
+    async def job_events(self, job_id: str, events: list[JobEvent]) -> None:
+        """Kubernetes Events as `event` log lines, in order; what the log already has is skipped."""
+        latest = {e.uid: e for e in sorted(events, key=lambda e: e.occurrences)}  # one row per uid
+        batch = [e for e in events if latest.get(e.uid) is e]
+        if not batch:
+            return
+        conn = connections.get("default")
+        rows = await conn.execute_query_dict(_EVENTS_INSERT, [
+            job_id, [e.uid for e in batch], [e.occurrences for e in batch], [e.line for e in batch],
+            datetime.now(UTC),
+        ])  # fmt: skip
+        if rows:
+            await bus.publish(f"job:{job_id}", {"kind": "log", "seq": max(r["seq"] for r in rows)})
+
+    async def job_environment(self, job_id: str, facts: dict[str, object]) -> None:
+        """What the job ran, as its executor saw it (image digest, Python packages): Job.environment."""
+        conn = connections.get("default")
+        await conn.execute_query(_ENVIRONMENT_MERGE, [job_id, json.dumps(facts)])

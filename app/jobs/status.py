@@ -60,3 +60,14 @@ class JobUpdate:
     at: datetime
     pending_info: str | None = None
     error: JobError | None = None
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """A Kubernetes Event of the job's pod as one log line. `uid` + `occurrences` identify what
+    was written: the same event seen again (a re-list) adds nothing, a repeat of it (its count
+    grew) adds one line."""
+
+    uid: str
+    occurrences: int
+    line: str

@@ -15,6 +15,7 @@ from app.api.nodes import ModelNode
 from app.api.pagination import Connection
 from app.core.settings import get_settings
 from app.jobs import logs
+from app.jobs.environment_types import JobEnvironmentType, job_environment
 from app.jobs.models import Job, JobLogLine
 from app.jobs.result_types import Artifact, KeyValue, Metric, artifacts_page, run_data
 from app.jobs.results import user_tags
@@ -145,6 +146,11 @@ class JobType(ModelNode):
         rows = await timeline(info, self.id)
         return [JobTransitionType(seq=r.seq, status=JobStatus(r.status), pending_info=r.pending_info, at=r.at)
                 for r in rows]
+
+    @strawberry.field(description="What the job ran: repository, commit, exact command, parameters, and the image "
+                                  "digest pulled (Kubernetes) or the Python and package versions (local).")
+    async def environment(self, info: Info) -> JobEnvironmentType:
+        return await job_environment(info, self.id, self.run_id)
 
     @strawberry.field(description="The MLflow UI page of this job's run (metrics, params, artifacts).")
     def mlflow_run_url(self) -> str | None:

@@ -18,6 +18,7 @@ from app.api.pagination import Connection
 from app.funding import ledger
 from app.funding.loaders import ledger_page, run_fundings
 from app.funding.types import FundingType, LedgerEntryType
+from app.jobs.environment_types import run_reproduce
 from app.jobs.models import Job
 from app.jobs.result_types import RunResults, run_results
 from app.jobs.status import JobStatus
@@ -126,6 +127,13 @@ class RunType(ModelNode):
                                   "one), with the step it was logged at; null before any job logged to MLflow.")
     async def results(self, info: Info) -> RunResults | None:
         return await run_results(info, await info.context.loaders.require(Run, self.id))
+
+    @strawberry.field(description="A command line that runs the experiment again elsewhere: `mlflow run` of the "
+                                  "funded job's commit, entry point and parameters (the dryrun's before there is a "
+                                  "funded job), every argument shell-quoted; null before the run has a job. The "
+                                  "job's `environment` says what it ran in.")
+    async def reproduce(self, info: Info) -> str | None:
+        return await run_reproduce(info, self.id)
 
     @strawberry.field(description="While in `dryrun` or `funded`: the active job's status (pending or running).")
     async def active_job_status(self, info: Info) -> JobStatus | None:

@@ -30,6 +30,7 @@ import asyncio
 import bisect
 import contextlib
 import copy
+import hashlib
 import itertools
 import json
 import re
@@ -52,6 +53,13 @@ RESOURCES = {
 
 def _flag(query: Any, name: str) -> bool:
     return str(query.get(name, "")).lower() in ("true", "1")
+
+
+def image_id(image: str) -> str:
+    """The `imageID` a container runtime reports for `image`: repository (no tag) @ a digest."""
+    name, _, tag = image.rpartition(":")
+    repository = name if name and "/" not in tag else image
+    return f"{repository}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
 
 
 def _now_iso() -> str:
@@ -320,6 +328,7 @@ class FakeKubernetes:
         main = pod["status"]["containerStatuses"][0]
         main["state"] = {"running": {"startedAt": _now_iso()}}
         main["ready"] = main["started"] = True
+        main["imageID"] = image_id(main["image"])
         pod["status"]["phase"] = "Running"
         pod["status"]["conditions"].append({"type": "Ready", "status": "True", "lastTransitionTime": _now_iso()})
         self._new_instance(pod, main["name"])
@@ -351,6 +360,8 @@ class FakeKubernetes:
             self._finish_job(job_name, "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
 
     def oom_kill(self, job_name: str) -> None:
+        self.event(job_name, "OOMKilling", "Memory cgroup out of memory: Killed process 4242 (python)",
+                   type="Warning")  # fmt: skip
         self.finish(job_name, exit_code=137, reason="OOMKilled")
 
     def exceed_deadline(self, job_name: str) -> None:
@@ -395,7 +406,8 @@ class FakeKubernetes:
 
     def event(
         self, job_name: str, reason: str, message: str, *, type: str = "Normal", component: str = "kubelet"
-    ) -> None:
+    ) -> str:
+        """A new Event about the job's pod; returns its name (for `repeat_event`)."""
         pod = self.pod(job_name)
         ns = pod["metadata"]["namespace"]
         name = f"{pod['metadata']['name']}.{secrets.token_hex(8)}"
@@ -409,6 +421,14 @@ class FakeKubernetes:
             "reportingComponent": component, "reportingInstance": "",
         }  # fmt: skip
         self._put("events", obj, "ADDED")
+        return name
+
+    def repeat_event(self, name: str) -> None:
+        """The same thing happened again: like the kubelet's event recorder, count + 1 on the same Event."""
+        obj = next(o for (_, n), o in self.objects["events"].items() if n == name)
+        obj["count"] += 1
+        obj["lastTimestamp"] = _now_iso()
+        self._put("events", obj, "MODIFIED")
 
     def delete_pod(self, job_name: str) -> None:
         pod = self.pod(job_name)
