@@ -11,6 +11,7 @@ const JobMetricsDocument = graphql(`
       metrics {
         key
         value
+        special
         step
       }
     }
@@ -24,6 +25,7 @@ const MetricHistoryDocument = graphql(`
       metricHistory(key: $key) {
         step
         value
+        special
       }
     }
   }
@@ -48,11 +50,23 @@ const W = 320
 const H = 160
 const PAD = { left: 48, right: 12, top: 12, bottom: 28 }
 
+/** A logged value; `value` is null when it was NaN or ±infinity, and `special` says which. */
+type Point = { step: number; value: number | null; special?: string | null }
+type FinitePoint = { step: number; value: number }
+const SPECIAL: Record<string, string> = { NAN: 'NaN', INF: '+∞', NEG_INF: '−∞' }
+
 function formatValue(v: number): string {
   return Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(2) : v.toFixed(3)
 }
 
-export function LineChart({ name, points }: { name: string; points: ReadonlyArray<{ step: number; value: number }> }) {
+function formatPoint(p: Point): string {
+  return p.value === null ? (SPECIAL[p.special ?? ''] ?? 'n/a') : formatValue(p.value)
+}
+
+/** The finite points are drawn; the last point (finite or not) is named in the caption. */
+export function LineChart({ name, points: all }: { name: string; points: ReadonlyArray<Point> }) {
+  const points = all.filter((p): p is FinitePoint => p.value !== null)
+  if (points.length === 0) return <SingleValue name={name} point={all[all.length - 1]} />
   const steps = points.map((p) => p.step)
   const values = points.map((p) => p.value)
   const [x0, x1] = [Math.min(...steps), Math.max(...steps)]
@@ -60,12 +74,12 @@ export function LineChart({ name, points }: { name: string; points: ReadonlyArra
   // A single step or a flat line sits in the middle of its axis.
   const x = (s: number) => PAD.left + (x1 > x0 ? (s - x0) / (x1 - x0) : 0.5) * (W - PAD.left - PAD.right)
   const y = (v: number) => H - PAD.bottom - (y1 > y0 ? (v - y0) / (y1 - y0) : 0.5) * (H - PAD.top - PAD.bottom)
-  const last = points[points.length - 1]
-  const summary = `${name}: ${points.length} points; last ${formatValue(last.value)} at step ${last.step}; range ${formatValue(y0)} to ${formatValue(y1)}`
+  const last = all[all.length - 1]
+  const summary = `${name}: ${all.length} points; last ${formatPoint(last)} at step ${last.step}; range ${formatValue(y0)} to ${formatValue(y1)}`
   return (
     <figure className="chart">
       <figcaption>
-        <strong>{name}</strong> <span className="muted small">last {formatValue(last.value)} (step {last.step})</span>
+        <strong>{name}</strong> <span className="muted small">last {formatPoint(last)} (step {last.step})</span>
       </figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={summary} data-testid={`chart-${name}`}>
         <line className="axis" x1={PAD.left} y1={H - PAD.bottom} x2={W - PAD.right} y2={H - PAD.bottom} />
@@ -82,13 +96,13 @@ export function LineChart({ name, points }: { name: string; points: ReadonlyArra
 }
 
 /** A metric logged once is a number, not a one-point chart. */
-function SingleValue({ name, point }: { name: string; point: { step: number; value: number } }) {
+function SingleValue({ name, point }: { name: string; point: Point }) {
   return (
     <figure className="chart single" data-testid={`metric-${name}`}>
       <figcaption>
         <strong>{name}</strong>
       </figcaption>
-      <p className="metric-value">{formatValue(point.value)}</p>
+      <p className="metric-value">{formatPoint(point)}</p>
       <p className="muted small">logged once, at step {point.step}</p>
     </figure>
   )
