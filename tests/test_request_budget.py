@@ -5,6 +5,7 @@ when to retry. Other clients keep their own budget."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -60,8 +61,21 @@ async def test_budget_per_ip_for_anonymous_clients(replicas) -> None:
             answer = await http.post(f"{replicas[i % 2]}/graphql", json=QUERY)
             assert answer.status_code == 200 and answer.json()["data"] == {"viewer": None}
         assert_refused(await http.post(f"{replicas[0]}/graphql", json=QUERY))
-        health = await http.get(f"{replicas[0]}/health")  # only /graphql is budgeted
+        health = await http.get(f"{replicas[0]}/health")  # only /graphql and downloads are budgeted
         assert health.status_code == 200
+
+
+async def test_artifact_downloads_share_the_budget(replicas) -> None:
+    """Each download makes MLflow read a file: it counts like a request, in the same budget."""
+    missing = f"/artifacts/{uuid.uuid4()}/model.pt"
+    async with httpx.AsyncClient(transport=from_own_address()) as http:
+        for i in range(PER_IP):
+            assert (await http.get(f"{replicas[i % 2]}{missing}")).status_code == 404
+        refused = await http.get(f"{replicas[0]}{missing}")
+        assert refused.status_code == 429
+        wait = int(refused.headers["Retry-After"])
+        assert refused.json() == {"code": "RATE_LIMITED", "message": refused.json()["message"], "retryAfterSeconds": wait}
+        assert_refused(await http.post(f"{replicas[1]}/graphql", json=QUERY))
 
 
 async def test_websocket_connections_count_too(replicas) -> None:

@@ -1,4 +1,5 @@
-"""A request budget per client on `/graphql` (each HTTP request, each websocket connection), in
+"""A request budget per client on `/graphql` (each HTTP request, each websocket connection) and
+on artifact downloads (`/artifacts/…`: each one makes MLflow read, and may copy, a file), in
 Redis (the sliding window of `ratelimit`), so it holds across every API replica.
 
 The client is its API key (`Authorization: Bearer …`), else its browser session cookie, else
@@ -26,6 +27,10 @@ from app.core.settings import Settings
 WINDOW_SECONDS = 60
 
 
+def budgeted(path: str) -> bool:
+    return path.rstrip("/") == "/graphql" or path.startswith("/artifacts/")
+
+
 def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
@@ -48,7 +53,7 @@ class RequestBudget:
         self.app, self.settings = app, settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope["path"].rstrip("/") != "/graphql":
+        if scope["type"] not in ("http", "websocket") or not budgeted(scope["path"]):
             await self.app(scope, receive, send)
             return
         subject, per_minute = client_of(scope, self.settings)
@@ -61,6 +66,8 @@ class RequestBudget:
             if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
                 await send({"type": "websocket.close", "code": 4429})  # a server without denial responses
                 return
+            if scope["path"].startswith("/artifacts/"):  # the download route's own error shape
+                body = {"code": "RATE_LIMITED", "message": exc.message, "retryAfterSeconds": exc.retry_after}
             response = JSONResponse(body, status_code=429, headers={"Retry-After": str(exc.retry_after)})
             await response(scope, receive, send)  # a websocket handshake gets it as its HTTP answer
             return

@@ -70,7 +70,8 @@ def limits_table(settings: Settings) -> str:
         f"| `createComment` | {s.comments_per_hour} per hour ({s.comments_per_hour_api_key} with an API key) |",
         f"| `submitFeedback` | {s.feedback_per_day} per day |",
         f"| `signUp`, `login` | {s.auth_attempts_per_hour} per client IP per hour |",
-        f"| `/graphql`: HTTP requests and websocket connections | {s.requests_per_minute} per minute per API key "
+        "| `/graphql` (HTTP requests, websocket connections) and `/artifacts/` downloads | "
+        f"{s.requests_per_minute} per minute per API key "
         f"(or browser session), {s.anonymous_requests_per_minute} per minute per IP without one: HTTP 429 with "
         "`Retry-After` |",
         f"| every request | pages of at most {MAX_PAGE} (`first`/`last`), query depth {MAX_DEPTH}, "
