@@ -36,7 +36,7 @@ from app.embedded.child import sigterm_unwinds
 from bench.realtime import percentile
 from bench.servers import uvicorn_process
 
-LOGS = "subscription($id: ID!) { jobLogs(jobId: $id, afterSeq: 0, tail: 5000) { seq line } }"
+LOGS = "subscription($id: ID!) { jobLogs(jobId: $id, afterSeq: 0, tail: 5000) { seq stream line } }"
 PER_SOCKET = 20  # subscriptions per websocket (the API allows 25)
 
 
@@ -64,7 +64,10 @@ async def subscribe_logs(url: str, job_gids: list[str], lags: list[float], count
         async for raw in ws:
             message = json.loads(raw)
             if message["type"] == "next":
-                lags.append(tick_lag(message["payload"]["data"]["jobLogs"]["line"], time.time()))
+                line = message["payload"]["data"]["jobLogs"]
+                if line["stream"] == "event":  # the pod's Kubernetes Events: not the container's ticks
+                    continue
+                lags.append(tick_lag(line["line"], time.time()))
                 counts[message["id"]] += 1
             elif message["type"] in ("complete", "error"):
                 if message["type"] == "error":
