@@ -30,9 +30,12 @@ $(JS_TEST_DEPS): tests/js/package-lock.json
 	cd tests/js && npm ci --no-audit --no-fund
 	touch $@
 
-# The browser tests drive Debian's Chromium (never a Playwright download).
+# The browser tests drive Debian's Chromium (never a Playwright download), with a colour emoji
+# font so job logs and screenshots show emoji as users see them (not empty boxes).
+BROWSER_PACKAGES := chromium fonts-noto-color-emoji
+
 chromium:
-	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1 || (apt-get update && apt-get install -y $(BROWSER_PACKAGES))
 
 run: $(STAMP) frontend
 	$(BIN)/mlpatron serve

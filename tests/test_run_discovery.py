@@ -3,6 +3,7 @@ search, project), three orders with keyset pagination both ways, the indexes beh
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -145,3 +146,45 @@ async def test_each_order_is_an_index_scan(market, order: DiscoveryOrder) -> Non
     expected = {"created_at": "idx_runs_status_created", "gap": "idx_runs_status_gap",
                 "share": "idx_runs_status_share"}[field]
     assert expected in plan and "Sort" not in plan.split(expected)[0], plan
+
+
+RUNS_CHANGED = "subscription { runsChanged { at } }"
+
+
+async def test_runs_changed_wakes_discovery_when_a_run_is_funded(api: str) -> None:
+    """Anonymous: a tick once listening, then another when a run on any project gets money."""
+    from tests.ws import WsClient
+
+    async with patrons(api, 2, "waker") as [owner, patron]:
+        await give_credit(patron.user_id, 1000)
+        run = await make_run(await make_project(owner.user_id), 800)
+        ws = await WsClient.connect(api)
+        try:
+            ticks = ws.subscribe(RUNS_CHANGED)
+            async with asyncio.timeout(30):
+                first = await anext(ticks)
+                assert (await fund(patron.agent, run, 300))["__typename"] == "FundRunSuccess"
+                second = await anext(ticks)
+            assert second["runsChanged"]["at"] >= first["runsChanged"]["at"]
+            await ticks.aclose()
+        finally:
+            await ws.close()
+
+
+async def test_public_fundings_on_a_profile(api: str, make_person) -> None:
+    """What a patron funded is on their profile for anyone; their wallet history is not."""
+    async with patrons(api, 2, "backer") as [owner, patron]:
+        await give_credit(patron.user_id, 1000)
+        run = await make_run(await make_project(owner.user_id), 800)
+        for amount in (100, 250):
+            assert (await fund(patron.agent, run, amount))["__typename"] == "FundRunSuccess"
+        stranger = await make_person("stranger")
+        profile = await stranger.web.data(
+            "query($id: ID!) { user(id: $id) { publicFundings(first: 5) { nodes { amountCents run { id } } } } }",
+            {"id": gid("User", patron.user_id)})
+        assert profile["user"]["publicFundings"]["nodes"] == [
+            {"amountCents": 250, "run": {"id": gid("Run", run.id)}},
+            {"amountCents": 100, "run": {"id": gid("Run", run.id)}}]
+        denied = await stranger.web.error("query($id: ID!) { user(id: $id) { transactions { nodes { kind } } } }",
+                                          {"id": gid("User", patron.user_id)})
+        assert denied["extensions"]["code"] == "FORBIDDEN"

@@ -92,6 +92,15 @@ class UserType(ModelNode):
         _require_self(info, self.id)
         return await user_fundings(info, self.id, first, after)
 
+    @strawberry.field(description="Public: the runs this user funded, newest first, for their profile page. Each "
+                                  "funding is already public in its run's `fundings`; wallet movements stay private.")
+    async def public_fundings(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Annotated[FundingType, strawberry.lazy("app.funding.types")]]:
+        from app.funding.loaders import user_fundings
+
+        return await user_fundings(info, self.id, first, after)
+
     @strawberry.field(description="Private: wallet movements (cash and credit buckets), newest first.")
     async def transactions(
         self, info: Info, first: int | None = None, after: str | None = None

@@ -10,6 +10,9 @@ from tortoise import connections
 
 from app.events import bus
 
+# Every run's events also wake this one topic: views across projects (run discovery) follow it.
+RUNS_TOPIC = "runs"
+
 # $1 stream, $2 kind, $3 the payloads (json text, in order): one row lock on the stream's
 # counter for the whole run of events, which take the next len($3) seqs.
 _APPEND = """
@@ -40,4 +43,6 @@ async def append_many(stream: str, kind: str, payloads: Sequence[dict[str, Any]]
     )
     seqs = sorted(int(r["seq"]) for r in rows)
     await bus.publish(stream, {"seq": seqs[-1], "kind": kind})
+    if stream.startswith("run:"):
+        await bus.publish(RUNS_TOPIC, {"stream": stream, "kind": kind})
     return seqs

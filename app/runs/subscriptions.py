@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
@@ -14,6 +15,7 @@ from app.api.ids import decode_id
 from app.api.loaders import Loaders
 from app.events import streams
 from app.events.models import Event
+from app.events.services import RUNS_TOPIC
 from app.projects.models import Project
 from app.runs.models import TERMINAL_RUN_STATUSES, Run
 from app.runs.types import RunType
@@ -33,6 +35,15 @@ class ProjectActivity:
     kind: str = strawberry.field(description="run_created, run_status, discussion, comment, …")
     payload: JSON
     at: datetime
+
+
+@strawberry.type
+class RunsChanged:
+    at: datetime
+
+
+# A burst of changes (a run funded: funding, status and job events) wakes a listener once.
+RUNS_COALESCE_SECONDS = 0.2
 
 
 def _fresh(info: Info) -> None:
@@ -81,3 +92,13 @@ class RunsSubscription:
         async for event in streams.follow(info.context.hub, [stream], lambda a, n: streams.events_after(stream, a, n),
                                           lambda e: e.seq, start, position=info.context.position):
             yield ProjectActivity(seq=event.seq, kind=event.kind, payload=JSON(event.payload), at=event.created_at)
+
+    @strawberry.subscription(description="A tick once listening, then one whenever any run changes status or "
+                                         "funding (bursts coalesced): cross-project views such as run discovery "
+                                         "re-read `runs` on each. Public.")
+    async def runs_changed(self, info: Info) -> AsyncGenerator[RunsChanged, None]:
+        async with info.context.hub.listen(RUNS_TOPIC) as signal:
+            while True:
+                yield RunsChanged(at=datetime.now().astimezone())
+                await signal.wait()
+                await asyncio.sleep(RUNS_COALESCE_SECONDS)

@@ -11,6 +11,10 @@ function page<K extends string>(load: () => Promise<Record<K, ComponentType>>, n
 
 const LoginPage = page(() => import('./pages/AuthPages'), 'LoginPage')
 const SignUpPage = page(() => import('./pages/AuthPages'), 'SignUpPage')
+const DiscoverPage = page(() => import('./pages/DiscoverPage'), 'DiscoverPage')
+const DiscussionsPage = page(() => import('./pages/DiscussionsPage'), 'DiscussionsPage')
+const FeedbackPage = page(() => import('./pages/FeedbackPage'), 'FeedbackPage')
+const UserPage = page(() => import('./pages/UserPage'), 'UserPage')
 const DiscussionPage = page(() => import('./pages/DiscussionPage'), 'DiscussionPage')
 const JobLogsPage = page(() => import('./pages/JobLogsPage'), 'JobLogsPage')
 const JobsPage = page(() => import('./pages/JobsPage'), 'JobsPage')
@@ -41,7 +45,11 @@ export default function App() {
             <Route path="runs/:id" element={<RunPage />} />
             <Route path="jobs" element={<JobsPage />} />
             <Route path="jobs/:id/logs" element={<JobLogsPage />} />
+            <Route path="discover" element={<DiscoverPage />} />
+            <Route path="discussions" element={<DiscussionsPage />} />
             <Route path="discussions/:id" element={<DiscussionPage />} />
+            <Route path="feedback" element={<FeedbackPage />} />
+            <Route path="users/:id" element={<UserPage />} />
             <Route path="notifications" element={<NotificationsPage />} />
             <Route path="settings" element={<SettingsLayout />}>
               <Route index element={<Navigate to="profile" replace />} />

@@ -65,7 +65,7 @@ async def sign_up(page: Page, handle: str, shots: Path | None = None) -> None:
     if shots:
         await page.screenshot(path=shots / "signup.png")
     await page.get_by_role("button", name="Sign up").click()
-    await expect(page.get_by_role("link", name=handle)).to_be_visible()
+    await expect(page.get_by_role("banner").get_by_role("link", name=handle)).to_be_visible()
     await expect(page.get_by_role("heading", name="Explore experiments")).to_be_visible()
 
 
@@ -86,7 +86,7 @@ async def test_researcher_and_patron_journey(new_context, api: str, e2e_repo: Re
     researcher = f"res-{suffix}"
     await sign_up(r, researcher, screenshots)
 
-    await r.get_by_role("link", name=researcher).click()
+    await r.get_by_role("banner").get_by_role("link", name=researcher).click()
     await r.get_by_role("link", name="API keys").click()
     await r.get_by_label("Key name").fill("e2e agent")
     await r.get_by_role("button", name="Create key").click()
@@ -274,7 +274,7 @@ async def test_researcher_and_patron_journey(new_context, api: str, e2e_repo: Re
     await expect(r.get_by_role("alert")).to_contain_text("Email or password is wrong")
     await r.get_by_label("Password").fill(PASSWORD)
     await r.get_by_role("button", name="Log in").click()
-    await expect(r.get_by_role("link", name=researcher)).to_be_visible()
+    await expect(r.get_by_role("banner").get_by_role("link", name=researcher)).to_be_visible()
 
     # ---- a phone-sized screen --------------------------------------------------------------
     phone = await new_page(await new_context(viewport=PHONE), errors)

@@ -56,7 +56,7 @@ async def log_in(page: Page, person: Person) -> None:
     await page.get_by_label("Email").fill(person.email)
     await page.get_by_label("Password").fill(PASSWORD)
     await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("link", name=person.handle)).to_be_visible()
+    await expect(page.get_by_role("banner").get_by_role("link", name=person.handle)).to_be_visible()
 
 
 async def focused(page: Page) -> str:
@@ -220,7 +220,7 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
     card = anon.locator(".card").filter(has_text="crash")
     await expect(card).to_contain_text("Dryrun failed: no cost estimate")
     await expect(card.get_by_role("link", name="needs money")).to_be_visible()
-    await anon.get_by_role("button", name="Needs funding").click()
+    await anon.get_by_role("link", name="Runs that need funding").click()
     await expect(anon.locator(".card").filter(has_text="needs money")).to_contain_text("to go")
     await expect(anon.locator(".card").filter(has_text="crash")).to_have_count(0)
     await anon.screenshot(path=screenshots / "usability-explore-needs-funding.png", full_page=True)

@@ -1,4 +1,4 @@
-/** A project's discussions: the list and a form to start one. */
+/** A project's discussions, or the platform's (no project): the list and a form to start one. */
 import { useState } from 'react'
 import { Link, useNavigate } from 'react-router'
 import { useQuery } from 'urql'
@@ -10,9 +10,10 @@ import { useMutationForm } from '../lib/useMutationForm'
 import { useSession } from '../session'
 import { EmptyState, QueryState } from './feedback'
 import { Form, SubmitButton, TextAreaField, TextField } from './forms'
+import { UserLink } from './UserLink'
 
 const ProjectDiscussionsDocument = graphql(`
-  query ProjectDiscussions($projectId: ID!) {
+  query ProjectDiscussions($projectId: ID) {
     discussions(projectId: $projectId, first: 50) {
       nodes {
         id
@@ -27,6 +28,21 @@ const ProjectDiscussionsDocument = graphql(`
           displayName
         }
       }
+    }
+  }
+`)
+
+const CreatePlatformDiscussionDocument = graphql(`
+  mutation CreatePlatformDiscussion($input: CreateDiscussionInput!) {
+    createDiscussion(input: $input) {
+      __typename
+      ... on DiscussionSuccess {
+        discussion {
+          id
+        }
+      }
+      ...WriteError
+      ...WriteFieldErrors
     }
   }
 `)
@@ -54,19 +70,20 @@ const CreateProjectDiscussionDocument = graphql(`
   }
 `)
 
-function NewDiscussionForm({ projectId }: { projectId: string }) {
+function NewDiscussionForm({ projectId }: { projectId: string | undefined }) {
   const [title, setTitle] = useState('')
   const [body, setBody] = useState('')
-  const { form, submit } = useMutationForm(CreateProjectDiscussionDocument)
+  const project = useMutationForm(CreateProjectDiscussionDocument)
+  const platform = useMutationForm(CreatePlatformDiscussionDocument)
+  const { form } = projectId ? project : platform
   const navigate = useNavigate()
   const onSubmit = async () => {
-    const data = await submit(
-      { input: { projectId, title: title.trim(), body } },
-      { title: !title.trim() && 'Give the discussion a title.', body: !body.trim() && 'Write what you want to discuss.' },
-    )
-    if (data?.createProjectDiscussion.__typename === 'DiscussionSuccess') {
-      navigate(`/discussions/${data.createProjectDiscussion.discussion.id}`)
-    }
+    const checks = { title: !title.trim() && 'Give the discussion a title.', body: !body.trim() && 'Write what you want to discuss.' }
+    const input = { title: title.trim(), body }
+    const created = projectId
+      ? (await project.submit({ input: { ...input, projectId } }, checks))?.createProjectDiscussion
+      : (await platform.submit({ input }, checks))?.createDiscussion
+    if (created?.__typename === 'DiscussionSuccess') navigate(`/discussions/${created.discussion.id}`)
   }
   return (
     <Form form={form} onSubmit={onSubmit} aria-label="Start a discussion">
@@ -78,15 +95,16 @@ function NewDiscussionForm({ projectId }: { projectId: string }) {
   )
 }
 
-export function Discussions({ projectId }: { projectId: string }) {
+export function Discussions({ projectId, heading = 'Discussions' }: { projectId?: string; heading?: string }) {
   const { viewer } = useSession()
   const [open, setOpen] = useState(false)
-  const [result, refetch] = useQuery({ query: ProjectDiscussionsDocument, variables: { projectId } })
-  useRefetchOnEvent(ProjectActivityDocument, { projectId, afterSeq: null }, refetch)
+  const [result, refetch] = useQuery({ query: ProjectDiscussionsDocument, variables: { projectId: projectId ?? null } })
+  // Project discussions follow the project's activity; platform ones have no stream.
+  useRefetchOnEvent(ProjectActivityDocument, { projectId: projectId ?? '', afterSeq: null }, refetch, !projectId)
   return (
     <section aria-labelledby="discussions-heading">
       <div className="section-head">
-        <h2 id="discussions-heading">Discussions</h2>
+        <h2 id="discussions-heading">{heading}</h2>
         {viewer && (
           <button type="button" className="button" aria-expanded={open} onClick={() => setOpen(!open)}>
             {open ? 'Cancel' : 'Start a discussion'}
@@ -106,7 +124,7 @@ export function Discussions({ projectId }: { projectId: string }) {
                   {d.isPinned && <span className="badge badge-muted">Pinned</span>}
                   <span className="muted small">
                     {' '}
-                    · {d.author ? d.author.displayName || d.author.handle : '[deleted]'} · {d.commentCount} comment{d.commentCount === 1 ? '' : 's'} · last
+                    · <UserLink user={d.author} /> · {d.commentCount} comment{d.commentCount === 1 ? '' : 's'} · last
                     activity {formatDate(d.lastActivityAt)}
                   </span>
                 </li>

@@ -83,6 +83,10 @@ export function Layout() {
           <NavLink to="/" end>
             Explore
           </NavLink>
+          <NavLink to="/discover">Needs funding</NavLink>
+          <NavLink to="/discussions" end>
+            Discussions
+          </NavLink>
           <NavLink to="/jobs">Jobs</NavLink>
           {viewer && <NavLink to="/projects/new">New project</NavLink>}
         </nav>
@@ -98,6 +102,10 @@ export function Layout() {
           </Suspense>
         </ErrorBoundary>
       </main>
+      <footer className="site-footer">
+        <NavLink to="/feedback">Send feedback</NavLink>
+        <NavLink to="/discussions">Platform discussions</NavLink>
+      </footer>
     </>
   )
 }

@@ -10,6 +10,7 @@ import { EmptyState, ErrorMessage, QueryState } from '../components/feedback'
 import { Form, SubmitButton, TextAreaField, TextField } from '../components/forms'
 import { HtmlContent } from '../components/HtmlContent'
 import { LoadMore, Pages } from '../components/Pages'
+import { UserLink } from '../components/UserLink'
 import { graphql } from '../gql'
 import type { DiscussionCommentsQuery, DiscussionQuery } from '../gql/graphql'
 import { ProjectActivityDocument } from '../graphql/live'
@@ -28,6 +29,7 @@ const DiscussionDocument = graphql(`
       bodyVersion
       bodyHtml
       isDeleted
+      isPinned
       createdAt
       commentCount
       author {
@@ -38,7 +40,40 @@ const DiscussionDocument = graphql(`
       project {
         id
         title
+        owner {
+          id
+        }
       }
+    }
+  }
+`)
+
+const PinDiscussionDocument = graphql(`
+  mutation PinDiscussion($input: DiscussionIdInput!) {
+    pinDiscussion(input: $input) {
+      __typename
+      ... on DiscussionSuccess {
+        discussion {
+          id
+          isPinned
+        }
+      }
+      ...WriteError
+    }
+  }
+`)
+
+const UnpinDiscussionDocument = graphql(`
+  mutation UnpinDiscussion($input: DiscussionIdInput!) {
+    unpinDiscussion(input: $input) {
+      __typename
+      ... on DiscussionSuccess {
+        discussion {
+          id
+          isPinned
+        }
+      }
+      ...WriteError
     }
   }
 `)
@@ -164,10 +199,6 @@ const COMMENT_CONTEXT = { additionalTypenames: ['Comment'] }
 
 type Discussion = DiscussionQuery['discussion']
 type Comment = DiscussionCommentsQuery['discussion']['comments']['nodes'][number]
-type Author = { handle: string; displayName: string } | null | undefined
-
-/** Authors are named the same way everywhere: display name, else handle. */
-const authorName = (author: Author) => (author ? author.displayName || author.handle : '[deleted]')
 
 /** Re-read on the project's activity (comments, edits, deletions); platform discussions have none. */
 function useProjectLive(projectId: string | undefined, refetch: (context?: Partial<OperationContext>) => void) {
@@ -275,7 +306,7 @@ function CommentItem({ comment, discussionId, closed }: { comment: Comment; disc
   return (
     <li className="comment" style={{ '--depth': Math.min(comment.depth, 6) } as CSSProperties}>
       <p className="muted small">
-        {authorName(comment.author)} · {formatDate(comment.createdAt)}
+        <UserLink user={comment.author} /> · {formatDate(comment.createdAt)}
         {comment.bodyVersion > 1 && !comment.isDeleted && ' · edited'}
       </p>
       {editing ? (
@@ -338,6 +369,33 @@ function CommentsPage({ id, projectId, closed, after, onMore }: {
   )
 }
 
+/** Pin or unpin: the project's owner (an admin for platform discussions). Pinned ones list first. */
+function PinButton({ discussion }: { discussion: Discussion }) {
+  const [pinning, pin] = useMutation(PinDiscussionDocument)
+  const [unpinning, unpin] = useMutation(UnpinDiscussionDocument)
+  const [message, setMessage] = useState('')
+  const toggle = async () => {
+    const input = { input: { id: discussion.id } }
+    const result = discussion.isPinned ? (await unpin(input)).data?.unpinDiscussion : (await pin(input)).data?.pinDiscussion
+    if (result?.__typename === 'DiscussionSuccess') {
+      setMessage(result.discussion.isPinned ? 'Pinned: it now lists first.' : 'Unpinned.')
+    } else if (result && 'message' in result) setMessage(result.message)
+  }
+  const error = pinning.error ?? unpinning.error
+  return (
+    <>
+      <button type="button" className="button small" aria-pressed={discussion.isPinned}
+        disabled={pinning.fetching || unpinning.fetching} onClick={toggle}>
+        {discussion.isPinned ? 'Unpin' : 'Pin to top'}
+      </button>
+      <span className="muted small" role="status">
+        {message}
+      </span>
+      {error && <ErrorMessage error={error} />}
+    </>
+  )
+}
+
 function EditDiscussionForm({ discussion, onDone }: { discussion: Discussion; onDone: (saved: boolean) => void }) {
   const [title, setTitle] = useState(discussion.title)
   const [body, setBody] = useState(discussion.body)
@@ -373,6 +431,8 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
   const editRef = useFocusOnClose(editing)
   const [deleting, remove] = useMutation(DeleteDiscussionDocument)
   const own = viewer != null && viewer.id === discussion.author?.id && !discussion.isDeleted
+  const canPin = viewer != null && !discussion.isDeleted &&
+    (viewer.isAdmin || (discussion.project != null && viewer.id === discussion.project.owner.id))
   const id = discussion.id
   useTitle(discussion.title)
   const onDelete = async () => {
@@ -394,11 +454,18 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
         }} />
       ) : (
         <>
-          <h1>{discussion.title}</h1>
+          <h1>
+            {discussion.title} {discussion.isPinned && <span className="badge badge-muted">Pinned</span>}
+          </h1>
           <p className="muted small">
-            {authorName(discussion.author)} · {formatDate(discussion.createdAt)}
+            <UserLink user={discussion.author} /> · {formatDate(discussion.createdAt)}
             {discussion.bodyVersion > 1 && !discussion.isDeleted && ' · edited'}
           </p>
+          {canPin && (
+            <p className="actions">
+              <PinButton discussion={discussion} />
+            </p>
+          )}
           {discussion.isDeleted ? (
             <p className="alert alert-warning" role="status">
               This discussion was deleted. Its comments stay readable here; it takes no new ones.

@@ -14,6 +14,7 @@ import { FundDialog } from '../components/run/FundDialog'
 import { JobError } from '../components/run/JobError'
 import { RunTimeline } from '../components/run/RunTimeline'
 import { StatusBadge } from '../components/StatusBadge'
+import { UserLink } from '../components/UserLink'
 import { graphql } from '../gql'
 import type { JobDetailFragment, RunDetailFragment, RunStatus } from '../gql/graphql'
 import { formatDate } from '../lib/format'
@@ -430,7 +431,7 @@ function RunView({ run }: { run: RunDetailFragment }) {
             {run.title} <StatusBadge status={run.status} />
           </h1>
           <p className="muted small">
-            by {run.creator.displayName || run.creator.handle} · {formatDate(run.createdAt)}
+            by <UserLink user={run.creator} /> · {formatDate(run.createdAt)}
             {run.copiedFrom && (
               <>
                 {' '}
@@ -440,11 +441,16 @@ function RunView({ run }: { run: RunDetailFragment }) {
           </p>
         </div>
         <div className="actions">
-          {isOwner && run.status === 'DRYRUN_FAILED' && (
-            <Link className="button primary" to={`/projects/${run.project.id}/runs/new?from=${run.id}`}>
-              Edit and run again
-            </Link>
-          )}
+          {isOwner &&
+            (run.status === 'DRYRUN_FAILED' ? (
+              <Link className="button primary" to={`/projects/${run.project.id}/runs/new?from=${run.id}`}>
+                Edit and run again
+              </Link>
+            ) : (
+              <Link className="button" to={`/projects/${run.project.id}/runs/new?from=${run.id}`}>
+                Copy and run again
+              </Link>
+            ))}
           {canManage && CANCELLABLE.has(run.status) && <CancelButton runId={run.id} />}
         </div>
       </div>

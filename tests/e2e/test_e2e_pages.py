@@ -1,0 +1,265 @@
+"""The pages of issue 18 in a browser, on a real server with data made through the API: Discover
+(runs awaiting funding across projects, funded from the card, updated live), profiles, platform
+discussions, feedback, pinning, copy-and-rerun, emoji in job logs; and axe-core on every page of
+the app, logged out and in, at desktop and phone widths. Screenshots: test-output/screenshots/pages-*.png."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from tests.client import Person
+from tests.e2e.axe import assert_accessible, serious_violations
+from tests.experiments import create_run, make_demo_repo, make_project, wait_run
+from tests.repos import Repo
+from tests.test_discussions import discussion_in
+
+PASSWORD = "correct horse battery"
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+
+
+@pytest.fixture(scope="module")
+def repo(work_dir: Path) -> Repo:
+    return make_demo_repo(work_dir)
+
+
+async def open_page(context: BrowserContext, errors: list[str]) -> Page:
+    page = await context.new_page()
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page
+
+
+async def log_in(page: Page, person: Person) -> None:
+    await page.goto("/login")
+    await page.get_by_label("Email").fill(person.email)
+    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in").click()
+    await expect(page.get_by_role("banner").get_by_role("link", name=person.handle)).to_be_visible()
+
+
+async def grant(admin: Person, person: Person, cents: int) -> None:
+    done = await admin.web.data(
+        "mutation($i: GrantCreditInput!) { grantCredit(input: $i) { __typename } }",
+        {"i": {"userId": person.gid, "amountCents": cents, "reason": "e2e"}})
+    assert done["grantCredit"]["__typename"] == "GrantCreditSuccess", done
+
+
+async def settled(page: Page, path: str) -> None:
+    """Open `path` and wait until its heading shows and its requests are done."""
+    await page.goto(path)
+    await expect(page.get_by_role("heading", level=1)).to_be_visible()
+    await page.wait_for_load_state("networkidle")
+
+
+async def test_every_page_passes_axe(new_context, make_person, repo: Repo, screenshots: Path) -> None:
+    """axe-core on each page of the app: logged out and logged in, desktop and phone widths,
+    plus the fund dialog and the notes editor open. No serious or critical violation."""
+    errors: list[str] = []
+    researcher, patron = await make_person("a11yres"), await make_person("a11ypat")
+    project = await make_project(researcher.agent, repo)
+    run = await create_run(researcher.agent, project, repo, title="accessible run")
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
+    discussion = await discussion_in(patron, project, title="Contrast?", body="Is it **readable**?")
+    public = ["/", "/discover", "/discussions", f"/discussions/{discussion['id']}", f"/projects/{project}",
+              f"/runs/{run['id']}", f"/jobs/{run['dryrunJob']['id']}/logs", "/jobs", f"/users/{researcher.gid}",
+              "/feedback", "/login", "/signup", "/no/such/page"]
+    private = ["/projects/new", f"/projects/{project}/runs/new", "/notifications", "/settings/profile",
+               "/settings/wallet", "/settings/api-keys", "/settings/notifications"]
+    checked = 0
+    for width, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        anon = await open_page(await new_context(viewport=viewport), errors)
+        for path in public:
+            await settled(anon, path)
+            await assert_accessible(anon, f"{width}, logged out: {path}")
+            checked += 1
+        me = await open_page(await new_context(viewport=viewport), errors)
+        await log_in(me, researcher)
+        for path in public + private:
+            await settled(me, path)
+            await assert_accessible(me, f"{width}, logged in: {path}")
+            checked += 1
+        # The two editors people spend time in: the fund dialog and the notes editor.
+        await settled(me, f"/runs/{run['id']}")
+        await me.get_by_role("button", name="Fund this run").click()
+        await expect(me.get_by_role("dialog", name="Fund this run").get_by_label("Amount (USD)")).to_be_focused()
+        await assert_accessible(me, f"{width}: fund dialog")
+        await me.keyboard.press("Escape")
+        await me.get_by_role("region", name="Run notes").get_by_role("button", name="Edit notes").click()
+        await assert_accessible(me, f"{width}: notes editor")
+        await me.screenshot(path=screenshots / f"pages-a11y-notes-editor-{width}.png", full_page=True)
+        checked += 2
+    print(f"\naxe-core: {checked} page states checked, 0 serious or critical violations")
+    # The check itself sees problems: a button without a name is a critical violation.
+    await me.evaluate("document.querySelector('main').append(document.createElement('button'))")
+    assert any("button-name" in v for v in await serious_violations(me))
+    assert errors == [], errors
+
+
+async def test_discover_fund_from_the_card_live_profiles_and_copy(new_context, make_person, repo: Repo,
+                                                                   screenshots: Path) -> None:
+    errors: list[str] = []
+    word = f"kiwi{uuid.uuid4().hex[:6]}"  # the search keeps other tests' runs out of the list
+    researcher, patron, admin = await make_person("dres"), await make_person("dpat"), await make_person("dadm", admin=True)
+    await grant(admin, patron, 1000)
+    project = await make_project(researcher.agent, repo)
+    alpha = await create_run(researcher.agent, project, repo, title=f"alpha {word}")
+    beta = await create_run(researcher.agent, project, repo, title=f"beta {word}",
+                            parameters={"epochs": 30, "lr": 0.5, "seconds": 0.2})
+    alpha = await wait_run(researcher.agent, alpha["id"], {"AWAITING_FUNDING"})
+    beta = await wait_run(researcher.agent, beta["id"], {"AWAITING_FUNDING"})
+    assert alpha["fundingGapCents"] < beta["fundingGapCents"]
+
+    # ---- a visitor watches the list (logged out) --------------------------------------------
+    watcher = await open_page(await new_context(viewport=PHONE), errors)
+    await watcher.goto(f"/discover?q={word}")
+    cards = watcher.locator(".card")
+    await expect(cards).to_have_count(2)
+    await expect(cards.first).to_contain_text(f"alpha {word}")  # closest to fully funded first
+    await expect(watcher.get_by_role("link", name=f"Log in to fund “alpha {word}”")).to_be_visible()
+
+    # ---- the patron finds it from the navigation, sorts, funds from the card -----------------
+    p = await open_page(await new_context(viewport=DESKTOP), errors)
+    await log_in(p, patron)
+    await p.get_by_role("navigation", name="Main").get_by_role("link", name="Needs funding").click()
+    await expect(p.get_by_role("heading", level=1)).to_have_text("Runs that need funding")
+    await p.get_by_role("searchbox").fill(word)
+    await expect(p.locator(".card")).to_have_count(2)
+    await p.get_by_label("Sort").select_option(label="Newest first")
+    await expect(p).to_have_url(re.compile(r"sort=newest"))
+    await expect(p.locator(".card").first).to_contain_text(f"beta {word}")
+    beta_card = p.locator(".card").filter(has_text=f"beta {word}")
+    await expect(beta_card.get_by_test_id("funding-gap")).to_contain_text(f"${beta['fundingGapCents'] / 100:.2f}")
+    await p.screenshot(path=screenshots / "pages-discover.png", full_page=True)
+
+    # Keyboard only: Tab from the search box to the card's button, Enter, type, Enter, Escape.
+    fund_beta = p.get_by_role("button", name=f"Fund “beta {word}”")
+    await p.get_by_role("searchbox").focus()
+    for _ in range(30):
+        await p.keyboard.press("Tab")
+        if await fund_beta.evaluate("el => el === document.activeElement"):
+            break
+    await expect(fund_beta).to_be_focused()
+    await p.keyboard.press("Enter")
+    dialog = p.get_by_role("dialog", name="Fund this run")
+    amount = dialog.get_by_label("Amount (USD)")
+    await expect(amount).to_be_focused()
+    await p.keyboard.type("0.01")  # the amount is selected on focus: typing replaces it
+    await p.keyboard.press("Tab")  # to the surplus choice: arrows move within it
+    await expect(dialog.get_by_role("radio", name="Keep it in the project")).to_be_focused()
+    await p.keyboard.press("ArrowDown")
+    await expect(dialog.get_by_role("radio", name="Refund me")).to_be_checked()
+    await p.keyboard.press("Enter")  # submits the form
+    await expect(dialog.get_by_text("You funded $0.01")).to_be_visible()
+    await p.keyboard.press("Escape")
+    await expect(dialog).to_be_hidden()
+    await expect(fund_beta).to_be_focused()  # back where the patron was
+    # The visitor's list shows it without a reload.
+    await expect(watcher.locator(".card").filter(has_text=f"beta {word}")).to_contain_text("$0.01 of")
+
+    # With the mouse: fund alpha's whole gap; it leaves both lists, live.
+    await p.get_by_role("button", name=f"Fund “alpha {word}”").click()
+    await expect(dialog.get_by_label("Amount (USD)")).to_have_value(f"{alpha['fundingGapCents'] / 100:.2f}")
+    await dialog.get_by_role("button", name=re.compile(r"^Fund \$")).click()
+    await expect(dialog.get_by_text(re.compile(r"You funded"))).to_be_visible()
+    await p.screenshot(path=screenshots / "pages-discover-funded.png")
+    await dialog.get_by_role("button", name="Close").last.click()
+    await expect(p.locator(".card")).to_have_count(1)
+    await expect(watcher.locator(".card")).to_have_count(1)
+    await expect(watcher.locator(".card")).to_contain_text(f"beta {word}")
+    await watcher.screenshot(path=screenshots / "pages-discover-phone-live.png", full_page=True)
+
+    # ---- profiles: the researcher's projects, the patron's fundings ----------------------------
+    await p.locator(".card").get_by_role("link", name=researcher.handle).click()
+    await expect(p.get_by_role("heading", level=1)).to_have_text(researcher.handle)
+    await expect(p.get_by_role("region", name="Projects").get_by_role("link", name="demo")).to_be_visible()
+    await watcher.goto(f"/users/{patron.gid}")
+    funded = watcher.get_by_role("region", name="Runs funded")
+    await expect(funded.get_by_role("listitem")).to_have_count(2)
+    await expect(funded.get_by_role("listitem").filter(has_text=f"beta {word}")).to_contain_text("$0.01")
+    await watcher.screenshot(path=screenshots / "pages-profile-phone.png", full_page=True)
+
+    # ---- copy and rerun: the owner starts a new run from a finished one ------------------------
+    r = await open_page(await new_context(viewport=DESKTOP), errors)
+    await log_in(r, researcher)
+    await r.goto(f"/runs/{alpha['id']}")
+    await expect(p.get_by_role("link", name="Copy and run again")).to_have_count(0)  # not for patrons
+    await r.get_by_role("link", name="Copy and run again").click()
+    await expect(r.get_by_label("epochs", exact=True)).to_have_value("3")
+    await r.get_by_label("Run title").fill(f"alpha again {word}")
+    await r.get_by_role("button", name="Create run and start the dryrun").click()
+    await expect(r.get_by_role("heading", level=1)).to_contain_text(f"alpha again {word}")
+    await expect(r.get_by_role("link", name=f"alpha {word}", exact=True)).to_be_visible()  # copiedFrom
+    await r.screenshot(path=screenshots / "pages-run-copied.png", full_page=True)
+    assert errors == [], errors
+
+
+async def test_platform_discussions_feedback_and_pinning(new_context, make_person, repo: Repo,
+                                                         screenshots: Path) -> None:
+    errors: list[str] = []
+    owner, reader, admin = await make_person("pown"), await make_person("pread"), await make_person("padm", admin=True)
+    project = await make_project(owner.agent, repo)
+    older = await discussion_in(reader, project, title="Older question", body="first")
+    await discussion_in(reader, project, title="Newer question", body="second")
+
+    # ---- the project's owner pins the older one: it lists first; a reader cannot pin ----------
+    o = await open_page(await new_context(viewport=DESKTOP), errors)
+    await log_in(o, owner)
+    await o.goto(f"/discussions/{older['id']}")
+    await o.get_by_role("button", name="Pin to top").click()
+    await expect(o.get_by_role("status").filter(has_text="Pinned")).to_contain_text("it now lists first")
+    await expect(o.get_by_role("button", name="Unpin")).to_have_attribute("aria-pressed", "true")
+    await o.screenshot(path=screenshots / "pages-discussion-pinned.png")
+    await o.get_by_role("link", name="← demo").click()
+    items = o.get_by_role("region", name="Discussions").get_by_role("listitem")
+    await expect(items.first).to_contain_text("Older question")
+    await expect(items.first).to_contain_text("Pinned")
+    rd = await open_page(await new_context(viewport=DESKTOP), errors)
+    await log_in(rd, reader)
+    await rd.goto(f"/discussions/{older['id']}")
+    await expect(rd.get_by_role("heading", level=1)).to_contain_text("Pinned")
+    await expect(rd.get_by_role("button", name=re.compile("Pin|Unpin"))).to_have_count(0)
+    await o.goto(f"/discussions/{older['id']}")
+    await o.get_by_role("button", name="Unpin").click()
+    await expect(o.get_by_role("button", name="Pin to top")).to_be_visible()
+    await o.goto(f"/projects/{project}")
+    await expect(items.first).to_contain_text("Newer question")
+
+    # ---- platform discussions, from the navigation ---------------------------------------------
+    title = f"Dark mode? {uuid.uuid4().hex[:6]}"
+    await rd.get_by_role("navigation", name="Main").get_by_role("link", name="Discussions").click()
+    await expect(rd.get_by_role("heading", level=1)).to_have_text("Discussions")
+    await rd.get_by_role("button", name="Start a discussion").click()
+    await rd.get_by_label("Title").fill(title)
+    await rd.get_by_label("Message (Markdown)").fill("Easier on the eyes at night.")
+    await rd.get_by_role("button", name="Start discussion").click()
+    await expect(rd.get_by_role("heading", level=1)).to_have_text(title)
+    await rd.get_by_role("navigation", name="Main").get_by_role("link", name="Discussions").click()
+    await expect(rd.get_by_role("link", name=title)).to_be_visible()
+    await rd.screenshot(path=screenshots / "pages-platform-discussions.png", full_page=True)
+    platform = await admin.web.data("{ discussions(first: 50) { nodes { title project { id } } } }")
+    assert {"title": title, "project": None} in platform["discussions"]["nodes"]
+
+    # ---- feedback: logged out it asks to log in; logged in it reaches the admins -------------
+    anon = await open_page(await new_context(viewport=PHONE), errors)
+    await anon.goto("/")
+    await anon.get_by_role("link", name="Send feedback").click()
+    await expect(anon.get_by_text("Log in to see the feedback form.")).to_be_visible()
+    await rd.get_by_role("link", name="Send feedback").click()
+    await rd.get_by_role("button", name="Send feedback").click()
+    await expect(rd.get_by_text("Give it a short title.")).to_be_visible()
+    await rd.get_by_role("radio", name="An idea or a missing feature").check()
+    subject = f"Export charts as SVG {uuid.uuid4().hex[:6]}"
+    await rd.get_by_label("Title").fill(subject)
+    await rd.get_by_label("Details").fill("For papers.")
+    await rd.get_by_role("button", name="Send feedback").click()
+    await expect(rd.get_by_text(f"Thank you: “{subject}” reached the administrators.")).to_be_visible()
+    await expect(rd.get_by_role("button", name="Send more feedback")).to_be_focused()
+    await rd.screenshot(path=screenshots / "pages-feedback-sent.png")
+    sent = await admin.web.data("{ feedback(first: 20) { nodes { type title user { handle } } } }")
+    assert {"type": "FEATURE", "title": subject, "user": {"handle": reader.handle}} in sent["feedback"]["nodes"]
+    assert errors == [], errors
