@@ -111,10 +111,7 @@ function SingleValue({ name, point }: { name: string; point: Point }) {
 function MetricChart({ jobId, metric, live }: { jobId: string; metric: string; live: boolean }) {
   const [result, refetch] = useQuery({ query: MetricHistoryDocument, variables: { id: jobId, key: metric } })
   usePoll(refetch, live)
-  // NaN and ±infinity come as null values (the API names them in `special`): no point to draw.
-  const points = (result.data?.job.metricHistory ?? []).filter(
-    (p): p is { step: number; value: number } => p.value !== null,
-  )
+  const points = result.data?.job.metricHistory ?? []
   if (points.length === 0) return null
   if (points.length === 1) return <SingleValue name={metric} point={points[0]} />
   return <LineChart name={metric} points={points} />
