@@ -207,6 +207,32 @@ async def test_oom_killed_is_the_root_cause(
     assert_forward_only(lsink.offered)
 
 
+async def test_pod_events_are_event_lines_in_order_and_eviction_is_the_root_cause(
+    executor: KubernetesExecutor, fake: FakeKubernetes, lsink: LifecycleSink
+) -> None:
+    """A sink without `job_events` gets the events as plain `event` lines, before the terminal update."""
+    spec = make_spec()
+    name = (await executor.submit(spec))["name"]
+    fake.unschedulable(name, "0/2 nodes are available: 2 Insufficient nvidia.com/gpu.")
+    fake.event(name, "NotTriggerScaleUp", "pod didn't trigger scale-up: 1 max node group size reached",
+               series=4)  # fmt: skip
+    fake.run(name)
+    fake.log(name, "epoch 0")
+    await wait_lines(lsink, spec.job_id, 1)
+    fake.evict(name)
+    final = await lsink.terminal(spec.job_id)
+    assert final.status == JobStatus.FAILED and final.error is not None
+    assert final.error.platform == "pod Evicted: The node was low on resource: memory."
+    assert lsink.lines(spec.job_id, "event") == [
+        "Warning FailedScheduling: 0/2 nodes are available: 2 Insufficient nvidia.com/gpu.",
+        "Normal NotTriggerScaleUp (x4): pod didn't trigger scale-up: 1 max node group size reached",
+        "Warning Evicted: The node was low on resource: memory.",
+    ]
+    logged = [e for kind, e in lsink.events if kind in ("log", "update") and (kind == "update" or e[1] == "event")]
+    assert logged[-1] == final  # every event line came before the terminal update
+    assert_forward_only(lsink.offered)
+
+
 async def test_deadline_exceeded_sets_platform(
     executor: KubernetesExecutor, fake: FakeKubernetes, lsink: LifecycleSink
 ) -> None:

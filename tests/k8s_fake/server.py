@@ -21,7 +21,10 @@ It speaks the real wire protocol to kubernetes-asyncio over HTTP on 127.0.0.1:
 
 Nothing happens by itself except what a Job controller does on create (one Pending pod) and on
 delete (garbage collection): the test plays scheduler and kubelet through the methods in the
-"scheduler API" section, and awaits conditions with `wait_until`.
+"scheduler API" section, and awaits conditions with `wait_until`. Events are core/v1 objects as a
+real API server answers them (`count`, or `series.count` for events.k8s.io writers; `repeat_event`
+bumps the count of the same Event, MODIFIED); a running container reports an `imageID`
+(`repository@sha256:…`); `oom_kill` and `evict` emit the kubelet's OOMKilling / Evicted events.
 """
 
 from __future__ import annotations
@@ -364,6 +367,20 @@ class FakeKubernetes:
                    type="Warning")  # fmt: skip
         self.finish(job_name, exit_code=137, reason="OOMKilled")
 
+    def evict(self, job_name: str, message: str = "The node was low on resource: memory.") -> None:
+        """The kubelet evicts the pod (node pressure): an Evicted event, the container killed, the pod
+        Failed with reason Evicted, and the Job failed by the Job controller."""
+        self.event(job_name, "Evicted", message, type="Warning")
+        pod = self.pod(job_name)
+        main = pod["status"]["containerStatuses"][0]
+        started = (main["state"].get("running") or {}).get("startedAt") or _now_iso()
+        main["state"] = {"terminated": {"exitCode": 137, "reason": "Error", "startedAt": started,
+                                        "finishedAt": _now_iso()}}  # fmt: skip
+        pod["status"].update(phase="Failed", reason="Evicted", message=message)
+        self._end_instance(pod, main["name"])
+        self._put("pods", pod, "MODIFIED")
+        self._finish_job(job_name, "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
+
     def exceed_deadline(self, job_name: str) -> None:
         """activeDeadlineSeconds passed: the Job fails with DeadlineExceeded and its pod is killed."""
         pod = self.pod(job_name)
@@ -405,9 +422,11 @@ class FakeKubernetes:
         self._finish_job(job_name, "Failed", "BackoffLimitExceeded", "Job has reached the specified backoff limit")
 
     def event(
-        self, job_name: str, reason: str, message: str, *, type: str = "Normal", component: str = "kubelet"
+        self, job_name: str, reason: str, message: str, *, type: str = "Normal", component: str = "kubelet",
+        series: int | None = None,
     ) -> str:
-        """A new Event about the job's pod; returns its name (for `repeat_event`)."""
+        """A new Event about the job's pod; returns its name (for `repeat_event`). `series`: written
+        through events.k8s.io/v1, whose repeats read back as `series.count` with no `count`."""
         pod = self.pod(job_name)
         ns = pod["metadata"]["namespace"]
         name = f"{pod['metadata']['name']}.{secrets.token_hex(8)}"
@@ -420,6 +439,9 @@ class FakeKubernetes:
             "firstTimestamp": _now_iso(), "lastTimestamp": _now_iso(), "source": {"component": component},
             "reportingComponent": component, "reportingInstance": "",
         }  # fmt: skip
+        if series is not None:
+            del obj["count"]
+            obj["series"] = {"count": series, "lastObservedTime": _now_iso()}
         self._put("events", obj, "ADDED")
         return name
 
