@@ -9,27 +9,24 @@ A subscriber follows `jobLogs` on the replica from seq 0.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes_asyncio.client import ApiClient, Configuration
 
 from app.execution.k8s_api import KubeApi
 from app.execution.k8s_manifests import JOB_ID_LABEL
 from app.execution.k8s_watcher import KubernetesWatcher
-from tests.api_process import ApiProcess, replica_env
+from tests.api_process import ApiProcess
 from tests.client import GraphQLClient, Person
 from tests.execution.test_kubernetes import FAST
 from tests.experiments import create_run, logs, make_demo_repo, make_project, pk
 from tests.helpers import eventually
 from tests.k8s_fake import FakeKubernetes
-from tests.k8s_fake.cluster import kubeconfig as kubeconfig_of
+from tests.k8s_fake.platform import fake_cluster
 from tests.ws import WsClient
 
-NAMESPACE = "mlpatron-jobs"
 UNSCHEDULABLE = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
 JOB_LOGS = "subscription($id: ID!) { jobLogs(jobId: $id, afterSeq: 0) { seq stream line } }"
 ENVIRONMENT = """query($id: ID!) { job(id: $id) { status executor environment {
@@ -38,26 +35,14 @@ ENVIRONMENT = """query($id: ID!) { job(id: $id) { status executor environment {
 
 @pytest.fixture(scope="module")
 async def cluster(settings, work_dir: Path) -> AsyncIterator[tuple[FakeKubernetes, KubeApi, ApiProcess]]:
-    """The fake API server, a client of it, and an API replica whose executor is Kubernetes (it).
-
-    `settings` first: the replica's environment comes from it."""
-    fake = FakeKubernetes()
-    await fake.start()
-    kubeconfig = work_dir / "events-kubeconfig"
-    kubeconfig.write_text(json.dumps(kubeconfig_of(fake.url, NAMESPACE)))
-    configuration = Configuration()
-    configuration.host = fake.url
-    client = ApiClient(configuration)
-    env = replica_env(settings) | {"EXECUTOR": "kubernetes", "KUBECONFIG": str(kubeconfig),
-                                   "K8S_NAMESPACE": NAMESPACE, "K8S_ALLOW_LOCAL_REPOS": "1"}  # fmt: skip
-    replica = ApiProcess(env, work_dir / "events-api.log")
-    try:
-        await asyncio.to_thread(replica.wait_ready)
-        yield fake, KubeApi(client, NAMESPACE), replica
-    finally:
-        replica.stop()
-        await client.close()
-        await fake.stop()
+    """The fake API server, a client of it, and an API replica whose executor is Kubernetes (it)."""
+    async with fake_cluster(settings, work_dir / "events-kubeconfig") as (fake, kube, env):
+        replica = ApiProcess(env, work_dir / "events-api.log")
+        try:
+            await asyncio.to_thread(replica.wait_ready)
+            yield fake, kube, replica
+        finally:
+            replica.stop()
 
 
 class Follower:

@@ -5,7 +5,6 @@ refused and kept, bad names are typed errors, a second call is a no-op."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -14,19 +13,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from kubernetes_asyncio.client import ApiClient, Configuration
 
 from app.execution.k8s_api import KubeApi
 from app.execution.k8s_manifests import JOB_ID_LABEL, MANAGED_BY, MANAGED_BY_LABEL
 from app.jobs.models import Job
-from tests.api_process import ROOT, ApiProcess, replica_env
+from tests.api_process import ROOT, ApiProcess
 from tests.client import GraphQLClient
 from tests.experiments import create_run, make_demo_repo, make_project, pk
 from tests.helpers import eventually
 from tests.k8s_fake import FakeKubernetes
-from tests.k8s_fake.cluster import kubeconfig as kubeconfig_of
+from tests.k8s_fake.platform import fake_cluster
 
-NAMESPACE = "mlpatron-jobs"
 CANCEL_ORPHAN = """mutation($name: String!) { cancelOrphanKubernetesJob(input: {name: $name}) { __typename
   ... on OrphanKubernetesJobCancelled { name jobId deleted }
   ... on InvalidStateError { code message }
@@ -36,20 +33,8 @@ CANCEL_ORPHAN = """mutation($name: String!) { cancelOrphanKubernetesJob(input: {
 @pytest.fixture(scope="module")
 async def cluster(settings, work_dir: Path) -> AsyncIterator[tuple[FakeKubernetes, KubeApi, dict[str, str]]]:
     """The fake API server, a client of it, and the environment of a platform using it."""
-    fake = FakeKubernetes()
-    await fake.start()
-    kubeconfig = work_dir / "orphans-kubeconfig"
-    kubeconfig.write_text(json.dumps(kubeconfig_of(fake.url, NAMESPACE)))
-    configuration = Configuration()
-    configuration.host = fake.url
-    client = ApiClient(configuration)
-    env = replica_env(settings) | {"EXECUTOR": "kubernetes", "KUBECONFIG": str(kubeconfig),
-                                   "K8S_NAMESPACE": NAMESPACE, "K8S_ALLOW_LOCAL_REPOS": "1"}
-    try:
-        yield fake, KubeApi(client, NAMESPACE), env
-    finally:
-        await client.close()
-        await fake.stop()
+    async with fake_cluster(settings, work_dir / "orphans-kubeconfig") as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="module")
