@@ -60,14 +60,16 @@ class RequestBudget:
         try:
             await ratelimit.hit(scope["app"].state.services, "requests", subject, per_minute, WINDOW_SECONDS)
         except RateLimited as exc:
-            body = {"errors": [{"message": exc.message, "extensions": {
-                "code": "RATE_LIMITED", "retryAfterSeconds": exc.retry_after, "retryAfter": exc.retry_after,
-                "recommendedAction": GRAPHQL["RATE_LIMITED"]}}]}
             if scope["type"] == "websocket" and "websocket.http.response" not in scope.get("extensions", {}):
                 await send({"type": "websocket.close", "code": 4429})  # a server without denial responses
                 return
+            body: dict[str, object]
             if scope["path"].startswith("/artifacts/"):  # the download route's own error shape
                 body = {"code": "RATE_LIMITED", "message": exc.message, "retryAfterSeconds": exc.retry_after}
+            else:
+                body = {"errors": [{"message": exc.message, "extensions": {
+                    "code": "RATE_LIMITED", "retryAfterSeconds": exc.retry_after, "retryAfter": exc.retry_after,
+                    "recommendedAction": GRAPHQL["RATE_LIMITED"]}}]}
             response = JSONResponse(body, status_code=429, headers={"Retry-After": str(exc.retry_after)})
             await response(scope, receive, send)  # a websocket handshake gets it as its HTTP answer
             return
