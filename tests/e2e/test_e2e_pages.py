@@ -263,3 +263,171 @@ async def test_platform_discussions_feedback_and_pinning(new_context, make_perso
     sent = await admin.web.data("{ feedback(first: 20) { nodes { type title user { handle } } } }")
     assert {"type": "FEATURE", "title": subject, "user": {"handle": reader.handle}} in sent["feedback"]["nodes"]
     assert errors == [], errors
+
+
+PROJECT_NOTES = """mutation($i: UpdateProjectInput!) { updateProject(input: $i) {
+  __typename ... on ProjectSuccess { project { notesVersion } } } }"""
+PATCH_PROJECT_NOTES = """mutation($i: PatchTextInput!) { patchProjectNotes(input: $i) {
+  __typename ... on ProjectSuccess { project { notesVersion } } } }"""
+
+
+async def tab_to(page: Page, target, limit: int = 40) -> None:
+    """Press Tab until `target` has the focus (a keyboard user's way there)."""
+    for _ in range(limit):
+        if await target.evaluate("el => el === document.activeElement"):
+            return
+        await page.keyboard.press("Tab")
+    await expect(target).to_be_focused()
+
+
+async def test_notes_history_diff_restore_by_keyboard(new_context, make_person, repo: Repo, screenshots: Path) -> None:
+    errors: list[str] = []
+    owner, reader = await make_person("hown"), await make_person("hread")
+    project = await make_project(owner.agent, repo)
+
+    async def write(mutation: str, name: str, i: dict) -> int:
+        done = (await owner.agent.data(mutation, {"i": i}))[name]
+        assert done["__typename"] == "ProjectSuccess", done
+        return done["project"]["notesVersion"]
+
+    first = await write(PROJECT_NOTES, "updateProject", {"id": project, "notes": "# Plan\n\nlr 0.1\nbatch 32\n",
+                                                         "editSummary": "first plan"})
+    second = await write(PATCH_PROJECT_NOTES, "patchProjectNotes", {
+        "id": project, "baseVersion": first, "edits": [{"oldText": "lr 0.1", "newText": "lr 0.3"}],
+        "editSummary": "raise lr"})
+
+    # ---- keyboard only: edit, summary, save; then open the history --------------------------
+    page = await open_page(await new_context(viewport=DESKTOP), errors)
+    await log_in(page, owner)
+    await page.goto(f"/projects/{project}")
+    notes = page.get_by_role("region", name="Lab notebook")
+    await expect(notes.get_by_text("lr 0.3")).to_be_visible()
+    await page.locator("main").focus()
+    await tab_to(page, notes.get_by_role("button", name="Edit notes"))
+    await page.keyboard.press("Enter")
+    editor = notes.get_by_label("Notes (Markdown)")
+    await expect(editor).to_be_focused()
+    await page.keyboard.press("Control+End")
+    await page.keyboard.type("warmup 5\n")
+    await page.keyboard.press("Tab")
+    await expect(notes.get_by_label("Edit summary (optional)")).to_be_focused()
+    await page.keyboard.type("add warmup")
+    await page.keyboard.press("Tab")
+    await expect(notes.get_by_role("button", name="Save notes")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(notes.get_by_text("Notes saved.")).to_be_visible()
+    await expect(notes.get_by_role("button", name="Edit notes")).to_be_focused()
+    await page.keyboard.press("Tab")
+    await expect(notes.get_by_role("button", name="History")).to_be_focused()
+    await page.keyboard.press("Enter")
+
+    history = page.get_by_role("region", name="Notes history")
+    rows = history.get_by_role("row")
+    await expect(rows.nth(1)).to_contain_text("add warmup")  # newest first, after the header row
+    await expect(rows.nth(1)).to_contain_text("current")
+    await expect(rows.filter(has_text="raise lr")).to_contain_text(owner.handle)
+    await expect(rows.filter(has_text="first plan")).to_have_count(1)
+    # The latest change by default, then any two versions.
+    changes = history.get_by_role("list", name=re.compile("^Changes from version"))
+    await expect(changes.locator(".diff-added")).to_have_text(["Added: +warmup 5"])
+    await history.get_by_label("Compare version").select_option(str(first))
+    await history.get_by_label("with version").select_option(str(second))
+    await expect(changes).to_have_accessible_name(f"Changes from version {first} to version {second}")
+    await expect(changes.locator(".diff-removed")).to_have_text(["Removed: −lr 0.1"])
+    await expect(changes.locator(".diff-added")).to_have_text(["Added: +lr 0.3"])
+    await expect(history.get_by_text("1 line added, 1 removed")).to_be_visible()
+    await assert_accessible(page, "notes history")
+    await page.screenshot(path=screenshots / "pages-notes-history.png", full_page=True)
+
+    # ---- restore the first plan: a new edit, through the same patch, with a conflict ----------
+    await history.get_by_role("button", name=f"Restore version {first}").click()
+    await expect(editor).to_have_value("# Plan\n\nlr 0.1\nbatch 32\n")
+    await expect(notes.get_by_label("Edit summary (optional)")).to_have_value(f"Restored version {first}")
+    current = (await owner.agent.data("query($id: ID!) { project(id: $id) { notesVersion } }", {"id": project}))[
+        "project"]["notesVersion"]
+    await write(PATCH_PROJECT_NOTES, "patchProjectNotes", {  # meanwhile, the same line changes elsewhere
+        "id": project, "baseVersion": current, "edits": [{"oldText": "lr 0.3", "newText": "lr 0.5"}],
+        "editSummary": "agent: lr 0.5"})
+    await notes.get_by_role("button", name="Save notes").click()
+    await expect(notes.get_by_text("Someone changed the same part of these notes")).to_be_visible()
+    await page.screenshot(path=screenshots / "pages-notes-restore-conflict.png", full_page=True)
+    await notes.get_by_role("button", name="Save mine over theirs").click()
+    await expect(notes.get_by_text("Notes saved.")).to_be_visible()
+    await expect(notes.locator(".prose")).to_contain_text("lr 0.1")
+    await expect(notes.locator(".prose")).not_to_contain_text("warmup")
+    await expect(rows.nth(1)).to_contain_text(f"Restored version {first}")
+    await expect(rows.nth(2)).to_contain_text("agent: lr 0.5")
+    final = await owner.agent.data("query($id: ID!) { project(id: $id) { notes notesHistory(first: 1) { nodes { "
+                                   "body editSummary } } } }", {"id": project})
+    assert final["project"]["notes"] == "# Plan\n\nlr 0.1\nbatch 32\n"
+    assert final["project"]["notesHistory"]["nodes"] == [{"body": final["project"]["notes"],
+                                                          "editSummary": f"Restored version {first}"}]
+
+    # ---- a reader sees the history and the diff, and cannot restore ---------------------------
+    other = await open_page(await new_context(viewport=PHONE), errors)
+    await log_in(other, reader)
+    await other.goto(f"/projects/{project}")
+    await other.get_by_role("button", name="History").click()
+    versions = (await reader.web.data("query($id: ID!) { project(id: $id) { notesHistory(first: 100) { nodes { "
+                                      "version } } } }", {"id": project}))["project"]["notesHistory"]["nodes"]
+    assert len(versions) >= 5  # first plan, raise lr, add warmup, the agent's, the restore
+    await expect(other.get_by_role("region", name="Notes history").get_by_role("row")).to_have_count(1 + len(versions))
+    await expect(other.get_by_role("button", name=re.compile("^Restore"))).to_have_count(0)
+    await other.screenshot(path=screenshots / "pages-notes-history-phone.png", full_page=True)
+    assert errors == [], errors
+
+
+EMOJI_MLPROJECT = """name: emoji
+docker_env:
+  image: ghcr.io/mlpatron/demo:1.0
+entry_points:
+  main:
+    parameters:
+      epochs: {type: int, default: 2}
+    command: "python train.py {epochs}"
+"""
+EMOJI_TRAIN = """import sys
+for epoch in range(int(sys.argv[1])):
+    print(f"🚀 epoch {epoch} ✅ loss down 🎉", flush=True)
+"""
+
+# Draws the first emoji of the log in the log's own font: a colour emoji font gives coloured
+# pixels; a missing glyph (an empty box) is drawn in the text colour only.
+COLOURED_PIXELS = """(el) => {
+  const canvas = document.createElement('canvas')
+  canvas.width = canvas.height = 64
+  const g = canvas.getContext('2d')
+  const style = getComputedStyle(el)
+  g.font = `40px ${style.fontFamily}`
+  g.textBaseline = 'top'
+  g.fillStyle = '#000'
+  g.fillText('🚀', 4, 4)
+  const d = g.getImageData(0, 0, 64, 64).data
+  let coloured = 0
+  for (let i = 0; i < d.length; i += 4) {
+    const [r, gr, b, a] = [d[i], d[i + 1], d[i + 2], d[i + 3]]
+    if (a > 0 && Math.max(r, gr, b) - Math.min(r, gr, b) > 40) coloured += 1
+  }
+  return coloured
+}"""
+
+
+async def test_emoji_in_job_logs_render(new_context, make_person, work_dir: Path, screenshots: Path) -> None:
+    errors: list[str] = []
+    researcher = await make_person("emoji")
+    emoji_repo = Repo(work_dir / f"emoji-{uuid.uuid4().hex[:6]}")
+    emoji_repo.path.mkdir()
+    emoji_repo.git("init", "-q", "-b", "main")
+    emoji_repo.commit({"MLproject": EMOJI_MLPROJECT, "train.py": EMOJI_TRAIN}, "emoji")
+    project = await make_project(researcher.agent, emoji_repo)
+    run = await create_run(researcher.agent, project, emoji_repo, parameters={"epochs": 2})
+    run = await wait_run(researcher.agent, run["id"], {"AWAITING_FUNDING"})
+    page = await open_page(await new_context(viewport=DESKTOP), errors)
+    await page.goto(f"/jobs/{run['dryrunJob']['id']}/logs")
+    lines = page.get_by_test_id("log-lines")
+    await expect(lines).to_contain_text("🚀 epoch 0 ✅ loss down 🎉")
+    coloured = await lines.evaluate(COLOURED_PIXELS)
+    print(f"\nemoji in the log's font: {coloured} coloured pixels of 64x64")
+    assert coloured > 100, "no colour emoji font: install fonts-noto-color-emoji (make chromium)"
+    await page.screenshot(path=screenshots / "pages-job-log-emoji.png", full_page=True)
+    assert errors == [], errors

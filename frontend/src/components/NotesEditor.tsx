@@ -4,10 +4,11 @@
  * When someone else saved in between (VersionConflict), a change that does not overlap
  * theirs is re-applied on their version; otherwise the editor offers both ways out.
  */
-import { useEffect, useRef, useState } from 'react'
+import { lazy, Suspense, useEffect, useRef, useState } from 'react'
+import type { RevisionItemFragment } from '../gql/graphql'
 import { applyEdit, diffEdit, type TextEdit } from '../lib/textPatch'
 import type { MutationForm } from '../lib/useMutationForm'
-import { Alert } from './feedback'
+import { Alert, Loading } from './feedback'
 import { Form, SubmitButton, TextAreaField, TextField } from './forms'
 import { HtmlContent } from './HtmlContent'
 
@@ -26,7 +27,12 @@ export interface NotesSaver {
   replace: Save<string>
 }
 
+// The history (revisions, diff) loads on first use.
+const NotesHistory = lazy(() => import('./NotesHistory'))
+
 interface Props {
+  /** The run or project whose notes these are (its `notesHistory`). */
+  id: string
   html: string
   body: string
   version: number
@@ -42,8 +48,9 @@ interface Base {
 
 const saved = (outcome: SaveOutcome | null) => Boolean(outcome?.__typename.endsWith('Success'))
 
-export function NotesEditor({ html, body, version, canEdit, form, saver }: Props) {
+export function NotesEditor({ id, html, body, version, canEdit, form, saver }: Props) {
   const [editing, setEditing] = useState(false)
+  const [history, setHistory] = useState(false)
   const [draft, setDraft] = useState(body)
   const [summary, setSummary] = useState('')
   const [base, setBase] = useState<Base>({ version, body })
@@ -57,15 +64,19 @@ export function NotesEditor({ html, body, version, canEdit, form, saver }: Props
     wasEditing.current = editing
   }, [editing])
 
-  const start = () => {
-    setDraft(body)
+  /** Open the editor on `text` (the current notes, or an older version to restore). */
+  const start = (text = body, why = '') => {
+    setDraft(text)
     setBase({ version, body })
-    setSummary('')
+    setSummary(why)
     setConflict(null)
     setSavedNote(false)
     form.clear()
     setEditing(true)
   }
+  // Restoring is an ordinary edit whose text is the old version's: saved (and merged, or
+  // refused on a conflict) exactly like typing it.
+  const restore = (revision: RevisionItemFragment) => start(revision.body, `Restored version ${revision.version}`)
 
   /** Save the draft as a change of `from`; on a conflict, carry the change over when it still fits. */
   const save = async (from: Base) => {
@@ -95,15 +106,23 @@ export function NotesEditor({ html, body, version, canEdit, form, saver }: Props
     return (
       <div className="notes">
         <HtmlContent html={html} empty="No notes yet." />
-        {canEdit && (
-          <p className="actions">
-            <button ref={editButton} type="button" className="button" onClick={start}>
+        <p className="actions">
+          {canEdit && (
+            <button ref={editButton} type="button" className="button" onClick={() => start()}>
               Edit notes
             </button>
-            <span className="muted small" role="status">
-              {savedNote ? 'Notes saved.' : ''}
-            </span>
-          </p>
+          )}
+          <button type="button" className="button" aria-expanded={history} onClick={() => setHistory(!history)}>
+            {history ? 'Hide history' : 'History'}
+          </button>
+          <span className="muted small" role="status">
+            {savedNote ? 'Notes saved.' : ''}
+          </span>
+        </p>
+        {history && (
+          <Suspense fallback={<Loading />}>
+            <NotesHistory key={version} id={id} currentVersion={version} onRestore={canEdit ? restore : undefined} />
+          </Suspense>
         )}
       </div>
     )
@@ -139,7 +158,7 @@ export function NotesEditor({ html, body, version, canEdit, form, saver }: Props
           </div>
         </Alert>
       )}
-      <TextAreaField name="notes" label="Notes (Markdown)" rows={14} value={draft}
+      <TextAreaField name="notes" label="Notes (Markdown)" rows={14} value={draft} autoFocus
         onChange={(e) => setDraft(e.target.value)} />
       <TextField name="editSummary" label="Edit summary (optional)" value={summary}
         onChange={(e) => setSummary(e.target.value)} />

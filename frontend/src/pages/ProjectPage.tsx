@@ -253,7 +253,7 @@ function ProjectView({ project }: { project: Project }) {
       <ProjectStats stats={project.stats} balanceCents={project.balanceCents} />
       <section aria-labelledby="notes-heading">
         <h2 id="notes-heading">Lab notebook</h2>
-        <NotesEditor html={project.notesHtml} body={project.notes} version={project.notesVersion} canEdit={isOwner}
+        <NotesEditor id={project.id} html={project.notesHtml} body={project.notes} version={project.notesVersion} canEdit={isOwner}
           {...notes} />
       </section>
       <section aria-labelledby="runs-heading">

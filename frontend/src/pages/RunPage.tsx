@@ -528,7 +528,7 @@ function RunView({ run }: { run: RunDetailFragment }) {
 
       <section aria-labelledby="run-notes-heading">
         <h2 id="run-notes-heading">Run notes</h2>
-        <NotesEditor html={run.notesHtml} body={run.notes} version={run.notesVersion} canEdit={isCreator}
+        <NotesEditor id={run.id} html={run.notesHtml} body={run.notes} version={run.notesVersion} canEdit={isCreator}
           {...notes} />
       </section>
 
