@@ -333,7 +333,7 @@ async def test_notes_history_diff_restore_by_keyboard(new_context, make_person, 
     await history.get_by_label("Compare version").select_option(str(first))
     await history.get_by_label("with version").select_option(str(second))
     await expect(changes).to_have_accessible_name(f"Changes from version {first} to version {second}")
-    await expect(changes.locator(".diff-removed")).to_have_text(["Removed: −lr 0.1"])
+    await expect(changes.locator(".diff-removed")).to_have_text(["Removed: \u2212lr 0.1"])
     await expect(changes.locator(".diff-added")).to_have_text(["Added: +lr 0.3"])
     await expect(history.get_by_text("1 line added, 1 removed")).to_be_visible()
     await assert_accessible(page, "notes history")
