@@ -29,6 +29,29 @@ RETURNING seq
 """
 
 
+def append_ctes(stream: str, kind: str, payload: str, source: str) -> str:
+    """SQL for a caller's own statement: CTEs `event_seq` and `event` (column `seq`) that append
+    one event if `source` (SQL `FROM` items yielding at most one row) has a row, so the event
+    commits with the change it reports. `stream`, `kind`, `payload` (jsonb) are SQL expressions
+    over `source`. Call `wake` after the commit."""
+    return f"""event_seq AS (
+    INSERT INTO event_streams (stream, last_seq) SELECT {stream}, 1 FROM {source}
+    ON CONFLICT (stream) DO UPDATE SET last_seq = event_streams.last_seq + 1
+    RETURNING last_seq
+), event AS (
+    INSERT INTO events (stream, seq, kind, payload, created_at)
+    SELECT {stream}, e.last_seq, {kind}, {payload}, now() FROM event_seq e, {source}
+    RETURNING seq
+)"""
+
+
+async def wake(stream: str, kind: str, seq: int) -> None:
+    """Tell `stream`'s subscribers that events up to `seq` are committed."""
+    await bus.publish(stream, {"seq": seq, "kind": kind})
+    if stream.startswith("run:"):
+        await bus.publish(RUNS_TOPIC, {"stream": stream, "kind": kind})
+
+
 async def append(stream: str, kind: str, payload: dict[str, Any]) -> int:
     """Append an event to `stream` (e.g. `run:<id>`) with the stream's next seq, then wake
     subscribers. Call it after the commit of the change it reports: the wake-up must not reach
@@ -42,7 +65,5 @@ async def append_many(stream: str, kind: str, payloads: Sequence[dict[str, Any]]
         _APPEND, [stream, kind, [json.dumps(p, default=str) for p in payloads]]
     )
     seqs = sorted(int(r["seq"]) for r in rows)
-    await bus.publish(stream, {"seq": seqs[-1], "kind": kind})
-    if stream.startswith("run:"):
-        await bus.publish(RUNS_TOPIC, {"stream": stream, "kind": kind})
+    await wake(stream, kind, seqs[-1])
     return seqs

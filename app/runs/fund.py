@@ -16,10 +16,10 @@ from tortoise.transactions import in_transaction
 
 from app.accounts.models import User
 from app.core.errors import DomainError, ErrorCode, Forbidden, NotFound, ValidationError
+from app.events import services as events
 from app.funding import ledger
 from app.funding.claims import insert_once
 from app.funding.errors import InsufficientFunds
-from app.funding.events import emit
 from app.funding.models import Funding, IdempotencyRecord, LedgerKind, SurplusPolicy
 from app.funding.money import validate_amount
 from app.runs.lifecycle import Lifecycle
@@ -31,6 +31,7 @@ FUNDABLE = RunStatus.AWAITING_FUNDING.value
 FUNDED = RunStatus.FUNDED.value
 IDEMPOTENCY_SCOPE = "fund_run"
 KEY_MAX = 200
+FUNDING_EVENT = "funding"  # the kind of the run-stream event each funding appends
 
 
 class FundingSource(enum.Enum):
@@ -52,6 +53,7 @@ class FundingResult:
     run: Run
     requested_cents: int  # what the caller asked for; funding.amount_cents is what was taken
     replayed: bool  # an earlier call with the same idempotency key; nothing was charged now
+    event_seq: int = 0  # the run's `funding` event, written with the funding (0 when replayed)
 
 
 async def fund_run(
@@ -79,12 +81,15 @@ async def fund_run(
     if key is not None and (replay := await _replay(user, key, run_id, amount_cents)) is not None:
         return replay
     funding_id = uuid.uuid4()
-    async with in_transaction():
-        claimed = key is None or await insert_once(
-            IdempotencyRecord, user_id=user.id, scope=IDEMPOTENCY_SCOPE, key=key, result_id=funding_id,
-            created_at=datetime.now(UTC),
-        )
-        result = await _fund_locked(user, run_id, amount_cents, surplus_policy, source, funding_id) if claimed else None
+    if key is None:  # one statement, atomic on its own: no BEGIN and COMMIT round trips around it
+        result: FundingResult | None = await _fund_locked(user, run_id, amount_cents, surplus_policy, source,
+                                                         funding_id)
+    else:
+        async with in_transaction():
+            claimed = await insert_once(IdempotencyRecord, user_id=user.id, scope=IDEMPOTENCY_SCOPE, key=key,
+                                        result_id=funding_id, created_at=datetime.now(UTC))
+            result = await _fund_locked(user, run_id, amount_cents, surplus_policy, source,
+                                        funding_id) if claimed else None
     if result is None:  # a concurrent call with the same key committed first: answer with its funding
         assert key is not None
         replay = await _replay(user, key, run_id, amount_cents)
@@ -119,7 +124,9 @@ async def _replay(user: User, key: str, run_id: uuid.UUID, amount_cents: int) ->
 # the run's new funded total), which `app.notifications.funded` writes after the commit, off this
 # request. $1 run, $2 funder, $3 amount offered, $4 source, $5 funding id, $6 now, $7 surplus
 # policy, $8 ledger transaction id, $9 ledger kind, $10 memo prefix, $11-$14 ledger accounts
-# (credit, cash, project balance, escrow), $15 fundable status, $16 funded status.
+# (credit, cash, project balance, escrow), $15 fundable status, $16 funded status, $17 the run
+# event's kind. The run's `funding` event is written by the same statement (its seq comes back),
+# so only the wake-up is left for after the commit.
 _FUND = """
 WITH run AS (
     SELECT id, project_id, title, status, GREATEST(COALESCE(estimated_cost_cents, 0) - funded_cents, 0) AS gap
@@ -165,8 +172,14 @@ WITH run AS (
                         (replace($13::text, '{project}', (SELECT project_id FROM run)::text), -m.from_project),
                         ($14::text, m.amount)) AS p(account, amount)
     WHERE p.amount <> 0
-)
-SELECT r.status AS fund_status, (SELECT amount FROM ask) AS fund_amount,
+), """ + events.append_ctes(
+    "'run:' || $1::text", "$17::text",
+    "jsonb_build_object('fundingId', $5::text, 'funderId', $2::text, 'amountCents', m.amount, 'fundedCents', "
+    "f.funded_cents, 'fundingGapCents', GREATEST(COALESCE(f.estimated_cost_cents, 0) - f.funded_cents, 0), "
+    "'status', f.status)",
+    "funded f, moved m",
+) + """
+SELECT r.status AS fund_status, (SELECT amount FROM ask) AS fund_amount, (SELECT seq FROM event) AS fund_event_seq,
        (SELECT credit_cents + cash_cents FROM wallets WHERE user_id = $2) AS fund_wallet,
        (SELECT owner_id FROM project) AS fund_owner, (SELECT balance_cents FROM project) AS fund_balance,
        m.credit AS fund_credit, m.cash AS fund_cash, m.from_project AS fund_from_project, f.*
@@ -183,7 +196,7 @@ async def _fund_locked(
         run_id, user.id, amount_cents, source.value, funding_id, now, surplus_policy.value, uuid.uuid4(),
         LedgerKind.FUNDING.value, f"Funding of run “%s” by @{user.handle.replace('%', '%%')}",
         ledger.user_credit(user.id), ledger.user_cash(user.id), ledger.project_balance("{project}"),
-        ledger.run_escrow(run_id), FUNDABLE, FUNDED,
+        ledger.run_escrow(run_id), FUNDABLE, FUNDED, FUNDING_EVENT,
     ])
     if not rows:
         raise NotFound("Run")
@@ -203,16 +216,13 @@ async def _fund_locked(
     funding = Funding(id=funding_id, created_at=now, run_id=run.id, funder_id=user.id, amount_cents=amount,
                       credit_cents=row["fund_credit"], cash_cents=row["fund_cash"],
                       project_balance_cents=row["fund_from_project"], surplus_policy=surplus_policy.value)
-    return FundingResult(funding, run, amount_cents, replayed=False)
+    return FundingResult(funding, run, amount_cents, replayed=False, event_seq=row["fund_event_seq"])
 
 
 async def _after_commit(lifecycle: Lifecycle, result: FundingResult) -> None:
-    """The funding's event, then (gap closed) the run's status change, then the funded job."""
+    """The funding event's wake-up, then (gap closed) the run's status change, then the funded job."""
     run, funding = result.run, result.funding
-    await emit(f"run:{run.id}", "funding", {
-        "fundingId": str(funding.id), "funderId": str(funding.funder_id), "amountCents": funding.amount_cents,
-        "fundedCents": run.funded_cents, "fundingGapCents": run.funding_gap_cents, "status": run.status,
-    })
+    await events.wake(f"run:{run.id}", FUNDING_EVENT, result.event_seq)
     await lifecycle.funding_committed(funding, run)  # the creator hears who gave how much
     if run.status == FUNDED:
         await lifecycle.run_status_changed(run, FUNDABLE)  # listeners' failures are logged there
