@@ -7,7 +7,7 @@ from tortoise import fields
 
 # Issue 16: what a job ran (job_environments) and which Kubernetes Events its log already holds.
 class Migration(migrations.Migration):
-    dependencies = [('models', '0009_funding_notices')]  # the leaf on main when this landed: one head
+    dependencies = [('models', '0007_funding_notices')]
 
     initial = False
 
