@@ -6,11 +6,14 @@ from typing import TYPE_CHECKING, Annotated
 import strawberry
 from strawberry import relay
 
+from app.accounts.loaders import api_keys
 from app.accounts.models import ApiKey, User
 from app.api.context import Info
 from app.api.errors import Forbidden
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
+from app.funding import ledger
+from app.funding.loaders import balance, ledger_page, user_fundings
 
 if TYPE_CHECKING:
     from app.funding.types import BalanceType, FundingType, LedgerEntryType
@@ -71,15 +74,11 @@ class UserType(ModelNode):
 
     @strawberry.field(description="Private: the user's API keys, newest first.")
     async def api_keys(self, info: Info) -> list[ApiKeyType]:
-        from app.accounts.loaders import api_keys
-
         _require_self(info, self.id)
         return [ApiKeyType.from_model(r) for r in await api_keys(info, self.id)]
 
     @strawberry.field(description="Private: wallet balance.")
     async def balance(self, info: Info) -> Annotated[BalanceType, strawberry.lazy("app.funding.types")]:
-        from app.funding.loaders import balance
-
         _require_self(info, self.id)
         return await balance(info, self.id)
 
@@ -87,8 +86,6 @@ class UserType(ModelNode):
     async def fundings(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[FundingType, strawberry.lazy("app.funding.types")]]:
-        from app.funding.loaders import user_fundings
-
         _require_self(info, self.id)
         return await user_fundings(info, self.id, first, after)
 
@@ -105,8 +102,5 @@ class UserType(ModelNode):
     async def transactions(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("app.funding.types")]]:
-        from app.funding import ledger
-        from app.funding.loaders import ledger_page
-
         _require_self(info, self.id)
         return await ledger_page(info, ledger.user_accounts(self.id), first, after)

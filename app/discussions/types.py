@@ -7,32 +7,37 @@ import strawberry
 from strawberry import relay
 
 from app.accounts.models import User
-from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
 from app.api.pagination import EMPTY_PAGE, Connection
+from app.discussions.loaders import comments
 from app.discussions.models import Comment, Discussion
 from app.projects.models import Project
 from app.revisions.loaders import history
 from app.revisions.markdown import render_markdown
-from app.revisions.types import RevisionType
 
 if TYPE_CHECKING:
+    from app.accounts.types import UserType
     from app.projects.types import ProjectType
+    from app.revisions.types import RevisionType
+
+# Other domains' types, resolved by strawberry when the schema is built (this module imports none).
+UserRef = Annotated["UserType", strawberry.lazy("app.accounts.types")]
+RevisionRef = Annotated["RevisionType", strawberry.lazy("app.revisions.types")]
 
 DELETED = "[deleted]"
 
 
 async def _history(info: Info, entity_type: str, row: Any, first: int | None, after: str | None, last: int | None,
-                   before: str | None) -> Connection[RevisionType]:
+                   before: str | None) -> Connection[RevisionRef]:
     if row.is_deleted:  # a deleted body must not stay readable through its history
         return Connection(edges=[], page_info=EMPTY_PAGE)
     return await history(info, entity_type, row.id, first=first, after=after, last=last, before=before)
 
 
-async def _user(info: Info, user_id: str | None) -> UserType | None:
+async def _user(info: Info, user_id: str | None) -> UserRef | None:
     user = await info.context.loaders.get(User, user_id) if user_id else None
-    return UserType.from_model(user) if user else None
+    return ModelNode.of(user) if user else None
 
 
 @strawberry.type(name="Discussion")
@@ -67,26 +72,22 @@ class DiscussionType(ModelNode):
         return render_markdown(self.body)
 
     @strawberry.field(description="Null once deleted.")
-    async def author(self, info: Info) -> UserType | None:
+    async def author(self, info: Info) -> UserRef | None:
         return await _user(info, self.author_id)
 
     @strawberry.field(description="Null for a platform-level discussion.")
     async def project(self, info: Info) -> Annotated[ProjectType, strawberry.lazy("app.projects.types")] | None:
-        from app.projects.types import ProjectType
-
         row = await info.context.loaders.get(Project, self.project_id) if self.project_id else None
-        return ProjectType.from_model(row) if row else None
+        return ModelNode.of(row) if row else None
 
     @strawberry.field(description="Depth-first thread order: each reply follows its parent, oldest first.")
     async def comments(self, info: Info, first: int | None = None,
                        after: str | None = None) -> Connection[CommentType]:
-        from app.discussions.loaders import comments
-
         return await comments(info, self.id, first, after)
 
     @strawberry.field(description="Body revisions, newest first; empty once deleted.")
     async def body_history(self, info: Info, first: int | None = None, after: str | None = None,
-                           last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+                           last: int | None = None, before: str | None = None) -> Connection[RevisionRef]:
         return await _history(info, "discussion", self, first, after, last, before)
 
 
@@ -119,7 +120,7 @@ class CommentType(ModelNode):
         return render_markdown(self.body)
 
     @strawberry.field(description="Null once deleted.")
-    async def author(self, info: Info) -> UserType | None:
+    async def author(self, info: Info) -> UserRef | None:
         return await _user(info, self.author_id)
 
     @strawberry.field(description="The comment this replies to; null for a top-level comment.")
@@ -133,5 +134,5 @@ class CommentType(ModelNode):
 
     @strawberry.field(description="Body revisions, newest first; empty once deleted.")
     async def body_history(self, info: Info, first: int | None = None, after: str | None = None,
-                           last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+                           last: int | None = None, before: str | None = None) -> Connection[RevisionRef]:
         return await _history(info, "comment", self, first, after, last, before)

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Annotated
 
 import strawberry
 from strawberry import relay
 
 from app.accounts.models import User
-from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
 from app.feedback.models import Feedback
 from app.feedback.services import FeedbackKind
+
+if TYPE_CHECKING:
+    from app.accounts.types import UserType
 
 FeedbackTypeEnum = strawberry.enum(FeedbackKind, name="FeedbackType")
 
@@ -36,6 +39,6 @@ class FeedbackType(ModelNode):
         return viewer is not None and (viewer.is_admin or str(viewer.id) == str(row.user_id))
 
     @strawberry.field
-    async def user(self, info: Info) -> UserType | None:
+    async def user(self, info: Info) -> Annotated[UserType, strawberry.lazy("app.accounts.types")] | None:
         row = await info.context.loaders.get(User, self.user_id)
-        return UserType.from_model(row) if row else None
+        return ModelNode.of(row) if row else None

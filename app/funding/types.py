@@ -9,10 +9,9 @@ import strawberry
 from strawberry import relay
 
 from app.accounts.models import User
-from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.errors import Error, converts
-from app.api.ids import encode_id
+from app.api.ids import decode_id, encode_id
 from app.api.nodes import ModelNode
 from app.funding.errors import InsufficientFunds, PaymentsNotConfigured
 from app.funding.models import (
@@ -23,8 +22,10 @@ from app.funding.models import (
     SurplusPolicy,
     Wallet,
 )
+from app.runs.models import Run
 
 if TYPE_CHECKING:
+    from app.accounts.types import UserType
     from app.runs.types import RunType
 
 strawberry.enum(SurplusPolicy, description="Where a funding's unspent share goes when its run settles.")
@@ -72,16 +73,12 @@ class FundingType(ModelNode):
         )
 
     @strawberry.field
-    async def funder(self, info: Info) -> UserType:
-        return UserType.from_model(await info.context.loaders.require(User, self.funder_id))
+    async def funder(self, info: Info) -> Annotated[UserType, strawberry.lazy("app.accounts.types")]:
+        return ModelNode.of(await info.context.loaders.require(User, self.funder_id))
 
     @strawberry.field
     async def run(self, info: Info) -> Annotated[RunType, strawberry.lazy("app.runs.types")]:
-        from app.api.ids import decode_id
-        from app.runs.models import Run
-        from app.runs.types import RunType
-
-        return RunType.from_model(await info.context.loaders.require(Run, decode_id(self.run_id, "Run")))
+        return ModelNode.of(await info.context.loaders.require(Run, decode_id(self.run_id, "Run")))
 
 
 @strawberry.type(name="Deposit")

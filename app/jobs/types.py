@@ -16,6 +16,7 @@ from app.api.pagination import Connection
 from app.core.settings import get_settings
 from app.jobs import logs
 from app.jobs.environment_types import JobEnvironmentType, job_environment
+from app.jobs.loaders import log_tail, queue_position, timeline
 from app.jobs.models import Job, JobLogLine
 from app.jobs.result_types import Artifact, KeyValue, Metric, artifacts_page, run_data
 from app.jobs.results import user_tags
@@ -134,15 +135,11 @@ class JobType(ModelNode):
 
     @strawberry.field(description="The last `tail` lines, or up to `tail` lines after `afterSeq`.")
     async def logs(self, info: Info, tail: int = 100, after_seq: int | None = None) -> list[LogLine]:
-        from app.jobs.loaders import log_tail
-
         check_tail(tail)
         return [LogLine.from_model(r) for r in await log_tail(info, self.id, tail, after_seq)]
 
     @strawberry.field(description="Every status transition, oldest first.")
     async def timeline(self, info: Info) -> list[JobTransitionType]:
-        from app.jobs.loaders import timeline
-
         rows = await timeline(info, self.id)
         return [JobTransitionType(seq=r.seq, status=JobStatus(r.status), pending_info=r.pending_info, at=r.at)
                 for r in rows]
@@ -201,8 +198,6 @@ class JobType(ModelNode):
 
     @strawberry.field(description="Pending jobs ahead of this one (1 = next), or null when not pending.")
     async def queue_position(self, info: Info) -> int | None:
-        from app.jobs.loaders import queue_position
-
         if self.status != JobStatus.PENDING:
             return None
         if self.known_queue_position is not None:

@@ -50,10 +50,8 @@ class NotificationType(ModelNode):
 
     @strawberry.field
     async def project(self, info: Info) -> Annotated[ProjectType, strawberry.lazy("app.projects.types")] | None:
-        from app.projects.types import ProjectType
-
         row = await info.context.loaders.get(Project, self.project_id) if self.project_id else None
-        return ProjectType.from_model(row) if row else None
+        return ModelNode.of(row) if row else None
 
 
 @strawberry.type(name="NotificationPreference")

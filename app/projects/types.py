@@ -7,34 +7,29 @@ import strawberry
 from strawberry import relay
 
 from app.accounts.models import User
-from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
-from app.discussions.types import DiscussionType
+from app.discussions.loaders import project_discussions
+from app.funding import ledger
+from app.funding.loaders import ledger_page
+from app.notifications.loaders import viewer_follows
 from app.projects.models import Project
+from app.projects.stats import ProjectStats, stats
 from app.revisions.loaders import history
 from app.revisions.markdown import render_markdown
-from app.revisions.types import RevisionType
+from app.runs.loaders import project_runs
 
 if TYPE_CHECKING:
+    from app.accounts.types import UserType
+    from app.discussions.types import DiscussionType
     from app.funding.types import LedgerEntryType
+    from app.revisions.types import RevisionType
     from app.runs.types import RunOrder, RunStatus, RunType
 
-
-@strawberry.type
-class RunStatusCount:
-    status: str
-    count: int
-
-
-@strawberry.type
-class ProjectStats:
-    runs_by_status: list[RunStatusCount]
-    total_runs: int
-    total_funded_cents: int = strawberry.field(description="Everything patrons put into the project's runs.")
-    total_spent_cents: int = strawberry.field(description="Actual compute cost of its settled runs.")
-    followers: int
+# Other domains' types, resolved by strawberry when the schema is built (this module imports none).
+UserRef = Annotated["UserType", strawberry.lazy("app.accounts.types")]
+RevisionRef = Annotated["RevisionType", strawberry.lazy("app.revisions.types")]
 
 
 @strawberry.type(name="Project")
@@ -63,19 +58,15 @@ class ProjectType(ModelNode):
         return render_markdown(self.notes)
 
     @strawberry.field
-    async def owner(self, info: Info) -> UserType:
-        return UserType.from_model(await info.context.loaders.require(User, self.owner_id))
+    async def owner(self, info: Info) -> UserRef:
+        return ModelNode.of(await info.context.loaders.require(User, self.owner_id))
 
     @strawberry.field(description="Whether the signed-in caller follows the project (false when anonymous).")
     async def viewer_is_following(self, info: Info) -> bool:
-        from app.notifications.loaders import viewer_follows
-
         return await viewer_follows(info, self.id)
 
     @strawberry.field(description="Runs by status, money raised and spent, followers.")
     async def stats(self, info: Info) -> ProjectStats:
-        from app.projects.loaders import stats
-
         return await stats(info, self.id)
 
     @strawberry.field(description="The project's runs, newest first by default.")
@@ -87,28 +78,22 @@ class ProjectType(ModelNode):
         after: str | None = None,
         order_by: Annotated[RunOrder, strawberry.lazy("app.runs.types")] | None = None,
     ) -> Connection[Annotated[RunType, strawberry.lazy("app.runs.types")]]:
-        from app.runs.loaders import project_runs
-        from app.runs.types import RunOrder
-
-        return await project_runs(info, self.id, status, first, after, (order_by or RunOrder.NEWEST).value)
+        return await project_runs(info, self.id, status, first, after, order_by)
 
     @strawberry.field(description="Movements of the project balance (surplus in, owner fundings out), newest first.")
     async def transactions(
         self, info: Info, first: int | None = None, after: str | None = None
     ) -> Connection[Annotated[LedgerEntryType, strawberry.lazy("app.funding.types")]]:
-        from app.funding import ledger
-        from app.funding.loaders import ledger_page
-
         return await ledger_page(info, [ledger.project_balance(self.id)], first, after)
 
     @strawberry.field(description="Notes revisions, newest first; page to older ones with `after`.")
     async def notes_history(self, info: Info, first: int | None = None, after: str | None = None,
-                            last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+                            last: int | None = None, before: str | None = None) -> Connection[RevisionRef]:
         return await history(info, "project", self.id, first=first, after=after, last=last, before=before)
 
     @strawberry.field(description="Pinned first, then by latest activity.")
-    async def discussions(self, info: Info, first: int | None = None, after: str | None = None,
-                          last: int | None = None, before: str | None = None) -> Connection[DiscussionType]:
-        from app.discussions.loaders import project_discussions
-
+    async def discussions(
+        self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[Annotated[DiscussionType, strawberry.lazy("app.discussions.types")]]:
         return await project_discussions(info, self.id, first, after, last, before)

@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import strawberry
 from tortoise.models import Model
 
 from app.accounts.models import User
-from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.errors import Error, converts, typed_errors
+from app.api.nodes import ModelNode
 from app.revisions import services
 from app.revisions.errors import EditNotApplicable, VersionConflict
 from app.revisions.models import Revision
+
+if TYPE_CHECKING:
+    from app.accounts.types import UserType
 
 M = TypeVar("M", bound=Model)
 
@@ -49,9 +52,9 @@ class RevisionType:
                    editor_id=str(row.editor_id) if row.editor_id else None)
 
     @strawberry.field(description="Null when the editor's account no longer exists.")
-    async def editor(self, info: Info) -> UserType | None:
+    async def editor(self, info: Info) -> Annotated[UserType, strawberry.lazy("app.accounts.types")] | None:
         user = await info.context.loaders.get(User, self.editor_id) if self.editor_id else None
-        return UserType.from_model(user) if user else None
+        return ModelNode.of(user) if user else None
 
 
 @dataclass(frozen=True)

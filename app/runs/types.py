@@ -11,26 +11,31 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.accounts.models import User
-from app.accounts.types import UserType
 from app.api.context import Info
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
 from app.funding import ledger
 from app.funding.loaders import ledger_page, run_fundings
-from app.funding.types import FundingType, LedgerEntryType
 from app.jobs.environment_types import run_reproduce
 from app.jobs.models import Job
 from app.jobs.result_types import RunResults, run_results
 from app.jobs.status import JobStatus
 from app.projects.models import Project
-from app.projects.types import ProjectType
 from app.revisions.loaders import history
 from app.revisions.markdown import render_markdown
-from app.revisions.types import RevisionType
 from app.runs.models import Run, RunStatus
 
 if TYPE_CHECKING:
+    from app.accounts.types import UserType
+    from app.funding.types import FundingType, LedgerEntryType
     from app.jobs.types import JobType
+    from app.projects.types import ProjectType
+    from app.revisions.types import RevisionType
+
+# Other domains' types, resolved by strawberry when the schema is built (this module imports none).
+FundingRef = Annotated["FundingType", strawberry.lazy("app.funding.types")]
+LedgerEntryRef = Annotated["LedgerEntryType", strawberry.lazy("app.funding.types")]
+RevisionRef = Annotated["RevisionType", strawberry.lazy("app.revisions.types")]
 
 strawberry.enum(RunStatus, name="RunStatus")
 
@@ -97,17 +102,17 @@ class RunType(ModelNode):
 
     @strawberry.field(description="Who funded the run, newest first (public).")
     async def fundings(self, info: Info, first: int | None = None,
-                       after: str | None = None) -> Connection[FundingType]:
+                       after: str | None = None) -> Connection[FundingRef]:
         return await run_fundings(info, self.id, first, after)
 
     @strawberry.field(description="Movements of the run's escrow: fundings in, cost and refunds out (public).")
     async def transactions(self, info: Info, first: int | None = None,
-                           after: str | None = None) -> Connection[LedgerEntryType]:
+                           after: str | None = None) -> Connection[LedgerEntryRef]:
         return await ledger_page(info, [ledger.run_escrow(self.id)], first, after)
 
     @strawberry.field(description="Every version of the notes, newest first.")
     async def notes_history(self, info: Info, first: int | None = None, after: str | None = None,
-                            last: int | None = None, before: str | None = None) -> Connection[RevisionType]:
+                            last: int | None = None, before: str | None = None) -> Connection[RevisionRef]:
         return await history(info, "run", self.id, first=first, after=after, last=last, before=before)
 
     async def _job(self, info: Info, job_id: str | None) -> Job | None:
@@ -147,12 +152,12 @@ class RunType(ModelNode):
         return RunType.from_model(row) if row else None
 
     @strawberry.field
-    async def project(self, info: Info) -> ProjectType:
-        return ProjectType.from_model(await info.context.loaders.require(Project, self.project_id))
+    async def project(self, info: Info) -> Annotated[ProjectType, strawberry.lazy("app.projects.types")]:
+        return ModelNode.of(await info.context.loaders.require(Project, self.project_id))
 
     @strawberry.field
-    async def creator(self, info: Info) -> UserType:
-        return UserType.from_model(await info.context.loaders.require(User, self.creator_id))
+    async def creator(self, info: Info) -> Annotated[UserType, strawberry.lazy("app.accounts.types")]:
+        return ModelNode.of(await info.context.loaders.require(User, self.creator_id))
 
 
 @strawberry.enum

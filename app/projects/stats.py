@@ -1,14 +1,30 @@
-"""Batched project reads for lists of projects: stats and the viewer's follows, one statement each."""
+"""`Project.stats`: its GraphQL types and the batched read that fills them, one statement per page of projects."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
 
+import strawberry
 from tortoise import connections
 
 from app.api.context import Info
-from app.projects.types import ProjectStats, RunStatusCount
+
+
+@strawberry.type
+class RunStatusCount:
+    status: str
+    count: int
+
+
+@strawberry.type
+class ProjectStats:
+    runs_by_status: list[RunStatusCount]
+    total_runs: int
+    total_funded_cents: int = strawberry.field(description="Everything patrons put into the project's runs.")
+    total_spent_cents: int = strawberry.field(description="Actual compute cost of its settled runs.")
+    followers: int
+
 
 # Each subquery walks one project's rows through its (project_id, …) index.
 _STATS_SQL = """
