@@ -1,7 +1,8 @@
 """The pages of issue 18 in a browser, on a real server with data made through the API: Discover
 (runs awaiting funding across projects, funded from the card, updated live), profiles, platform
-discussions, feedback, pinning, copy-and-rerun, emoji in job logs; and axe-core on every page of
-the app, logged out and in, at desktop and phone widths. Screenshots: test-output/screenshots/pages-*.png."""
+discussions, feedback, pinning, copy-and-rerun, emoji in job logs, the history of notes, discussions
+and comments; and axe-core on every page of the app, logged out and in, at desktop and phone widths.
+Screenshots: test-output/screenshots/pages-*.png."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from tests.client import Person
 from tests.e2e.axe import assert_accessible, serious_violations
 from tests.experiments import create_run, make_demo_repo, make_project, wait_run
 from tests.repos import Repo
-from tests.test_discussions import discussion_in
+from tests.test_discussions import PATCH_DISCUSSION, UPDATE_COMMENT, comment_on, discussion_in
 
 PASSWORD = "correct horse battery"
 DESKTOP = {"width": 1280, "height": 900}
@@ -374,6 +375,102 @@ async def test_notes_history_diff_restore_by_keyboard(new_context, make_person, 
     await expect(other.get_by_role("region", name="Notes history").get_by_role("row")).to_have_count(1 + len(versions))
     await expect(other.get_by_role("button", name=re.compile("^Restore"))).to_have_count(0)
     await other.screenshot(path=screenshots / "pages-notes-history-phone.png", full_page=True)
+    assert errors == [], errors
+
+
+async def test_discussion_and_comment_history_diff_restore(new_context, make_person, repo: Repo,
+                                                          screenshots: Path) -> None:
+    errors: list[str] = []
+    author, reader = await make_person("dhist"), await make_person("chist")
+    project = await make_project(author.agent, repo)
+    first_body = "Which settings?\n\nbatch 512\nlr 0.1\n"
+    discussion = await discussion_in(author, project, title="Settings for the sweep", body=first_body)
+    did = discussion["id"]
+
+    async def patch(base: int, old: str, new: str, why: str) -> int:
+        done = (await author.agent.data(PATCH_DISCUSSION, {"i": {
+            "id": did, "baseVersion": base, "edits": [{"oldText": old, "newText": new}], "editSummary": why}}))
+        assert done["patchDiscussionBody"]["__typename"] == "DiscussionSuccess", done
+        return done["patchDiscussionBody"]["discussion"]["bodyVersion"]
+
+    second = await patch(1, "batch 512", "batch 256", "smaller batch")
+    third = await patch(second, "lr 0.1", "lr 0.3", "raise lr")
+    comment = await comment_on(reader, did, "Try 128 first.")
+    edited = await reader.web.data(UPDATE_COMMENT, {"i": {"id": comment["id"], "body": "Try 64 first.",
+                                                          "bodyBaseVersion": 1, "editSummary": "even smaller"}})
+    assert edited["updateComment"]["__typename"] == "CommentSuccess", edited
+
+    # ---- the author: versions, the latest change, any two versions ------------------------------
+    page = await open_page(await new_context(viewport=DESKTOP), errors)
+    await log_in(page, author)
+    await page.goto(f"/discussions/{did}")
+    await expect(page.get_by_text("lr 0.3")).to_be_visible()
+    await page.get_by_role("button", name="History", exact=True).first.click()
+    history = page.get_by_role("region", name="Discussion history")
+    rows = history.get_by_role("row")
+    await expect(rows).to_have_count(4)  # the header row and three versions, newest first
+    await expect(rows.nth(1)).to_contain_text("raise lr")
+    await expect(rows.nth(1)).to_contain_text("current")
+    await expect(rows.nth(2)).to_contain_text("smaller batch")
+    await expect(rows.nth(3)).to_contain_text(author.handle)
+    changes = history.get_by_role("list", name=re.compile("^Changes from version"))
+    await expect(changes.locator(".diff-removed")).to_have_text(["Removed: \u2212lr 0.1"])
+    await expect(changes.locator(".diff-added")).to_have_text(["Added: +lr 0.3"])
+    await history.get_by_label("Compare version").select_option("1")
+    await history.get_by_label("with version").select_option(str(third))
+    await expect(changes).to_have_accessible_name(f"Changes from version 1 to version {third}")
+    await expect(history.get_by_text("2 lines added, 2 removed")).to_be_visible()
+    await assert_accessible(page, "discussion history")
+    await page.screenshot(path=screenshots / "pages-discussion-history.png", full_page=True)
+
+    # ---- restore version 1: a new edit at the version it started from; a conflict on the way ----
+    await history.get_by_role("button", name="Restore version 1").click()
+    edit = page.get_by_role("form", name="Edit discussion")
+    await expect(edit.get_by_label("Message (Markdown)")).to_have_value(first_body)
+    await expect(edit.get_by_label("Edit summary (optional)")).to_have_value("Restored version 1")
+    fourth = await patch(third, "lr 0.3", "lr 0.5", "agent: lr 0.5")  # meanwhile, through the API
+    await edit.get_by_role("button", name="Save discussion").click()
+    await expect(edit.get_by_text("Someone changed this discussion while you were editing")).to_contain_text(
+        f"now version {fourth}")
+    await page.screenshot(path=screenshots / "pages-discussion-restore-conflict.png", full_page=True)
+    await edit.get_by_role("button", name="Save mine over theirs").click()
+    await expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    await expect(page.locator("article .prose").first).to_contain_text("batch 512")
+    await expect(rows.nth(1)).to_contain_text("Restored version 1")
+    await expect(rows.nth(1)).to_contain_text("current")
+    await expect(rows.nth(2)).to_contain_text("agent: lr 0.5")
+    final = (await author.agent.data("query($id: ID!) { discussion(id: $id) { body bodyHistory(first: 1) { nodes { "
+                                     "version body editSummary } } } }", {"id": did}))["discussion"]
+    assert final["body"] == first_body
+    assert final["bodyHistory"]["nodes"] == [{"version": fourth + 1, "body": first_body,
+                                              "editSummary": "Restored version 1"}]
+    # The author of the discussion sees the reader's comment history, without restore.
+    item = page.locator("li.comment").filter(has_text="Try 64 first.")
+    await item.get_by_role("button", name="History", exact=True).click()
+    await expect(item.get_by_role("region", name="Comment history").get_by_role("row")).to_have_count(3)
+    await expect(item.get_by_role("button", name=re.compile("^Restore"))).to_have_count(0)
+
+    # ---- the comment's author, on a phone: restores the first wording --------------------------
+    phone = await open_page(await new_context(viewport=PHONE), errors)
+    await log_in(phone, reader)
+    await phone.goto(f"/discussions/{did}")
+    mine = phone.locator("li.comment").filter(has_text="Try 64 first.")
+    await mine.get_by_role("button", name="History", exact=True).click()
+    versions = mine.get_by_role("region", name="Comment history")
+    await expect(versions.get_by_role("row").nth(1)).to_contain_text("even smaller")
+    await expect(versions.locator(".diff-added")).to_have_text(["Added: +Try 64 first."])
+    await assert_accessible(phone, "comment history, phone")
+    await phone.screenshot(path=screenshots / "pages-comment-history-phone.png", full_page=True)
+    await versions.get_by_role("button", name="Restore version 1").click()
+    await expect(phone.get_by_label("Edit summary (optional)")).to_have_value("Restored version 1")
+    await phone.get_by_role("button", name="Save comment").click()
+    restored = phone.locator("li.comment").filter(has_text="Try 128 first.")
+    await expect(restored.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    await expect(restored.get_by_role("region", name="Comment history").get_by_role("row").nth(1)).to_contain_text(
+        "Restored version 1")
+    thread = await reader.web.data("query($id: ID!) { discussion(id: $id) { comments(first: 5) { nodes { body "
+                                   "bodyVersion } } } }", {"id": did})
+    assert thread["discussion"]["comments"]["nodes"] == [{"body": "Try 128 first.", "bodyVersion": 3}]
     assert errors == [], errors
 
 

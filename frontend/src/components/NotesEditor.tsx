@@ -8,7 +8,8 @@ import { lazy, Suspense, useEffect, useRef, useState } from 'react'
 import type { RevisionItemFragment } from '../gql/graphql'
 import { applyEdit, diffEdit, type TextEdit } from '../lib/textPatch'
 import type { MutationForm } from '../lib/useMutationForm'
-import { Alert, Loading } from './feedback'
+import { EditConflict, type TextVersion } from './EditConflict'
+import { Loading } from './feedback'
 import { Form, SubmitButton, TextAreaField, TextField } from './forms'
 import { HtmlContent } from './HtmlContent'
 
@@ -28,7 +29,7 @@ export interface NotesSaver {
 }
 
 // The history (revisions, diff) loads on first use.
-const NotesHistory = lazy(() => import('./NotesHistory'))
+const RevisionHistory = lazy(() => import('./RevisionHistory'))
 
 interface Props {
   /** The run or project whose notes these are (its `notesHistory`). */
@@ -41,11 +42,6 @@ interface Props {
   saver: NotesSaver
 }
 
-interface Base {
-  version: number
-  body: string
-}
-
 const saved = (outcome: SaveOutcome | null) => Boolean(outcome?.__typename.endsWith('Success'))
 
 export function NotesEditor({ id, html, body, version, canEdit, form, saver }: Props) {
@@ -53,8 +49,8 @@ export function NotesEditor({ id, html, body, version, canEdit, form, saver }: P
   const [history, setHistory] = useState(false)
   const [draft, setDraft] = useState(body)
   const [summary, setSummary] = useState('')
-  const [base, setBase] = useState<Base>({ version, body })
-  const [conflict, setConflict] = useState<Base | null>(null)
+  const [base, setBase] = useState<TextVersion>({ version, body })
+  const [conflict, setConflict] = useState<TextVersion | null>(null)
   const [savedNote, setSavedNote] = useState(false)
   // Leaving the editor (saved or cancelled) puts keyboard focus back on "Edit notes", not the page body.
   const editButton = useRef<HTMLButtonElement>(null)
@@ -79,7 +75,7 @@ export function NotesEditor({ id, html, body, version, canEdit, form, saver }: P
   const restore = (revision: RevisionItemFragment) => start(revision.body, `Restored version ${revision.version}`)
 
   /** Save the draft as a change of `from`; on a conflict, carry the change over when it still fits. */
-  const save = async (from: Base) => {
+  const save = async (from: TextVersion) => {
     if (draft === from.body) return setEditing(false)
     const edit = diffEdit(from.body, draft) // null only when the notes were empty
     const send = (at: number, e: TextEdit | null) =>
@@ -121,7 +117,7 @@ export function NotesEditor({ id, html, body, version, canEdit, form, saver }: P
         </p>
         {history && (
           <Suspense fallback={<Loading />}>
-            <NotesHistory key={version} id={id} currentVersion={version} onRestore={canEdit ? restore : undefined} />
+            <RevisionHistory key={version} id={id} label="Notes history" currentVersion={version} onRestore={canEdit ? restore : undefined} />
           </Suspense>
         )}
       </div>
@@ -131,32 +127,13 @@ export function NotesEditor({ id, html, body, version, canEdit, form, saver }: P
   return (
     <Form form={form} onSubmit={() => save(base)} aria-label="Edit notes">
       {conflict && (
-        <Alert tone="warning">
-          <p>
-            Someone changed the same part of these notes while you were editing (now version {conflict.version}). Your
-            text is still in the editor.
-          </p>
-          <details>
-            <summary>Their version</summary>
-            <pre className="conflict-body">{conflict.body || '(empty)'}</pre>
-          </details>
-          <div className="actions">
-            <button type="button" className="button" onClick={() => save(conflict)}>
-              Save mine over theirs
-            </button>
-            <button
-              type="button"
-              className="button"
-              onClick={() => {
-                setDraft(conflict.body)
-                setBase(conflict)
-                setConflict(null)
-              }}
-            >
-              Discard mine, edit theirs
-            </button>
-          </div>
-        </Alert>
+        <EditConflict theirs={conflict} onMine={() => save(conflict)} onTheirs={() => {
+          setDraft(conflict.body)
+          setBase(conflict)
+          setConflict(null)
+        }}>
+          Someone changed the same part of these notes while you were editing
+        </EditConflict>
       )}
       <TextAreaField name="notes" label="Notes (Markdown)" rows={14} value={draft} autoFocus
         onChange={(e) => setDraft(e.target.value)} />

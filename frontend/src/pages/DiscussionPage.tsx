@@ -1,18 +1,20 @@
 /**
  * One discussion with its threaded comments; replies nest under their parent. Authors edit and
  * delete their own posts here; project discussions follow `projectActivity`, so new, edited and
- * deleted comments show for every reader without a reload.
+ * deleted comments show for every reader without a reload. An edited post shows its versions
+ * (the notes' history view); its author restores one as a new edit.
  */
-import { useEffect, useRef, useState, type CSSProperties, type ReactNode, type RefObject } from 'react'
+import { lazy, Suspense, useEffect, useRef, useState, type CSSProperties, type ReactNode, type RefObject } from 'react'
 import { Link, useNavigate, useParams } from 'react-router'
 import { useMutation, useQuery, type OperationContext } from 'urql'
-import { EmptyState, ErrorMessage, QueryState } from '../components/feedback'
+import { BodyEditForm, type BodyDraft } from '../components/BodyEditForm'
+import { EmptyState, ErrorMessage, Loading, QueryState } from '../components/feedback'
 import { Form, SubmitButton, TextAreaField, TextField } from '../components/forms'
 import { HtmlContent } from '../components/HtmlContent'
 import { LoadMore, Pages } from '../components/Pages'
 import { UserLink } from '../components/UserLink'
 import { graphql } from '../gql'
-import type { DiscussionCommentsQuery, DiscussionQuery } from '../gql/graphql'
+import type { DiscussionCommentsQuery, DiscussionQuery, RevisionItemFragment } from '../gql/graphql'
 import { ProjectActivityDocument } from '../graphql/live'
 import { formatDate } from '../lib/format'
 import { useRefetchOnEvent } from '../lib/useLive'
@@ -146,6 +148,7 @@ const UpdateDiscussionDocument = graphql(`
           bodyHtml
         }
       }
+      ...NotesConflict
       ...WriteError
       ...WriteFieldErrors
     }
@@ -175,6 +178,7 @@ const UpdateCommentDocument = graphql(`
           bodyHtml
         }
       }
+      ...NotesConflict
       ...WriteError
       ...WriteFieldErrors
     }
@@ -193,6 +197,9 @@ const DeleteCommentDocument = graphql(`
     }
   }
 `)
+
+// The versions of a body (revisions, diff) load on first use, in the notes history's chunk.
+const RevisionHistory = lazy(() => import('../components/RevisionHistory'))
 
 // A new comment must refresh the thread even while it is empty.
 const COMMENT_CONTEXT = { additionalTypenames: ['Comment'] }
@@ -214,6 +221,34 @@ function useFocusOnClose(active: boolean) {
     was.current = active
   }, [active])
   return target
+}
+
+/** Restoring a version is an edit that starts from its text (saved like any other edit). */
+const restoring = (revision: RevisionItemFragment): BodyDraft => ({
+  body: revision.body,
+  summary: `Restored version ${revision.version}`,
+})
+
+function HistoryToggle({ open, onToggle }: { open: boolean; onToggle: () => void }) {
+  return (
+    <button type="button" className="button link small" aria-expanded={open} onClick={onToggle}>
+      {open ? 'Hide history' : 'History'}
+    </button>
+  )
+}
+
+/** The versions of a post's body; `onRestore` for its author only. */
+function BodyVersions({ id, label, version, onRestore }: {
+  id: string
+  label: string
+  version: number
+  onRestore?: (revision: RevisionItemFragment) => void
+}) {
+  return (
+    <Suspense fallback={<Loading />}>
+      <RevisionHistory key={version} id={id} label={label} currentVersion={version} onRestore={onRestore} />
+    </Suspense>
+  )
 }
 
 /** "Edit" and "Delete" for the author's own post, and a quiet "Saved." after an edit. */
@@ -242,27 +277,21 @@ function OwnPostActions({ what, onEdit, onDelete, editRef, saved, deleting, chil
   )
 }
 
-function EditCommentForm({ comment, onDone }: { comment: Comment; onDone: (saved: boolean) => void }) {
-  const [body, setBody] = useState(comment.body)
+function EditCommentForm({ comment, start, onDone }: {
+  comment: Comment
+  start: BodyDraft
+  onDone: (saved: boolean) => void
+}) {
   const { form, submit } = useMutationForm(UpdateCommentDocument)
-  const onSubmit = async () => {
-    const data = await submit(
-      { input: { id: comment.id, body, bodyBaseVersion: comment.bodyVersion } },
+  const save = async (body: string, bodyBaseVersion: number, editSummary: string) =>
+    (await submit(
+      { input: { id: comment.id, body, bodyBaseVersion, editSummary } },
       { body: !body.trim() && 'A comment cannot be empty; delete it instead.' },
-    )
-    if (data?.updateComment.__typename === 'CommentSuccess') onDone(true)
-  }
+    ))?.updateComment ?? null
   return (
-    <Form form={form} onSubmit={onSubmit} aria-label="Edit comment">
-      <TextAreaField name="body" label="Your comment (Markdown)" rows={4} value={body} autoFocus
-        onChange={(e) => setBody(e.target.value)} />
-      <div className="actions">
-        <SubmitButton fetching={form.fetching}>Save comment</SubmitButton>
-        <button type="button" className="button" onClick={() => onDone(false)}>
-          Cancel
-        </button>
-      </div>
-    </Form>
+    <BodyEditForm name="Edit comment" what="comment" bodyLabel="Your comment (Markdown)" rows={4}
+      current={{ version: comment.bodyVersion, body: comment.body }} start={start} form={form} save={save}
+      onDone={onDone} />
   )
 }
 
@@ -295,11 +324,17 @@ function CommentForm({ discussionId, parentId, onDone }: {
 function CommentItem({ comment, discussionId, closed }: { comment: Comment; discussionId: string; closed: boolean }) {
   const { viewer } = useSession()
   const [replying, setReplying] = useState(false)
-  const [editing, setEditing] = useState(false)
+  const [editing, setEditing] = useState<BodyDraft | null>(null)
+  const [history, setHistory] = useState(false)
   const [saved, setSaved] = useState(false)
-  const editRef = useFocusOnClose(editing)
+  const editRef = useFocusOnClose(editing !== null)
   const [deleting, remove] = useMutation(DeleteCommentDocument)
   const own = viewer != null && viewer.id === comment.author?.id && !comment.isDeleted
+  const edited = comment.bodyVersion > 1 && !comment.isDeleted
+  const edit = (draft: BodyDraft) => {
+    setSaved(false)
+    setEditing(draft)
+  }
   const onDelete = () => {
     if (window.confirm('Delete this comment? Replies to it stay.')) void remove({ input: { id: comment.id } })
   }
@@ -310,9 +345,9 @@ function CommentItem({ comment, discussionId, closed }: { comment: Comment; disc
         {comment.bodyVersion > 1 && !comment.isDeleted && ' · edited'}
       </p>
       {editing ? (
-        <EditCommentForm comment={comment} onDone={(ok) => {
+        <EditCommentForm comment={comment} start={editing} onDone={(ok) => {
           setSaved(ok)
-          setEditing(false)
+          setEditing(null)
         }} />
       ) : comment.isDeleted ? (
         <p className="muted">[deleted]</p>
@@ -320,22 +355,24 @@ function CommentItem({ comment, discussionId, closed }: { comment: Comment; disc
         <HtmlContent html={comment.bodyHtml} />
       )}
       {deleting.error && <ErrorMessage error={deleting.error} />}
-      {viewer && !comment.isDeleted && !editing && (
+      {(viewer || edited) && !comment.isDeleted && !editing && (
         <div className="actions">
-          {!closed && (
+          {viewer && !closed && (
             <button type="button" className="button link small" aria-expanded={replying}
               onClick={() => setReplying(!replying)}>
               {replying ? 'Cancel reply' : 'Reply'}
             </button>
           )}
+          {edited && <HistoryToggle open={history} onToggle={() => setHistory(!history)} />}
           {own && (
             <OwnPostActions what="comment" editRef={editRef} saved={saved} deleting={deleting.fetching}
-              onEdit={() => {
-                setSaved(false)
-                setEditing(true)
-              }} onDelete={onDelete} />
+              onEdit={() => edit({ body: comment.body, summary: '' })} onDelete={onDelete} />
           )}
         </div>
+      )}
+      {history && edited && !editing && (
+        <BodyVersions id={comment.id} label="Comment history" version={comment.bodyVersion}
+          onRestore={own ? (r) => edit(restoring(r)) : undefined} />
       )}
       {replying && <CommentForm discussionId={discussionId} parentId={comment.id} onDone={() => setReplying(false)} />}
     </li>
@@ -396,41 +433,43 @@ function PinButton({ discussion }: { discussion: Discussion }) {
   )
 }
 
-function EditDiscussionForm({ discussion, onDone }: { discussion: Discussion; onDone: (saved: boolean) => void }) {
+function EditDiscussionForm({ discussion, start, onDone }: {
+  discussion: Discussion
+  start: BodyDraft
+  onDone: (saved: boolean) => void
+}) {
   const [title, setTitle] = useState(discussion.title)
-  const [body, setBody] = useState(discussion.body)
   const { form, submit } = useMutationForm(UpdateDiscussionDocument)
-  const onSubmit = async () => {
-    const data = await submit(
-      { input: { id: discussion.id, title: title.trim(), body, bodyBaseVersion: discussion.bodyVersion } },
+  const save = async (body: string, bodyBaseVersion: number, editSummary: string) =>
+    (await submit(
+      { input: { id: discussion.id, title: title.trim(), body, bodyBaseVersion, editSummary } },
       { title: !title.trim() && 'Give the discussion a title.', body: !body.trim() && 'Write what you want to discuss.' },
-    )
-    if (data?.updateDiscussion.__typename === 'DiscussionSuccess') onDone(true)
-  }
+    ))?.updateDiscussion ?? null
   return (
-    <Form form={form} onSubmit={onSubmit} aria-label="Edit discussion">
+    <BodyEditForm name="Edit discussion" what="discussion" bodyLabel="Message (Markdown)" rows={6}
+      current={{ version: discussion.bodyVersion, body: discussion.body }} start={start} form={form} save={save}
+      onDone={onDone}>
       <TextField name="title" label="Title" value={title} maxLength={200} autoFocus
         onChange={(e) => setTitle(e.target.value)} />
-      <TextAreaField name="body" label="Message (Markdown)" rows={6} value={body}
-        onChange={(e) => setBody(e.target.value)} />
-      <div className="actions">
-        <SubmitButton fetching={form.fetching}>Save discussion</SubmitButton>
-        <button type="button" className="button" onClick={() => onDone(false)}>
-          Cancel
-        </button>
-      </div>
-    </Form>
+    </BodyEditForm>
   )
 }
 
 function DiscussionView({ discussion }: { discussion: Discussion }) {
   const { viewer } = useSession()
   const navigate = useNavigate()
-  const [editing, setEditing] = useState(false)
+  const [editing, setEditing] = useState<BodyDraft | null>(null)
+  const [history, setHistory] = useState(false)
   const [saved, setSaved] = useState(false)
-  const editRef = useFocusOnClose(editing)
+  const editRef = useFocusOnClose(editing !== null)
   const [deleting, remove] = useMutation(DeleteDiscussionDocument)
   const own = viewer != null && viewer.id === discussion.author?.id && !discussion.isDeleted
+  const edited = discussion.bodyVersion > 1 && !discussion.isDeleted
+  const edit = (draft: BodyDraft) => {
+    setSaved(false)
+    setEditing(draft)
+  }
+  const historyToggle = edited && <HistoryToggle open={history} onToggle={() => setHistory(!history)} />
   const canPin = viewer != null && !discussion.isDeleted &&
     (viewer.isAdmin || (discussion.project != null && viewer.id === discussion.project.owner.id))
   const id = discussion.id
@@ -448,9 +487,9 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
         </p>
       )}
       {editing ? (
-        <EditDiscussionForm discussion={discussion} onDone={(ok) => {
+        <EditDiscussionForm discussion={discussion} start={editing} onDone={(ok) => {
           setSaved(ok)
-          setEditing(false)
+          setEditing(null)
         }} />
       ) : (
         <>
@@ -474,12 +513,17 @@ function DiscussionView({ discussion }: { discussion: Discussion }) {
             <HtmlContent html={discussion.bodyHtml} />
           )}
           {deleting.error && <ErrorMessage error={deleting.error} />}
-          {own && (
+          {own ? (
             <OwnPostActions what="discussion" editRef={editRef} saved={saved} deleting={deleting.fetching}
-              onEdit={() => {
-                setSaved(false)
-                setEditing(true)
-              }} onDelete={onDelete} />
+              onEdit={() => edit({ body: discussion.body, summary: '' })} onDelete={onDelete}>
+              {historyToggle}
+            </OwnPostActions>
+          ) : (
+            historyToggle && <p className="actions small">{historyToggle}</p>
+          )}
+          {history && edited && (
+            <BodyVersions id={id} label="Discussion history" version={discussion.bodyVersion}
+              onRestore={own ? (r) => edit(restoring(r)) : undefined} />
           )}
         </>
       )}

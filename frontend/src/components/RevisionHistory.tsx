@@ -1,7 +1,8 @@
 /**
- * The revisions of a run's or project's notes (`notesHistory`): who changed them, why and when;
- * a line diff of any two loaded versions; and, for editors, "Restore" — which opens the editor
- * with that version's text, saved as a new edit through the usual patch (conflicts included).
+ * The revisions of a text: a run's or project's notes (`notesHistory`), a discussion's or a
+ * comment's body (`bodyHistory`): who changed it, why and when; a line diff of any two loaded
+ * versions; and, for editors, "Restore" — which opens the caller's editor with that version's
+ * text, saved as a new edit through the usual write (conflicts included).
  */
 import { useState } from 'react'
 import { useQuery } from 'urql'
@@ -35,17 +36,28 @@ graphql(`
   }
 `)
 
-const NotesHistoryDocument = graphql(`
-  query NotesHistory($id: ID!, $first: Int!) {
+// One query for every text with revisions: the node's type says which history it has.
+const RevisionHistoryDocument = graphql(`
+  query RevisionHistory($id: ID!, $first: Int!) {
     node(id: $id) {
       id
       ... on Run {
-          notesHistory(first: $first) {
+        notesHistory(first: $first) {
           ...RevisionPage
         }
       }
       ... on Project {
-          notesHistory(first: $first) {
+        notesHistory(first: $first) {
+          ...RevisionPage
+        }
+      }
+      ... on Discussion {
+        bodyHistory(first: $first) {
+          ...RevisionPage
+        }
+      }
+      ... on Comment {
+        bodyHistory(first: $first) {
           ...RevisionPage
         }
       }
@@ -57,8 +69,11 @@ const NotesHistoryDocument = graphql(`
 const NEWEST = 100
 
 interface Props {
+  /** A run or project (its notes), a discussion or a comment (its body). */
   id: string
-  /** The version the notes are at now (nothing to restore there). */
+  /** The region's name: "Notes history", "Discussion history", … */
+  label: string
+  /** The version the text is at now (nothing to restore there). */
   currentVersion: number
   /** Editors only: start an edit from this revision's text. */
   onRestore?: (revision: RevisionItemFragment) => void
@@ -89,15 +104,15 @@ function Diff({ from, to }: { from: RevisionItemFragment; to: RevisionItemFragme
   )
 }
 
-export default function NotesHistory({ id, currentVersion, onRestore }: Props) {
-  // Always from the server: the editor remounts this view (keyed by version) after each save.
-  const [result] = useQuery({ query: NotesHistoryDocument, variables: { id, first: NEWEST }, requestPolicy: 'network-only' })
+export default function RevisionHistory({ id, label, currentVersion, onRestore }: Props) {
+  // Always from the server: the caller remounts this view (keyed by version) after each save.
+  const [result] = useQuery({ query: RevisionHistoryDocument, variables: { id, first: NEWEST }, requestPolicy: 'network-only' })
   const [pick, setPick] = useState<{ from: number | null; to: number | null }>({ from: null, to: null })
   return (
-    <section aria-label="Notes history" className="history">
+    <section aria-label={label} className="history">
       <QueryState result={result}>
         {({ node }) => {
-          const page = node && 'notesHistory' in node ? node.notesHistory : null
+          const page = !node ? null : 'notesHistory' in node ? node.notesHistory : 'bodyHistory' in node ? node.bodyHistory : null
           if (!page) return null
           const versions = page.nodes
           // By default: the latest change (the version before the newest, against the newest).
@@ -119,7 +134,7 @@ export default function NotesHistory({ id, currentVersion, onRestore }: Props) {
             <>
               <div className="table-wrap">
                 <table className="compact stack">
-                  <caption className="sr-only">Versions of these notes, newest first</caption>
+                  <caption className="sr-only">Versions, newest first</caption>
                   <thead>
                     <tr>
                       <th scope="col">Version</th>
