@@ -59,7 +59,7 @@ function formatValue(v: number): string {
   return Math.abs(v) >= 1000 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(2) : v.toFixed(3)
 }
 
-function formatPoint(p: Point): string {
+export function formatPoint(p: Point): string {
   return p.value === null ? (SPECIAL[p.special ?? ''] ?? 'n/a') : formatValue(p.value)
 }
 

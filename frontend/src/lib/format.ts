@@ -55,3 +55,16 @@ export function humanize(value: string): string {
   const words = value.toLowerCase().replace(/_/g, ' ')
   return words.charAt(0).toUpperCase() + words.slice(1)
 }
+
+/** 2048 → "2.0 KB" (binary units, as file managers show them). */
+export function formatBytes(bytes: number): string {
+  const units = ['bytes', 'KB', 'MB', 'GB', 'TB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024
+    unit += 1
+  }
+  if (unit === 0) return value === 1 ? '1 byte' : `${value} bytes`
+  return `${value.toFixed(1)} ${units[unit]}`
+}

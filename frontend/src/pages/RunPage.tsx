@@ -1,8 +1,8 @@
-/** A run: status timeline, estimate, funding, live logs, metrics, notes. Live via `runUpdates`. */
-import { useRef, useState } from 'react'
+/** A run: status timeline, estimate, funding, results, live logs, metrics, notes. Live via `runUpdates`. */
+import { lazy, Suspense, useRef, useState } from 'react'
 import { Link, useParams } from 'react-router'
 import { useMutation, useQuery, useSubscription } from 'urql'
-import { EmptyState, ErrorMessage, QueryState } from '../components/feedback'
+import { EmptyState, ErrorMessage, Loading, QueryState } from '../components/feedback'
 import { FundingProgress } from '../components/FundingProgress'
 import { LogView } from '../components/LogView'
 import { MetricCharts } from '../components/MetricCharts'
@@ -241,6 +241,8 @@ const CancelRunDocument = graphql(`
     }
   }
 `)
+
+const RunResults = lazy(() => import('../components/run/RunResults'))
 
 const ACTIVE_JOB = new Set(['PENDING', 'RUNNING'])
 const CANCELLABLE = new Set<RunStatus>(['DRYRUN', 'AWAITING_FUNDING', 'FUNDED'])
@@ -522,6 +524,14 @@ function RunView({ run }: { run: RunDetailFragment }) {
           </Pages>
         </section>
       </div>
+
+      <section aria-labelledby="results-heading" className="panel">
+        <h2 id="results-heading">Results</h2>
+        <Suspense fallback={<Loading />}>
+          {/* Read again when a job changes state: a finished job has its final metrics and artifacts. */}
+          <RunResults key={[run.status, run.dryrunJob?.status, run.fundedJob?.status].join()} runId={run.id} />
+        </Suspense>
+      </section>
 
       {run.fundedJob && <JobPanel title="Funded job" job={run.fundedJob} />}
       {run.dryrunJob && <JobPanel title="Dryrun" job={run.dryrunJob} />}

@@ -1,6 +1,7 @@
 /** API keys for agents: the secret is shown once; the list shows prefix and last use. */
 import { useState } from 'react'
 import { useMutation, useQuery } from 'urql'
+import { CopyButton } from '../../components/CopyButton'
 import { Alert, EmptyState, ErrorMessage, QueryState } from '../../components/feedback'
 import { Form, SubmitButton, TextField } from '../../components/forms'
 import { graphql } from '../../gql'
@@ -63,11 +64,6 @@ const RevokeApiKeyDocument = graphql(`
 const API_KEY_CONTEXT = { additionalTypenames: ['ApiKey'] }
 
 function NewSecret({ name, secret }: { name: string; secret: string }) {
-  const [copied, setCopied] = useState(false)
-  const copy = async () => {
-    await navigator.clipboard?.writeText(secret)
-    setCopied(true)
-  }
   return (
     <Alert tone="success">
       <p>
@@ -75,9 +71,7 @@ function NewSecret({ name, secret }: { name: string; secret: string }) {
       </p>
       <p className="secret">
         <code data-testid="api-key-secret">{secret}</code>{' '}
-        <button type="button" className="button small" onClick={copy}>
-          {copied ? 'Copied' : 'Copy'}
-        </button>
+        <CopyButton text={secret} what="the key" />
       </p>
     </Alert>
   )
