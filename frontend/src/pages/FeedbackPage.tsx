@@ -1,5 +1,5 @@
 /** Feedback to the platform's administrators: a bug, a feature request or a question (`submitFeedback`). */
-import { useRef, useState } from 'react'
+import { useEffect, useRef, useState } from 'react'
 import { Link } from 'react-router'
 import { Alert } from '../components/feedback'
 import { Form, RadioGroup, SubmitButton, TextAreaField, TextField } from '../components/forms'
@@ -37,6 +37,10 @@ function FeedbackForm() {
   const [sent, setSent] = useState<string | null>(null)
   const { form, submit } = useMutationForm(SubmitFeedbackDocument)
   const another = useRef<HTMLButtonElement>(null)
+  // Once the thanks are on the page, the keyboard continues from "Send more feedback".
+  useEffect(() => {
+    if (sent !== null) another.current?.focus()
+  }, [sent])
 
   const onSubmit = async () => {
     const data = await submit(
@@ -47,7 +51,6 @@ function FeedbackForm() {
       setSent(data.submitFeedback.feedback.title)
       setTitle('')
       setDescription('')
-      requestAnimationFrame(() => another.current?.focus())
     }
   }
 
