@@ -63,33 +63,68 @@ export function formatPoint(p: Point): string {
   return p.value === null ? (SPECIAL[p.special ?? ''] ?? 'n/a') : formatValue(p.value)
 }
 
-/** The finite points are drawn; the last point (finite or not) is named in the caption. */
-export function LineChart({ name, points: all }: { name: string; points: ReadonlyArray<Point> }) {
-  const points = all.filter((p): p is FinitePoint => p.value !== null)
-  if (points.length === 0) return <SingleValue name={name} point={all[all.length - 1]} />
-  const steps = points.map((p) => p.step)
-  const values = points.map((p) => p.value)
+/** One curve of a chart; `label` names it when several are overlaid. */
+export type Series = { label: string; points: ReadonlyArray<Point> }
+
+/**
+ * The finite points are drawn; the last point (finite or not) is named in the caption. With
+ * `overlay`, those curves share the axes (the second dashed), each with its last value.
+ */
+export function LineChart({ name, points: first, overlay }: {
+  name: string
+  points?: ReadonlyArray<Point>
+  overlay?: ReadonlyArray<Series>
+}) {
+  const series = overlay ?? [{ label: name, points: first ?? [] }]
+  const drawn = series.map((s) => s.points.filter((p): p is FinitePoint => p.value !== null))
+  const finite = drawn.flat()
+  if (!overlay && finite.length === 0) return <SingleValue name={name} point={series[0].points[series[0].points.length - 1]} />
+  const steps = finite.map((p) => p.step)
+  const values = finite.map((p) => p.value)
   const [x0, x1] = [Math.min(...steps), Math.max(...steps)]
   const [y0, y1] = [Math.min(...values), Math.max(...values)]
   // A single step or a flat line sits in the middle of its axis.
   const x = (s: number) => PAD.left + (x1 > x0 ? (s - x0) / (x1 - x0) : 0.5) * (W - PAD.left - PAD.right)
   const y = (v: number) => H - PAD.bottom - (y1 > y0 ? (v - y0) / (y1 - y0) : 0.5) * (H - PAD.top - PAD.bottom)
-  const last = all[all.length - 1]
-  const summary = `${name}: ${all.length} points; last ${formatPoint(last)} at step ${last.step}; range ${formatValue(y0)} to ${formatValue(y1)}`
+  const lastOf = (s: Series) => {
+    const last = s.points[s.points.length - 1]
+    return last ? `last ${formatPoint(last)} (step ${last.step})` : 'not logged'
+  }
+  const range = finite.length ? `; range ${formatValue(y0)} to ${formatValue(y1)}` : ''
+  const summary = `${name}: ${series.map((s) => `${overlay ? `${s.label}, ` : ''}${s.points.length} points, ${lastOf(s)}`).join('; ')}${range}`
   return (
     <figure className="chart">
       <figcaption>
-        <strong>{name}</strong> <span className="muted small">last {formatPoint(last)} (step {last.step})</span>
+        <strong>{name}</strong>{' '}
+        {overlay ? (
+          <span className="legend small">
+            {series.map((s, i) => (
+              <span key={i} className={`series-${i}`}>
+                {s.label}: {lastOf(s)}
+              </span>
+            ))}
+          </span>
+        ) : (
+          <span className="muted small">{lastOf(series[0])}</span>
+        )}
       </figcaption>
       <svg viewBox={`0 0 ${W} ${H}`} role="img" aria-label={summary} data-testid={`chart-${name}`}>
         <line className="axis" x1={PAD.left} y1={H - PAD.bottom} x2={W - PAD.right} y2={H - PAD.bottom} />
         <line className="axis" x1={PAD.left} y1={PAD.top} x2={PAD.left} y2={H - PAD.bottom} />
-        <text className="tick" x={PAD.left - 4} y={PAD.top + 4} textAnchor="end">{formatValue(y1)}</text>
-        <text className="tick" x={PAD.left - 4} y={H - PAD.bottom} textAnchor="end">{formatValue(y0)}</text>
-        <text className="tick" x={PAD.left} y={H - 8} textAnchor="middle">{x0}</text>
-        <text className="tick" x={W - PAD.right} y={H - 8} textAnchor="end">step {x1}</text>
-        <polyline className="line" points={points.map((p) => `${x(p.step)},${y(p.value)}`).join(' ')} />
-        {points.length <= 60 && points.map((p) => <circle key={p.step} className="dot" cx={x(p.step)} cy={y(p.value)} r={2.5} />)}
+        {finite.length > 0 && (
+          <>
+            <text className="tick" x={PAD.left - 4} y={PAD.top + 4} textAnchor="end">{formatValue(y1)}</text>
+            <text className="tick" x={PAD.left - 4} y={H - PAD.bottom} textAnchor="end">{formatValue(y0)}</text>
+            <text className="tick" x={PAD.left} y={H - 8} textAnchor="middle">{x0}</text>
+            <text className="tick" x={W - PAD.right} y={H - 8} textAnchor="end">step {x1}</text>
+          </>
+        )}
+        {drawn.map((points, i) => (
+          <g key={i} className={`series-${i}`}>
+            <polyline className="line" points={points.map((p) => `${x(p.step)},${y(p.value)}`).join(' ')} />
+            {points.length <= 60 && points.map((p) => <circle key={p.step} className="dot" cx={x(p.step)} cy={y(p.value)} r={2.5} />)}
+          </g>
+        ))}
       </svg>
     </figure>
   )

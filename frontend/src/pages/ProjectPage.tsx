@@ -1,9 +1,9 @@
-/** A project: lab notebook, runs, stats, discussions, follow. */
-import { useState } from 'react'
+/** A project: lab notebook, runs (and two compared), stats, discussions, follow. */
+import { lazy, Suspense, useState } from 'react'
 import { Link, useParams } from 'react-router'
 import { useMutation, useQuery } from 'urql'
 import { Discussions } from '../components/Discussions'
-import { EmptyState, QueryState } from '../components/feedback'
+import { EmptyState, Loading, QueryState } from '../components/feedback'
 import { FundingProgress } from '../components/FundingProgress'
 import { NotesEditor } from '../components/NotesEditor'
 import { StatusBadge } from '../components/StatusBadge'
@@ -16,6 +16,8 @@ import { useRefetchOnEvent } from '../lib/useLive'
 import { useNotesSaver } from '../lib/useNotesSaver'
 import { useSession } from '../session'
 import { useTitle } from '../lib/useTitle'
+
+const CompareRuns = lazy(() => import('../components/run/CompareRuns'))
 
 const ProjectPageDocument = graphql(`
   query ProjectPage($id: ID!) {
@@ -260,6 +262,14 @@ function ProjectView({ project }: { project: Project }) {
         <h2 id="runs-heading">Runs</h2>
         <RunsTable runs={project.runs.nodes} />
       </section>
+      {project.runs.nodes.length >= 2 && (
+        <section aria-labelledby="compare-heading">
+          <h2 id="compare-heading">Compare runs</h2>
+          <Suspense fallback={<Loading />}>
+            <CompareRuns runs={project.runs.nodes} />
+          </Suspense>
+        </section>
+      )}
       <Discussions projectId={project.id} />
     </article>
   )
