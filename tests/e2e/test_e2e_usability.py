@@ -221,6 +221,8 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
     await expect(card).to_contain_text("Dryrun failed: no cost estimate")
     await expect(card.get_by_role("link", name="needs money")).to_be_visible()
     await anon.get_by_role("link", name="Runs that need funding").click()
+    # The Discover page is a lazy route: until it is shown, Explore's cards (crash included) still are.
+    await expect(anon).to_have_title("Runs that need funding · mlpatron")
     await expect(anon.locator(".card").filter(has_text="needs money")).to_contain_text("to go")
     await expect(anon.locator(".card").filter(has_text="crash")).to_have_count(0)
     await anon.screenshot(path=screenshots / "usability-explore-needs-funding.png", full_page=True)
