@@ -9,6 +9,7 @@ import httpx
 
 from app.accounts import services as accounts
 
+PASSWORD = "correct horse battery"  # every test person's password
 
 class GraphQLError(AssertionError):
     pass
@@ -64,7 +65,7 @@ class Person:
         body = await web.data(
             """mutation($i: SignUpInput!) { signUp(input: $i) {
                  __typename ... on ViewerSession { viewer { id } } ... on ValidationFailed { message } } }""",
-            {"i": {"handle": handle, "email": email, "password": "correct horse battery"}},
+            {"i": {"handle": handle, "email": email, "password": PASSWORD}},
         )
         assert body["signUp"]["__typename"] == "ViewerSession", body
         gid = body["signUp"]["viewer"]["id"]

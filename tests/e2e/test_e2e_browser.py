@@ -10,16 +10,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, WebSocketRoute, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 
 from app.api.ids import encode_id
-from tests.client import GraphQLClient
+from tests.client import PASSWORD, GraphQLClient
+from tests.e2e.pages import DESKTOP, PHONE, open_page
 from tests.experiments import make_demo_repo
 from tests.repos import Repo
-
-PASSWORD = "correct horse battery"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +43,6 @@ class Websockets:
         for page_side, server_side in routes:
             await page_side.close(code=1012, reason="test: connection lost")
             await server_side.close()
-
-
-async def new_page(context: BrowserContext, errors: list[str]) -> Page:
-    page = await context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
 
 
 async def sign_up(page: Page, handle: str, shots: Path | None = None) -> None:
@@ -81,7 +72,7 @@ async def test_researcher_and_patron_journey(new_context, api: str, e2e_repo: Re
     # ---- researcher: sign up, API key ------------------------------------------------------
     researcher_ctx = await new_context(viewport=DESKTOP)
     sockets = Websockets()
-    r = await new_page(researcher_ctx, errors)
+    r = await open_page(researcher_ctx, errors)
     await r.route_web_socket(re.compile(r"/graphql$"), sockets.handle)
     researcher = f"res-{suffix}"
     await sign_up(r, researcher, screenshots)
@@ -141,7 +132,7 @@ async def test_researcher_and_patron_journey(new_context, api: str, e2e_repo: Re
 
     # ---- patron: typed InsufficientFunds, credit, funding ----------------------------------
     patron_ctx = await new_context(viewport=DESKTOP)
-    p = await new_page(patron_ctx, errors)
+    p = await open_page(patron_ctx, errors)
     patron = f"pat-{suffix}"
     await sign_up(p, patron)
     await p.goto(run_url)
@@ -277,7 +268,7 @@ async def test_researcher_and_patron_journey(new_context, api: str, e2e_repo: Re
     await expect(r.get_by_role("banner").get_by_role("link", name=researcher)).to_be_visible()
 
     # ---- a phone-sized screen --------------------------------------------------------------
-    phone = await new_page(await new_context(viewport=PHONE), errors)
+    phone = await open_page(await new_context(viewport=PHONE), errors)
     for path, name in [("/", "phone-explore"), (run_url, "phone-run")]:
         await phone.goto(path)
         await expect(phone.get_by_role("heading", level=1)).to_be_visible()

@@ -11,36 +11,19 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Page, expect
 
 from tests.client import Person
 from tests.e2e.axe import assert_accessible, serious_violations
+from tests.e2e.pages import DESKTOP, PHONE, log_in, open_page
 from tests.experiments import create_run, make_demo_repo, make_project, wait_run
 from tests.repos import Repo
 from tests.test_discussions import PATCH_DISCUSSION, UPDATE_COMMENT, comment_on, discussion_in
-
-PASSWORD = "correct horse battery"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
 def repo(work_dir: Path) -> Repo:
     return make_demo_repo(work_dir)
-
-
-async def open_page(context: BrowserContext, errors: list[str]) -> Page:
-    page = await context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
-
-
-async def log_in(page: Page, person: Person) -> None:
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(person.email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("banner").get_by_role("link", name=person.handle)).to_be_visible()
 
 
 async def grant(admin: Person, person: Person, cents: int) -> None:

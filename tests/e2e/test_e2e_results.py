@@ -16,11 +16,10 @@ from playwright.async_api import expect
 
 from tests.client import Person
 from tests.e2e.axe import assert_accessible
+from tests.e2e.pages import DESKTOP
 from tests.experiments import create_run, make_project, wait_run
 from tests.repos import Repo, git
 from tests.test_results import MLPROJECT, TRAIN
-
-DESKTOP = {"width": 1280, "height": 900}
 
 # The bytes of a file the dryrun logged, read through the link's href in the page.
 FETCH_BYTES = "async (href) => Array.from(new Uint8Array(await (await fetch(href)).arrayBuffer()))"

@@ -10,17 +10,14 @@ import uuid
 from pathlib import Path
 
 import pytest
-from playwright.async_api import BrowserContext, Page, Route, expect
+from playwright.async_api import Page, Route, expect
 
 from app.api.ids import encode_id
 from tests.client import Person
+from tests.e2e.pages import DESKTOP, PHONE, log_in, open_page
 from tests.experiments import create_run, make_demo_repo, make_project, pk, wait_run
 from tests.repos import Repo
 from tests.test_discussions import comment_on, discussion_in
-
-PASSWORD = "correct horse battery"
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 390, "height": 844}
 
 # Every table cell, button and link in the page's main area lies inside the viewport and shows
 # all of its content (no clipped text); the page itself does not scroll sideways.
@@ -43,20 +40,6 @@ LAYOUT_PROBLEMS = """() => {
 @pytest.fixture(scope="module")
 def repo(work_dir: Path) -> Repo:
     return make_demo_repo(work_dir)
-
-
-async def open_page(context: BrowserContext, errors: list[str]) -> Page:
-    page = await context.new_page()
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    return page
-
-
-async def log_in(page: Page, person: Person) -> None:
-    await page.goto("/login")
-    await page.get_by_label("Email").fill(person.email)
-    await page.get_by_label("Password").fill(PASSWORD)
-    await page.get_by_role("button", name="Log in").click()
-    await expect(page.get_by_role("banner").get_by_role("link", name=person.handle)).to_be_visible()
 
 
 async def focused(page: Page) -> str:
