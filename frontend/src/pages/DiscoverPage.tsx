@@ -4,13 +4,14 @@
  * list whenever any run gets money or changes state, so a run funded elsewhere updates (or
  * leaves the list) without a reload.
  */
-import { useEffect, useRef, useState } from 'react'
+import { useRef, useState } from 'react'
 import { Link, useSearchParams } from 'react-router'
 import { useQuery } from 'urql'
 import { EmptyState, QueryState } from '../components/feedback'
 import { FundingProgress } from '../components/FundingProgress'
 import { LoadMore, Pages } from '../components/Pages'
 import { FundDialog } from '../components/run/FundDialog'
+import { SearchBox, useSearch } from '../components/SearchBox'
 import { UserLink } from '../components/UserLink'
 import { graphql } from '../gql'
 import type { DiscoverRunsQuery, RunDiscoveryOrder } from '../gql/graphql'
@@ -134,9 +135,8 @@ function RunsPage({ search, orderBy, after, onMore, onFund }: PageProps) {
 export function DiscoverPage() {
   const { viewer } = useSession()
   const [params, setParams] = useSearchParams()
-  const search = params.get('q') ?? ''
+  const search = useSearch()
   const [sort, orderBy] = SORTS.find(([name]) => name === params.get('sort')) ?? SORTS[0]
-  const [text, setText] = useState(search)
   const [funding, setFunding] = useState<FundableRun | null>(null)
   const opener = useRef<HTMLButtonElement | null>(null)
   useTitle('Runs that need funding')
@@ -147,14 +147,6 @@ export function DiscoverPage() {
     else next.delete(key)
     setParams(next, { replace: true })
   }
-
-  // Search as you type, once typing pauses.
-  useEffect(() => {
-    const timer = setTimeout(() => {
-      if (text.trim() !== search) update('q', text.trim() || null)
-    }, 300)
-    return () => clearTimeout(timer)
-  })
 
   const onFund = (run: FundableRun, button: HTMLButtonElement) => {
     opener.current = button
@@ -175,13 +167,8 @@ export function DiscoverPage() {
     <section>
       <div className="page-head">
         <h1>Runs that need funding</h1>
-        <form role="search" onSubmit={(e) => e.preventDefault()} className="search">
-          <label htmlFor="run-search" className="sr-only">
-            Search runs, projects and researchers
-          </label>
-          <input id="run-search" type="search" placeholder="Search runs, projects, researchers…" value={text}
-            onChange={(e) => setText(e.target.value)} />
-        </form>
+        <SearchBox id="run-search" label="Search runs, projects and researchers"
+          placeholder="Search runs, projects, researchers…" />
       </div>
       <p className="muted">
         Every run here passed its dryrun and has a cost estimate. When its gap reaches zero, the job starts.

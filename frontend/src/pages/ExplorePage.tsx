@@ -3,12 +3,12 @@
  * need funding across projects have their own page (Discover, `/discover`); the old
  * `?view=funding` address leads there. Search matches titles, notebooks and researchers.
  */
-import { useEffect, useState } from 'react'
 import { Link, Navigate, useSearchParams } from 'react-router'
 import { useQuery } from 'urql'
 import { EmptyState, QueryState } from '../components/feedback'
 import { FundingProgress } from '../components/FundingProgress'
 import { LoadMore, Pages } from '../components/Pages'
+import { SearchBox, useSearch } from '../components/SearchBox'
 import { StatusBadge } from '../components/StatusBadge'
 import { UserLink } from '../components/UserLink'
 import { graphql } from '../gql'
@@ -137,31 +137,17 @@ function NothingFound({ search }: { search: string }) {
 }
 
 export function ExplorePage() {
-  const [params, setParams] = useSearchParams()
-  const search = params.get('q') ?? ''
-  const [text, setText] = useState(search)
+  const [params] = useSearchParams()
+  const search = useSearch()
   useTitle('Explore experiments')
-
-  // Search as you type, once typing pauses.
-  useEffect(() => {
-    const timer = setTimeout(() => {
-      if (text.trim() !== search) setParams(text.trim() ? { q: text.trim() } : {}, { replace: true })
-    }, 300)
-    return () => clearTimeout(timer)
-  })
 
   if (params.get('view') === 'funding') return <Navigate to={`/discover${search ? `?q=${encodeURIComponent(search)}` : ''}`} replace />
   return (
     <section>
       <div className="page-head">
         <h1>Explore experiments</h1>
-        <form role="search" onSubmit={(e) => e.preventDefault()} className="search">
-          <label htmlFor="project-search" className="sr-only">
-            Search projects, notebooks and researchers
-          </label>
-          <input id="project-search" type="search" placeholder="Search projects, notebooks, researchers…" value={text}
-            onChange={(e) => setText(e.target.value)} />
-        </form>
+        <SearchBox id="project-search" label="Search projects, notebooks and researchers"
+          placeholder="Search projects, notebooks, researchers…" />
       </div>
       <div className="toolbar">
         <Link className="button" to={`/discover${search ? `?q=${encodeURIComponent(search)}` : ''}`}>
