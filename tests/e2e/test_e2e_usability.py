@@ -200,6 +200,7 @@ async def test_funding_money_words_focus_and_phone(new_context, make_person, rep
     anon = await open_page(await new_context(viewport=DESKTOP), errors)
     await anon.goto("/")
     await anon.get_by_role("searchbox").fill(researcher.handle)  # search by researcher
+    await expect(anon).to_have_url(re.compile(rf"[?&]q={re.escape(researcher.handle)}"))
     card = anon.locator(".card").filter(has_text="crash")
     await expect(card).to_contain_text("Dryrun failed: no cost estimate")
     await expect(card.get_by_role("link", name="needs money")).to_be_visible()

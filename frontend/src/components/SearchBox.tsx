@@ -1,6 +1,6 @@
 /** A page's search box: the `q` search parameter follows what is typed, once typing pauses. */
 import { useEffect, useState } from 'react'
-import { useSearchParams } from 'react-router'
+import { useLocation, useSearchParams } from 'react-router'
 
 const PAUSE_MS = 300
 
@@ -14,10 +14,13 @@ export function SearchBox({ id, label, placeholder }: { id: string; label: strin
   const [params, setParams] = useSearchParams()
   const search = params.get('q') ?? ''
   const [text, setText] = useState(search)
+  const { pathname } = useLocation()
 
   useEffect(() => {
     const timer = setTimeout(() => {
-      if (text.trim() === search) return
+      // A link followed just after typing: the next page may still be loading while this one
+      // shows, and writing `q` now would navigate back here.
+      if (text.trim() === search || window.location.pathname !== pathname) return
       const next = new URLSearchParams(window.location.search)
       if (text.trim()) next.set('q', text.trim())
       else next.delete('q')
