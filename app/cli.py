@@ -159,12 +159,12 @@ def users_create(
     display_name: str = typer.Option(None), admin: bool = typer.Option(False, "--admin"),
 ) -> None:
     """Create a user (the first admin is created this way)."""
-    from app.accounts import services
     from app.core.errors import DomainError
+    from app.funding import wallets
 
     with environment() as settings:
         try:
-            user = _run_db(settings, lambda: services.create_user(
+            user = _run_db(settings, lambda: wallets.create_user_with_wallet(
                 handle=handle, email=email, password=password, display_name=display_name, is_admin=admin))
         except DomainError as err:
             typer.echo(f"error: {err.message}", err=True)

@@ -29,7 +29,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 from tortoise import connections
 from tortoise.functions import Count
 
-from app.accounts.credentials import authenticate, build_context
+from app.api.accounts.credentials import authenticate, build_context
 from app.api.context import SESSION_COOKIE, Context, Services
 from app.api.errors import Unauthenticated
 from app.api.fanout import Broadcasts, FanoutHandler, TextWebSocket

@@ -6,21 +6,28 @@ import strawberry
 from strawberry import relay
 from strawberry.tools import merge_types
 
-from app.accounts.schema import AccountsMutation, AccountsQuery
 from app.api import input_policy
+from app.api.accounts.schema import AccountsMutation, AccountsQuery
+from app.api.catalog.schema import CatalogQuery
+from app.api.discussions.schema import DiscussionsMutation, DiscussionsQuery
 from app.api.execution import PlainFieldsExecutionContext
 from app.api.extensions import schema_extensions
-from app.catalog.schema import CatalogQuery
-from app.discussions.schema import DiscussionsMutation, DiscussionsQuery
-from app.feedback.schema import FeedbackMutation, FeedbackQuery
-from app.funding.schema import FundingMutation
-from app.jobs.schema import CompareRunsQuery, JobsQuery, OrphansMutation
-from app.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
-from app.notifications.schema import NotificationsMutation, NotificationsQuery
-from app.notifications.subscriptions import NotificationsSubscription
-from app.projects.schema import ProjectsMutation, ProjectsQuery
-from app.runs.schema import CopyRunMutation, FundRunMutation, MLprojectQuery, RunDiscoveryQuery, RunsMutation, RunsQuery
-from app.runs.subscriptions import RunsSubscription
+from app.api.feedback.schema import FeedbackMutation, FeedbackQuery
+from app.api.funding.schema import FundingMutation
+from app.api.jobs.schema import CompareRunsQuery, JobsQuery, OrphansMutation
+from app.api.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
+from app.api.notifications.schema import NotificationsMutation, NotificationsQuery
+from app.api.notifications.subscriptions import NotificationsSubscription
+from app.api.projects.schema import ProjectsMutation, ProjectsQuery
+from app.api.runs.schema import (
+    CopyRunMutation,
+    FundRunMutation,
+    MLprojectQuery,
+    RunDiscoveryQuery,
+    RunsMutation,
+    RunsQuery,
+)
+from app.api.runs.subscriptions import RunsSubscription
 
 
 @strawberry.type

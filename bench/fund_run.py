@@ -130,17 +130,18 @@ async def start_api(database_url: str, redis_url: str) -> tuple[asyncio.subproce
 async def seed(n_patrons: int, n_runs: int) -> tuple[list[tuple[uuid.UUID, str]], list[uuid.UUID]]:
     """Patrons (user id, API key) with plenty of credit, and runs that never reach their goal."""
     from app.accounts import services as accounts
+    from app.funding import wallets
     from app.funding.wallets import grant_credit
     from app.projects.models import Project
     from app.runs.models import Run
 
-    owner = await accounts.create_user(handle=f"owner-{uuid.uuid4().hex[:6]}", email=f"o{uuid.uuid4().hex}@x.io",
+    owner = await wallets.create_user_with_wallet(handle=f"owner-{uuid.uuid4().hex[:6]}", email=f"o{uuid.uuid4().hex}@x.io",
                                        password=None)
     project = await Project.create(owner=owner, title="bench", git_url="https://example.com/bench.git")
     patrons = []
     for _ in range(n_patrons):
         handle = f"p-{uuid.uuid4().hex[:10]}"
-        user = await accounts.create_user(handle=handle, email=f"{handle}@x.io", password=None)
+        user = await wallets.create_user_with_wallet(handle=handle, email=f"{handle}@x.io", password=None)
         await grant_credit(user.id, 1_000_000, "bench", granted_by="bench")
         patrons.append((user.id, (await accounts.create_api_key(user, "bench")).secret))
     runs = [

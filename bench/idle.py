@@ -120,13 +120,13 @@ async def bench(server_url: str, redis_url: str, counts: list[int]) -> None:
 
 async def seed_job() -> str:
     """A job with one transition (its current state) that nothing runs."""
-    from app.accounts.services import create_user
     from app.api.ids import encode_id
+    from app.funding.wallets import create_user_with_wallet
     from app.jobs.models import Job, JobTransition
     from app.projects.models import Project
     from app.runs.models import Run
 
-    user = await create_user(handle="idle", email="idle@example.test", password=None)
+    user = await create_user_with_wallet(handle="idle", email="idle@example.test", password=None)
     project = await Project.create(owner=user, title="idle", git_url="https://example.com/r.git")
     run = await Run.create(project=project, creator=user, title="idle", uri="https://example.com/r.git",
                            version="main", commit_sha="0" * 40, gpu_type="l4", gpu_count=1,

@@ -152,14 +152,14 @@ async def main() -> None:
 
         services = await start_runtime(override_settings(database_url=db_url, redis_url=redis_url, run_watcher=False,
                                                         data_dir=work))
-        from app.accounts.services import create_user
         from app.api.ids import encode_id
+        from app.funding.wallets import create_user_with_wallet
         from app.jobs.models import Job
         from app.jobs.status import JobStatus, JobUpdate
         from app.projects.models import Project
         from app.runs.models import Run
 
-        user = await create_user(handle="bench", email="bench@example.test", password=None)
+        user = await create_user_with_wallet(handle="bench", email="bench@example.test", password=None)
         project = await Project.create(owner=user, title="bench", git_url="https://example.com/r.git")
         run = await Run.create(project=project, creator=user, title="bench", uri="https://example.com/r.git",
                                version="main", commit_sha="0" * 40, gpu_type="l4", gpu_count=1,

@@ -170,12 +170,12 @@ async def main() -> None:
         client = await create_api_client(config)
         api = KubeApi(client, config.namespace)
 
-        from app.accounts.services import create_user
+        from app.funding.wallets import create_user_with_wallet
         from app.jobs.models import Job
         from app.projects.models import Project
         from app.runs.models import Run
 
-        user = await create_user(handle="bench", email="bench@example.test", password=None)
+        user = await create_user_with_wallet(handle="bench", email="bench@example.test", password=None)
         project = await Project.create(owner=user, title="bench", git_url="https://example.com/r.git")
 
         async def db_jobs(n: int) -> list[uuid.UUID]:

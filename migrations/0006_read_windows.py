@@ -1,7 +1,7 @@
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
-# Indexes for the per-parent keyset windows and queue positions (app/api/windows.py, app/jobs/loaders.py).
+# Indexes for the per-parent keyset windows and queue positions (app/api/windows.py, app/api/jobs/loaders.py).
 # Plain SQL: partial indexes, and whole keyset keys (sort column + id) so pages need no sort step.
 INDEXES = {
     "idx_fundings_run_keyset": "fundings (run_id, created_at, id)",

@@ -44,7 +44,7 @@ async def patrons(api: str, n: int, prefix: str = "patron") -> AsyncIterator[lis
     try:
         for _ in range(n):
             handle = f"{prefix}-{uuid.uuid4().hex[:8]}"
-            user = await accounts.create_user(handle=handle, email=f"{handle}@example.test", password=None)
+            user = await wallets.create_user_with_wallet(handle=handle, email=f"{handle}@example.test", password=None)
             key = await accounts.create_api_key(user, "agent")
             made.append(Patron(user.id, handle, GraphQLClient(api, key.secret)))
         yield made

@@ -19,7 +19,7 @@ import pytest
 
 from app.core.ids import encode_id
 from app.embedded.ports import free_port
-from app.jobs.results import MAX_COMPARE_KEYS, MAX_COMPARE_RUNS
+from app.runs.results import MAX_COMPARE_KEYS, MAX_COMPARE_RUNS
 from tests.api_process import ApiProcess, replica_env
 from tests.client import GraphQLClient, Person
 from tests.experiments import create_run, make_project, pk, wait_run

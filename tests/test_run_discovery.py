@@ -9,7 +9,7 @@ import uuid
 import pytest
 from tortoise.transactions import in_transaction
 
-from app.accounts import services as accounts
+from app.funding import wallets
 from app.runs.discovery import DiscoveryOrder, discover
 from app.runs.models import Run, RunStatus
 from tests.experiments import pk
@@ -29,7 +29,7 @@ RUNS_DEFAULT = "query($search: String) { runs(search: $search) { nodes { id } } 
 async def market(api: str):
     """Two projects with runs at different stages of funding, titled with a word no other test uses."""
     word = f"zebra{uuid.uuid4().hex[:8]}"
-    owner = await accounts.create_user(handle=f"owner-{word}", email=f"{word}@example.test", password=None)
+    owner = await wallets.create_user_with_wallet(handle=f"owner-{word}", email=f"{word}@example.test", password=None)
     p1, p2 = await make_project(owner.id), await make_project(owner.id)
     specs = [  # (name, project, estimate, funded, status)
         ("r1", p1, 1000, 900, "awaiting_funding"),

@@ -19,7 +19,6 @@ from tortoise.transactions import in_transaction
 from app.accounts.models import ApiKey, Session, User
 from app.core.errors import InvalidCredentials, ValidationError
 from app.core.settings import get_settings
-from app.funding.models import Wallet
 
 API_KEY_PREFIX = "mlp_sk_"
 HANDLE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{1,38}$")
@@ -71,7 +70,6 @@ async def create_user(
             )
         except IntegrityError as exc:  # a concurrent sign-up won the race
             raise ValidationError({"handle": "already taken"}) from exc
-        await Wallet.create(user=user)
     return user
 
 

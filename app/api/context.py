@@ -1,6 +1,6 @@
 """The GraphQL context: who is calling, per-request loaders, trace id, the process's services.
 
-Who is calling is found by `app.accounts.credentials`; this module names the accounts, runs and
+Who is calling is found by `app.api.accounts.credentials`; this module names the accounts, runs and
 notifications classes in annotations only, so the shared plumbing imports no domain."""
 
 from __future__ import annotations

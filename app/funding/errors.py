@@ -1,4 +1,4 @@
-"""Money errors the services raise; `app/funding/types.py` turns them into the payloads' typed errors."""
+"""Money errors the services raise; `app/api/funding/types.py` turns them into the payloads' typed errors."""
 
 from __future__ import annotations
 

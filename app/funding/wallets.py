@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
+from app.accounts import services as accounts
+from app.accounts.models import User
 from app.core import limits
 from app.core.errors import ValidationError
 from app.funding import ledger
@@ -15,6 +17,19 @@ from app.funding.models import LedgerKind, Wallet
 from app.funding.money import validate_amount
 
 REASON_MAX = limits.REASON
+
+
+async def create_user_with_wallet(
+    *, handle: str, email: str, password: str | None, display_name: str | None = None, is_admin: bool = False
+) -> User:
+    """A new person: the user and their empty wallet in one transaction (every user has a wallet to
+    credit and to fund from; accounts know nothing of money, so the wallet is opened here)."""
+    async with in_transaction():
+        user = await accounts.create_user(
+            handle=handle, email=email, password=password, display_name=display_name, is_admin=is_admin
+        )
+        await Wallet.create(user=user)
+    return user
 
 
 async def credit_wallet(user_id: uuid.UUID | str, *, cash_cents: int = 0, credit_cents: int = 0) -> None:

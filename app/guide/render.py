@@ -28,8 +28,8 @@ from graphql import get_named_type as named
 from app.api.extensions import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
 from app.api.next_steps import GRAPHQL, TYPED
 from app.api.pagination import MAX_PAGE
+from app.api.runs.schema import PARSE_PER_HOUR
 from app.core.settings import Settings
-from app.runs.schema import PARSE_PER_HOUR
 
 SOURCE = Path(__file__).with_name("agent-guide.md")
 BASE_URL, WS_URL = "{{BASE_URL}}", "{{WS_URL}}"  # where the guide names the platform's addresses
