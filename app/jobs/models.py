@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tortoise import fields
 from tortoise.models import Model
 
 from app.core.models import Entity
 
-if TYPE_CHECKING:
-    from app.runs.models import Run
-
 
 class Job(Entity):
-    run: fields.ForeignKeyRelation[Run] = fields.ForeignKeyField(
+    # Typed as a plain model: jobs sit below runs, which import them (the row is reached as run_id).
+    run: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
         "models.Run", related_name="jobs", on_delete=fields.RESTRICT
     )
     run_id: uuid.UUID

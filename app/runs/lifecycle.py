@@ -96,10 +96,10 @@ class Lifecycle:
 
     async def launch(self, job_id: uuid.UUID) -> None:
         """MLflow run + executor submit. Any failure ends the job with a platform error."""
-        job = await Job.get(id=job_id).prefetch_related("run")
+        job = await Job.get(id=job_id)
         if job.handle or JobStatus(job.status).terminal:
             return
-        run: Run = job.run
+        run = await Run.get(id=job.run_id)
         try:
             project = await Project.get(id=run.project_id)
             project_mlp = await mlproject.load_mlproject(run.uri, run.commit_sha)

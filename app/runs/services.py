@@ -239,8 +239,8 @@ async def cancel_run(lifecycle: Lifecycle, actor: User, run_id: uuid.UUID) -> Ru
 
 
 async def cancel_job(lifecycle: Lifecycle, actor: User, job_id: uuid.UUID) -> Job:
-    job = await Job.get(id=job_id).prefetch_related("run")
-    run: Run = job.run
+    job = await Job.get(id=job_id)
+    run = await Run.get(id=job.run_id)
     project = await Project.get(id=run.project_id)
     if not can_manage(actor, run, project):
         raise Forbidden("Only the run's creator or the project owner can cancel its jobs.")
