@@ -19,7 +19,9 @@ import pytest
 
 from app.core.ids import encode_id
 from app.embedded.ports import free_port
+from app.jobs.models import Job
 from app.runs.results import MAX_COMPARE_KEYS, MAX_COMPARE_RUNS
+from app.tracking.mlflow import HISTORY_PAGE
 from tests.api_process import ApiProcess, replica_env
 from tests.client import GraphQLClient, Person
 from tests.experiments import create_run, make_project, pk, wait_run
@@ -323,6 +325,23 @@ async def test_only_the_jobs_own_artifacts_are_served(results: Results, replica:
             assert response.status_code == 404, (target, response.status_code, response.text)
             body = response.json()
             assert body["code"] == code and "Traceback" not in response.text, (target, body)
+
+
+async def test_a_history_longer_than_one_mlflow_page_is_whole(results: Results, client: GraphQLClient,
+                                                             mlflow_server: str) -> None:
+    """MLflow answers a metric history 25,000 points at a time: every point comes back, in step order."""
+    job = await Job.get(id=pk(results.other_job_id))
+    total = HISTORY_PAGE + 7
+    async with httpx.AsyncClient(base_url=f"{mlflow_server}/api/2.0/mlflow/", timeout=60) as mlflow:
+        for start in range(0, total, 1000):  # log-batch takes at most 1,000 metrics
+            batch = [{"key": "long", "value": step / 2, "timestamp": 1_700_000_000_000 + step, "step": step}
+                     for step in reversed(range(start, min(start + 1000, total)))]
+            (await mlflow.post("runs/log-batch", json={"run_id": job.mlflow_run_id, "metrics": batch})).raise_for_status()
+    q = """query($id: ID!) { job(id: $id) { metricHistory(key: "long") { step value } } }"""
+    points = (await client.data(q, {"id": results.other_job_id}))["job"]["metricHistory"]
+    assert len(points) == total
+    assert [p["step"] for p in points] == list(range(total))
+    assert points[-1] == {"step": total - 1, "value": (total - 1) / 2}
 
 
 async def test_compare_runs_in_one_round_trip(results: Results, client: GraphQLClient) -> None:

@@ -89,6 +89,8 @@ class ArtifactStream:
 
 # What a download passes through from MLflow's answer (Content-Type is the platform's choice).
 _PASSED_HEADERS = ("content-length", "content-range", "accept-ranges", "etag", "last-modified")
+# The most points MLflow answers per metric-history request (its documented maximum).
+HISTORY_PAGE = 25_000
 
 
 class MlflowTracker:
@@ -161,10 +163,15 @@ class MlflowTracker:
         return (await self.run_data(run_id)).metrics
 
     async def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
-        body = await self._call("GET", "metrics/get-history", params={"run_id": run_id, "metric_key": key,
-                                                                         "max_results": 25000})
-        points = [MetricPoint.of(m, key) for m in body.get("metrics", [])]
-        return sorted(points, key=lambda p: (p.step, p.timestamp))
+        """Every logged value of `key`, by step: MLflow answers in pages of at most 25,000 points."""
+        points: list[MetricPoint] = []
+        params = {"run_id": run_id, "metric_key": key, "max_results": str(HISTORY_PAGE)}
+        while True:
+            body = await self._call("GET", "metrics/get-history", params=params)
+            points += [MetricPoint.of(m, key) for m in body.get("metrics", [])]
+            if not body.get("next_page_token"):
+                return sorted(points, key=lambda p: (p.step, p.timestamp))
+            params["page_token"] = body["next_page_token"]
 
     async def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactEntry]:
         """The entries of one directory of the run's artifacts (empty when `path` is no directory)."""
