@@ -11,7 +11,7 @@ from app.api.accounts.schema import AccountsMutation, AccountsQuery
 from app.api.catalog.schema import CatalogQuery
 from app.api.discussions.schema import DiscussionsMutation, DiscussionsQuery
 from app.api.execution import PlainFieldsExecutionContext
-from app.api.extensions import schema_extensions
+from app.api.extensions import PlatformSchema, schema_extensions
 from app.api.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.api.funding.schema import FundingMutation
 from app.api.jobs.schema import CompareRunsQuery, JobsQuery, OrphansMutation
@@ -48,6 +48,6 @@ Subscription = merge_types("Subscription", (
     JobStreamsSubscription, RunsSubscription, JobsBoardSubscription, NotificationsSubscription,
 ))
 
-schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
-                           extensions=schema_extensions(), execution_context_class=PlainFieldsExecutionContext)
+schema = PlatformSchema(query=Query, mutation=Mutation, subscription=Subscription,
+                        extensions=schema_extensions(), execution_context_class=PlainFieldsExecutionContext)
 input_policy.install(schema)

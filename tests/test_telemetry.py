@@ -122,5 +122,7 @@ async def test_one_request_is_one_trace_and_its_trace_id_finds_the_logs(
             lambda entries: any(e.get("trace_id") == trace_id for e in entries), within=10)
         [logged] = [e for e in lines if e.get("trace_id") == trace_id and "graphql error" in e["message"]]
         assert logged["level"] == "INFO" and logged["code"] == "BAD_USER_INPUT" and logged["span_id"]
+        # The caller's mistake is that one line: no ERROR record, no traceback (strawberry's own logger).
+        assert not [e for e in lines if e["level"] == "ERROR" or e["logger"].startswith("strawberry")], lines
     finally:
         await asyncio.to_thread(api.stop)

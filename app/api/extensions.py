@@ -6,12 +6,14 @@ import logging
 from collections import OrderedDict
 from collections.abc import Iterator
 
+import strawberry
 from graphql import ASTValidationRule, DocumentNode, GraphQLError
 from strawberry.extensions import AddValidationRules, MaskErrors, MaxTokensLimiter, SchemaExtension, ValidationCache
 from strawberry.extensions.max_aliases import create_validator as aliases_rule
 from strawberry.extensions.query_depth_limiter import create_validator as depth_rule
 from strawberry.extensions.tracing import OpenTelemetryExtension
 from strawberry.relay.types import GlobalIDValueError
+from strawberry.types import ExecutionContext
 
 from app.api.input_policy import long_number_literals
 from app.api.next_steps import recommended_action
@@ -35,6 +37,16 @@ def _is_safe(error: GraphQLError) -> bool:
     return original is None or isinstance(original, GraphQLError | AccessError)
 
 
+class PlatformSchema(strawberry.Schema):
+    """strawberry logs every error of a result at ERROR with its traceback. The caller's mistakes (a
+    parse or validation error, a service's Forbidden / NotFound, a malformed id) are logged once, at
+    INFO, by TracedErrors; only unexpected failures keep strawberry's traceback."""
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        unexpected = [e for e in errors if not (_is_safe(e) or isinstance(e.original_error, GlobalIDValueError))]
+        super().process_errors(unexpected, execution_context)
+
+
 class TracedErrors(MaskErrors):
     """Masks unexpected exceptions, maps bad global ids to BAD_USER_INPUT, stamps `traceId`."""
 
@@ -54,7 +66,8 @@ class TracedErrors(MaskErrors):
                 error = GraphQLError(original.message, nodes=error.nodes, path=error.path,
                                      extensions={"code": original.code})  # a service's Forbidden, NotFound
             elif not _is_safe(error):
-                log.error("unhandled error [trace %s]", trace_id, exc_info=original)
+                # Its traceback is strawberry's record (PlatformSchema); this line ties it to the trace.
+                log.error("unhandled error [trace %s]: %s", trace_id, type(original).__name__)
                 error = self.anonymise_error(error)
                 error.extensions = {"code": "INTERNAL_SERVER_ERROR"}
             elif original is None and not error.extensions:
