@@ -14,12 +14,13 @@ from app.api.execution import PlainFieldsExecutionContext
 from app.api.extensions import PlatformSchema, schema_extensions
 from app.api.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.api.funding.schema import FundingMutation
-from app.api.jobs.schema import CompareRunsQuery, JobsQuery, OrphansMutation
+from app.api.jobs.schema import JobsQuery, OrphansMutation
 from app.api.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.api.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.api.notifications.subscriptions import NotificationsSubscription
 from app.api.projects.schema import ProjectsMutation, ProjectsQuery
 from app.api.runs.schema import (
+    CompareRunsQuery,
     CopyRunMutation,
     FundRunMutation,
     MLprojectQuery,

@@ -7,16 +7,13 @@ from typing import Annotated
 import strawberry
 
 from app.api.context import Info
-from app.api.errors import InvalidStateError, ServiceUnavailable, ValidationFailed, typed_errors
+from app.api.errors import InvalidStateError, ValidationFailed, typed_errors
 from app.api.ids import decode_id
-from app.api.jobs.result_types import TRACKING_RETRY_SECONDS, RunComparison
 from app.api.jobs.types import JobType
 from app.api.pagination import Connection, paginate
 from app.execution.orphans import cancel_orphan_kubernetes_job
 from app.jobs.models import Job
 from app.jobs.status import JobStatus
-from app.runs import results
-from app.tracking.mlflow import TrackingError
 
 
 @strawberry.input
@@ -46,25 +43,6 @@ class JobsQuery:
         if run_id is not None:
             qs = qs.filter(run_id=decode_id(run_id, "Run"))
         return await paginate(qs, JobType.from_model, first=first, after=after)
-
-
-CompareRunsPayload = Annotated[RunComparison | ValidationFailed, strawberry.union("CompareRunsPayload")]
-
-
-@strawberry.type
-class CompareRunsQuery:
-    @strawberry.field(description=f"Metric histories of several runs (any projects) for chosen keys, in one round "
-                                  f"trip: each run's funded job, else its dryrun. At most {results.MAX_COMPARE_RUNS} "
-                                  f"runs and {results.MAX_COMPARE_KEYS} keys (ValidationFailed beyond, or for an "
-                                  f"unknown run: `runIds.N`).")
-    @typed_errors
-    async def compare_runs(self, info: Info, run_ids: list[strawberry.ID], keys: list[str]) -> CompareRunsPayload:
-        try:
-            found = await results.compare_runs(info.context.require_services().tracker, [str(r) for r in run_ids],
-                                               keys)
-        except TrackingError as exc:
-            raise ServiceUnavailable(TRACKING_RETRY_SECONDS) from exc
-        return RunComparison.of(found)
 
 
 # ---- cancelOrphanKubernetesJob (admin): delete a Kubernetes Job the platform does not track ------

@@ -15,12 +15,14 @@ from app.api.errors import (
     Forbidden,
     InvalidStateError,
     RateLimitedError,
+    ServiceUnavailable,
     ValidationFailed,
     converts,
     typed_errors,
 )
 from app.api.funding.types import FundingType, InsufficientFundsError
 from app.api.ids import decode_id
+from app.api.jobs.result_types import TRACKING_RETRY_SECONDS
 from app.api.jobs.schema import JobIdInput, JobSuccess
 from app.api.jobs.types import JobType
 from app.api.pagination import Connection, paginate
@@ -31,17 +33,19 @@ from app.api.revisions.types import (
     VersionedBody,
     patch_body,
 )
+from app.api.runs.result_types import RunComparison
 from app.api.runs.types import RunType
 from app.core.errors import ValidationError
 from app.execution import mlproject
 from app.funding.models import SurplusPolicy
 from app.jobs.models import Job
 from app.projects.models import Project
-from app.runs import services
+from app.runs import results, services
 from app.runs.copy import CopyOverrides, Resources, copy_run
 from app.runs.discovery import SEARCH_MAX, DiscoveryOrder, discover
 from app.runs.fund import FundingSource, RunNotFundable, fund_run
 from app.runs.models import Run, RunStatus
+from app.tracking.mlflow import TrackingError
 
 # ---- MLproject parsing ------------------------------------------------------------------------
 
@@ -396,3 +400,22 @@ class CopyRunMutation:
         )
         run = await copy_run(info.context.lifecycle, user, source, overrides)
         return RunSuccess(run=RunType.from_model(run))
+
+
+CompareRunsPayload = Annotated[RunComparison | ValidationFailed, strawberry.union("CompareRunsPayload")]
+
+
+@strawberry.type
+class CompareRunsQuery:
+    @strawberry.field(description=f"Metric histories of several runs (any projects) for chosen keys, in one round "
+                                  f"trip: each run's funded job, else its dryrun. At most {results.MAX_COMPARE_RUNS} "
+                                  f"runs and {results.MAX_COMPARE_KEYS} keys (ValidationFailed beyond, or for an "
+                                  f"unknown run: `runIds.N`).")
+    @typed_errors
+    async def compare_runs(self, info: Info, run_ids: list[strawberry.ID], keys: list[str]) -> CompareRunsPayload:
+        try:
+            found = await results.compare_runs(info.context.require_services().tracker, [str(r) for r in run_ids],
+                                               keys)
+        except TrackingError as exc:
+            raise ServiceUnavailable(TRACKING_RETRY_SECONDS) from exc
+        return RunComparison.of(found)

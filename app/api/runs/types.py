@@ -14,10 +14,10 @@ from app.accounts.models import User
 from app.api.context import Info
 from app.api.funding.loaders import ledger_page, run_fundings
 from app.api.jobs.environment_types import run_reproduce
-from app.api.jobs.result_types import RunResults, run_results
 from app.api.nodes import ModelNode
 from app.api.pagination import Connection
 from app.api.revisions.loaders import history
+from app.api.runs.result_types import RunResults, run_results
 from app.funding import ledger
 from app.jobs.models import Job
 from app.jobs.status import JobStatus
