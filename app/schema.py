@@ -10,7 +10,6 @@ from app.api import input_policy
 from app.api.accounts.schema import AccountsMutation, AccountsQuery
 from app.api.catalog.schema import CatalogQuery
 from app.api.discussions.schema import DiscussionsMutation, DiscussionsQuery
-from app.api.execution import PlainFieldsExecutionContext
 from app.api.extensions import PlatformSchema, schema_extensions
 from app.api.feedback.schema import FeedbackMutation, FeedbackQuery
 from app.api.funding.schema import FundingMutation
@@ -18,6 +17,7 @@ from app.api.jobs.schema import JobsQuery, OrphansMutation
 from app.api.jobs.subscriptions import JobsBoardSubscription, JobStreamsSubscription
 from app.api.notifications.schema import NotificationsMutation, NotificationsQuery
 from app.api.notifications.subscriptions import NotificationsSubscription
+from app.api.plans import PlannedExecutionContext
 from app.api.projects.schema import ProjectsMutation, ProjectsQuery
 from app.api.runs.schema import (
     CompareRunsQuery,
@@ -50,5 +50,5 @@ Subscription = merge_types("Subscription", (
 ))
 
 schema = PlatformSchema(query=Query, mutation=Mutation, subscription=Subscription,
-                        extensions=schema_extensions(), execution_context_class=PlainFieldsExecutionContext)
+                        extensions=schema_extensions(), execution_context_class=PlannedExecutionContext)
 input_policy.install(schema)

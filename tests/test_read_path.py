@@ -209,3 +209,96 @@ async def test_every_nested_page_is_an_index_scan_at_100k_rows(viewer: Person, d
         assert not problems, "\n".join(problems)
     finally:
         await _remove(db, token)
+
+
+# Planned execution (app/api/plans.py) against graphql-core's own: the same bytes, the same errors.
+PLANNED = {
+    **NESTED,
+    "dashboard": """query($t: String!, $n: Int!) { projects(search: $t, first: $n) { edges { node {
+        title owner { handle } runs(first: $n) { edges { node { title status estimatedCostCents fundedCents } } } } } } }""",
+    "aliases, ids, nodes, cursors, nulls": """query($t: String!) { projects(search: $t, first: 3) {
+        pageInfo { hasNextPage hasPreviousPage startCursor endCursor } nodes { __typename id t: title
+          o: owner { id handle isAdmin } runs(first: 2, orderBy: OLDEST) { edges { cursor node { id status notesHtml
+            copiedFrom { title } fundedJob { status } estimateDetail resources { gpuType spot } } } } } } }""",
+    "viewer's private fields": """query($n: Int!) { viewer { handle email apiKeys { name prefix }
+        fundings(first: $n) { pageInfo { hasNextPage } edges { node { amountCents run { title } } } } } }""",
+}
+# graphql-core reports these (an error, null propagation) or executes them (a fragment).
+FALLBACK = {
+    "another user's email": """query($t: String!) { projects(search: $t, first: 3) { edges { node { title
+        owner { handle email } } } } }""",
+    "a page too large, nested": """query($t: String!) { projects(search: $t, first: 2) { edges { node { title
+        runs(first: 100000) { edges { node { title } } } } } } }""",
+    "a malformed cursor": """query($t: String!) { projects(search: $t, first: 2, after: "nope") { edges { node { title
+        } } } }""",
+    "an unknown id": """query { project(id: "UHJvamVjdDowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA=") { title } }""",
+    "a fragment": """query($t: String!) { projects(search: $t, first: 2) { edges { node { ...P } } } }
+        fragment P on Project { title owner { handle } }""",
+}
+
+
+def _reference_schema() -> Any:
+    """The platform's schema executed by graphql-core alone: strawberry's stock execution context (a
+    second schema cannot be built from the same types: relay's node field is rewritten once)."""
+    import copy
+
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+    from app.schema import schema
+
+    reference = copy.copy(schema)
+    reference.execution_context_class = StrawberryGraphQLCoreExecutionContext
+    return reference
+
+
+def _outcome(result: Any) -> tuple[bytes, list[Any]]:
+    import orjson
+
+    errors = [(e.message, e.path, {k: v for k, v in (e.extensions or {}).items() if k != "traceId"})
+              for e in result.errors or []]
+    return orjson.dumps(result.data), errors
+
+
+async def test_planned_execution_answers_as_graphql_core(viewer: Person, db: asyncpg.Connection, services) -> None:
+    from graphql import parse
+
+    from app.accounts.models import User
+    from app.api.context import Context
+    from app.api.execution import Fallback
+    from app.api.plans import PlannedExecutionContext, plan_for, run
+    from app.schema import schema
+
+    token = f"rq{uuid.uuid4().hex[:8]}"
+    await _seed(db, token, viewer.user_id, RUNS_PER_PROJECT, COMMENTS)
+    reference = _reference_schema()
+    user = await User.get(id=viewer.user_id)
+
+    def context() -> Context:
+        return Context(request=None, response=None, user=user, services=services)
+
+    async def planned_data(query: str, variables: dict[str, Any]) -> Any:
+        """The plan's own answer: Fallback means graphql-core answers instead."""
+        document = parse(query)
+        plan = plan_for(document.definitions[0], schema._schema.query_type)
+        if plan is None:
+            raise Fallback
+        executor = PlannedExecutionContext.build(schema._schema, document, None, context(), variables)
+        return await run(plan, executor, None)
+
+    try:
+        for cases, planned in ((PLANNED, True), (FALLBACK, False)):
+            for name, query in cases.items():
+                variables = {k: v for k, v in {"t": token, "n": 7}.items() if f"${k}" in query}
+                ours = _outcome(await schema.execute(query, variables, context_value=context()))
+                theirs = _outcome(await reference.execute(query, variables, context_value=context()))
+                assert ours == theirs, f"{name}:\n{ours}\n{theirs}"
+                assert bool(theirs[1]) != planned or name == "a fragment", f"{name}: {theirs[1]}"
+                if planned:
+                    import orjson
+
+                    assert orjson.dumps(await planned_data(query, variables)) == ours[0], name
+                else:
+                    with pytest.raises(Fallback):
+                        await planned_data(query, variables)
+    finally:
+        await _remove(db, token)

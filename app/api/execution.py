@@ -46,11 +46,11 @@ def of_root(fn: F) -> F:
     return fn
 
 
-class _Fallback(Exception):
+class Fallback(Exception):
     """Something the short path does not judge: complete the value the full way."""
 
 
-def _getter(field: Any) -> Callable[[Any], Any] | None:
+def plain_getter(field: Any) -> Callable[[Any], Any] | None:
     """How a plain subtree reads a field from its object, or None if it cannot."""
     definition = field.extensions.get("strawberry-definition")
     if definition is None or field.args:
@@ -68,7 +68,7 @@ def _getter(field: Any) -> Callable[[Any], Any] | None:
 def _non_null(inner: Build) -> Build:
     def complete(value: Any) -> Any:
         if value is None:
-            raise _Fallback
+            raise Fallback
         return inner(value)
 
     return complete
@@ -90,7 +90,7 @@ def _scalar(type_: Any) -> Build:
             return known[value]
         coerced = coerce(value)
         if coerced is None or coerced is Undefined:
-            raise _Fallback
+            raise Fallback
         if known is not None:
             known[value] = coerced
         return coerced
@@ -106,12 +106,12 @@ def _object(type_: GraphQLObjectType, fields: list[tuple[str, Callable[[Any], An
         if value is None:
             return None
         if is_type_of is not None and is_type_of(value, None) is not True:
-            raise _Fallback
+            raise Fallback
         out = {}
         for key, get, build in fields:
             got = get(value)
             if isinstance(got, Exception) or hasattr(got, "__await__"):
-                raise _Fallback
+                raise Fallback
             out[key] = build(got)
         return out
 
@@ -139,18 +139,18 @@ def _selection(type_: GraphQLObjectType, node: FieldNode) -> list[tuple[str, Cal
             fields.append((key, _constant(type_.name), _constant_build))
             continue
         field = type_.fields.get(selection.name.value)
-        getter = _getter(field) if field is not None else None
-        build = _compile(field.type, (selection,)) if field is not None and getter is not None else None
+        getter = plain_getter(field) if field is not None else None
+        build = plain_build(field.type, (selection,)) if field is not None and getter is not None else None
         if getter is None or build is None:
             return None
         fields.append((key, getter, build))
     return fields or None
 
 
-def _compile(type_: GraphQLOutputType, nodes: tuple[FieldNode, ...]) -> Build | None:
+def plain_build(type_: GraphQLOutputType, nodes: tuple[FieldNode, ...]) -> Build | None:
     """A function completing a value of `type_` for the selection of `nodes`, or None if not plain."""
     if isinstance(type_, GraphQLNonNull | GraphQLList):
-        inner = _compile(type_.of_type, nodes)
+        inner = plain_build(type_.of_type, nodes)
         if inner is None:
             return None
         return _non_null(inner) if isinstance(type_, GraphQLNonNull) else _list(inner)
@@ -193,7 +193,7 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if len(self._plans) >= PLAN_CACHE_SIZE:
             self._plans.clear()
         nodes = tuple(d.node for d in field_details_list)
-        plan = _compile(return_type, nodes)
+        plan = plain_build(return_type, nodes)
         self._plans[key] = ((return_type, nodes), plan)
         return plan
 
@@ -226,6 +226,6 @@ class PlainFieldsExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if plan is not None:
                 try:
                     return plan(result)
-                except Exception:  # _Fallback, or an error the full path will locate and report
+                except Exception:  # Fallback, or an error the full path will locate and report
                     pass
         return super().complete_value(return_type, field_details_list, info, path, result, position_context)

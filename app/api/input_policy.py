@@ -177,6 +177,9 @@ def _guarded(fn: Callable[..., Any], args: dict[str, GraphQLArgument], typed: bo
             return _rejection(problems, typed)
         return fn(root, info, **kwargs)
 
+    # Planned execution (app.api.plans) checks the arguments once for all parents, then calls `fn`'s resolver.
+    guarded.__wrapped__ = fn  # type: ignore[attr-defined]
+    guarded.policy_args = args  # type: ignore[attr-defined]
     return guarded
 
 
