@@ -24,13 +24,7 @@ const DiscoverRunsDocument = graphql(`
   query DiscoverRuns($search: String, $after: String, $orderBy: RunDiscoveryOrder!) {
     runs(first: 24, after: $after, search: $search, orderBy: $orderBy) {
       nodes {
-        id
-        title
-        status
-        createdAt
-        fundedCents
-        fundingGapCents
-        estimatedCostCents
+        ...RunSummary
         project {
           id
           title

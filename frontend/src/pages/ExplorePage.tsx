@@ -17,18 +17,6 @@ import { formatCents, formatDate } from '../lib/format'
 import { useTitle } from '../lib/useTitle'
 import { useSession } from '../session'
 
-graphql(`
-  fragment ExploreRun on Run {
-    id
-    title
-    status
-    createdAt
-    fundedCents
-    fundingGapCents
-    estimatedCostCents
-  }
-`)
-
 const ExploreProjectsDocument = graphql(`
   query ExploreProjects($search: String, $after: String, $first: Int!) {
     projects(first: $first, after: $after, search: $search, orderBy: RECENTLY_UPDATED) {
@@ -43,12 +31,12 @@ const ExploreProjectsDocument = graphql(`
         }
         latest: runs(first: 1) {
           nodes {
-            ...ExploreRun
+            ...RunSummary
           }
         }
         fundable: runs(status: AWAITING_FUNDING, first: 10) {
           nodes {
-            ...ExploreRun
+            ...RunSummary
           }
         }
       }
