@@ -21,12 +21,17 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
     FieldNode,
     GraphQLEnumType,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     Undefined,
     is_leaf_type,
 )
@@ -95,6 +100,11 @@ def _scalar(type_: Any) -> Build:
             known[value] = coerced
         return coerced
 
+    if type_ is GraphQLString or type_ is GraphQLID:
+        return lambda value: value if type(value) is str else complete(value)  # graphql-core returns a str as it is
+    if type_ is GraphQLInt:  # and an int within 32 bits
+        low, high = GRAPHQL_MIN_INT, GRAPHQL_MAX_INT
+        return lambda value: value if type(value) is int and low <= value <= high else complete(value)
     return complete
 
 

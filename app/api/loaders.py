@@ -13,7 +13,7 @@ from tortoise.models import Model
 from app.api.errors import NotFound
 from app.api.ids import decode_id
 from app.api.pagination import Connection, Keyset
-from app.api.rows import hydrate
+from app.api.rows import hydrate_all
 from app.api.windows import Window
 
 M = TypeVar("M", bound=Model)
@@ -33,7 +33,7 @@ class ByIdLoader(DataLoader[Any, M | None], Generic[M]):
         meta = self.model._meta
         _, records = await connections.get("default").execute_query(
             f"SELECT * FROM {meta.db_table} WHERE {meta.db_pk_column} = ANY($1::uuid[])", [ids])
-        by_id = {str(r[meta.db_pk_column]): hydrate(self.model, r) for r in records}
+        by_id = {str(getattr(row, meta.pk_attr)): row for row in hydrate_all(self.model, records)}
         return [by_id.get(k) for k in ids]
 
 

@@ -8,7 +8,7 @@ the columns the driver leaves raw (JSON text), so the instances behave like the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -45,19 +45,34 @@ _plans: dict[type[Model], _Plan] = {}
 def hydrate(model: type[M], record: Mapping[str, Any], missing: tuple[str, ...] = ()) -> M:
     """An instance of `model` from a row of its table (`SELECT *`, or without the `missing` columns,
     which are None on the instance)."""
+    return hydrate_all(model, [record], missing)[0]
+
+
+def hydrate_all(model: type[M], records: Sequence[Mapping[str, Any]], missing: tuple[str, ...] = ()) -> list[M]:
+    """`hydrate` for the records of one statement: they share their columns, read once."""
+    if not records:
+        return []
     plan = _plans.get(model)
     if plan is None:
         plan = _plans[model] = _Plan.of(model)
-    row = model.__new__(model)
-    values = row.__dict__
-    values.update(zip(record.keys(), record.values(), strict=True))  # faster than the mapping protocol
-    if missing:
-        values.update(dict.fromkeys(missing))
-    for key, attr in plan.renamed:
-        values[attr] = values.pop(key)
-    for key, attr, to_python in plan.converted:
-        value = values.pop(key) if key != attr else values[key]
-        values[attr] = None if value is None else to_python(value)
-    values.update(plan.flags)
-    values["_await_when_save"] = {}
-    return row
+    columns = tuple(records[0].keys())
+    absent = dict.fromkeys(missing)
+    renamed = plan.renamed
+    converted = tuple(c for c in plan.converted if c[0] not in absent)  # absent columns stay None
+    flags = plan.flags
+    rows = []
+    for record in records:
+        row = model.__new__(model)
+        values = row.__dict__
+        values.update(zip(columns, record.values(), strict=True))  # faster than the mapping protocol
+        if absent:
+            values.update(absent)
+        for key, attr in renamed:
+            values[attr] = values.pop(key)
+        for key, attr, to_python in converted:
+            value = values.pop(key) if key != attr else values[key]
+            values[attr] = None if value is None else to_python(value)
+        values.update(flags)
+        values["_await_when_save"] = {}
+        rows.append(row)
+    return rows

@@ -19,7 +19,7 @@ from tortoise import connections
 from tortoise.models import Model
 
 from app.api.pagination import Connection, Keyset, connection
-from app.api.rows import hydrate
+from app.api.rows import hydrate_all
 
 T = TypeVar("T")
 
@@ -80,8 +80,7 @@ class Window:
         params[0] = list(parents)
         _, records = await connections.get("default").execute_query(query, params)
         by_parent: dict[str, list[Any]] = defaultdict(list)
-        for record in records:
-            row = hydrate(self.model, record, missing=self.skip)
+        for row in hydrate_all(self.model, records, missing=self.skip):
             by_parent[str(row.__dict__.pop("window_parent"))].append(row)
         return by_parent
 
