@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -25,16 +26,19 @@ T = TypeVar("T")
 class ByIdLoader(DataLoader[Any, M | None], Generic[M]):
     def __init__(self, model: type[M]) -> None:
         self.model = model
-        super().__init__(load_fn=self._load)
+        # Not a bound method: the loader would reference itself, a cycle that keeps its rows alive
+        # until the collector's next full pass instead of freeing them with the request.
+        super().__init__(load_fn=partial(_load_by_id, model))
 
-    async def _load(self, keys: Sequence[Any]) -> list[M | None]:
-        # Plain SQL: building a queryset with 50 ids costs more than the query.
-        ids = [str(k) for k in keys]
-        meta = self.model._meta
-        _, records = await connections.get("default").execute_query(
-            f"SELECT * FROM {meta.db_table} WHERE {meta.db_pk_column} = ANY($1::uuid[])", [ids])
-        by_id = {str(getattr(row, meta.pk_attr)): row for row in hydrate_all(self.model, records)}
-        return [by_id.get(k) for k in ids]
+
+async def _load_by_id(model: type[M], keys: Sequence[Any]) -> list[M | None]:
+    # Plain SQL: building a queryset with 50 ids costs more than the query.
+    ids = [str(k) for k in keys]
+    meta = model._meta
+    _, records = await connections.get("default").execute_query(
+        f"SELECT * FROM {meta.db_table} WHERE {meta.db_pk_column} = ANY($1::uuid[])", [ids])
+    by_id = {str(getattr(row, meta.pk_attr)): row for row in hydrate_all(model, records)}
+    return [by_id.get(k) for k in ids]
 
 
 class Loaders:
