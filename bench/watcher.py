@@ -20,13 +20,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import random
 import shutil
 import sys
 import tempfile
 import time
 import uuid
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,46 @@ def tick_lag(line: str, now: float) -> float:
     return now - float(line.split()[1])
 
 
-async def subscribe_logs(url: str, job_gids: list[str], lags: list[float], counts: Counter[str]) -> None:
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants (live and reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(tree_cpu(c) for c in _children(pid))
+
+
+def cpu_by_part() -> dict[str, float]:
+    """CPU seconds so far of each part of the pipeline (this process's children, by command)."""
+    names = {"k8s_fake.cluster": "cluster", "watcher": "watcher", "postgres": "postgres", "redis": "redis",
+             "create_app": "api"}  # fmt: skip
+    out = {"bench": tree_cpu(os.getpid()) - sum(tree_cpu(c) for c in _children(os.getpid()))}
+    for child in _children(os.getpid()):
+        with contextlib.suppress(OSError):
+            cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            part = next((v for k, v in names.items() if k in cmd), "other")
+            out[part] = out.get(part, 0.0) + tree_cpu(child)
+    return out
+
+
+def cpu_report(before: dict[str, float], after: dict[str, float]) -> str:
+    return ", ".join(f"{k} {after[k] - before.get(k, 0.0):.1f}" for k in sorted(after))
+
+
+# One line as the subscriber got it: (job, seq) → (when the pod wrote it, when it arrived).
+Received = dict[tuple[str, int], tuple[float, float]]
+
+
+async def subscribe_logs(url: str, job_gids: list[str], received: Received) -> None:
     """One websocket, one jobLogs subscription per job; returns when every one has completed."""
     async with websockets.connect(url.replace("http", "ws") + "/graphql", subprotocols=["graphql-transport-ws"],
                                   max_queue=None) as ws:  # fmt: skip
@@ -67,8 +106,7 @@ async def subscribe_logs(url: str, job_gids: list[str], lags: list[float], count
                 line = message["payload"]["data"]["jobLogs"]
                 if line["stream"] == "event":  # the pod's Kubernetes Events: not the container's ticks
                     continue
-                lags.append(tick_lag(line["line"], time.time()))
-                counts[message["id"]] += 1
+                received[(message["id"], line["seq"])] = (float(line["line"].split()[1]), time.time())
             elif message["type"] in ("complete", "error"):
                 if message["type"] == "error":
                     print(f"subscription {message['id']} failed: {message['payload']}", file=sys.stderr)
@@ -77,22 +115,11 @@ async def subscribe_logs(url: str, job_gids: list[str], lags: list[float], count
                     return
 
 
-async def floor_follow(api: Any, name: str, lags: list[float]) -> int:
-    """Follow one Job's pod log directly, as the watcher does, minus everything after the read."""
-    from kubernetes_asyncio.client.exceptions import ApiException
-
+async def floor_follow(api: Any, pod: str, lags: list[float]) -> int:
+    """Follow one pod's log directly, as the watcher does, minus everything after the read."""
     from app.execution.k8s_api import iter_lines
 
-    while True:  # the pod must exist and its container must have started
-        pods, _ = await api.list("pods", label_selector=f"job-name={name}")
-        if pods:
-            try:
-                resp = await api.open_log(pods[0]["metadata"]["name"], "main", follow=True, timestamps=False)
-                break
-            except ApiException as exc:
-                if exc.status != 400:
-                    raise
-        await asyncio.sleep(0.2)
+    resp = await api.open_log(pod, "main", follow=True, timestamps=False)
     got = 0
     try:
         async for raw, _ in iter_lines(resp.content):
@@ -101,6 +128,28 @@ async def floor_follow(api: Any, name: str, lags: list[float]) -> int:
     finally:
         resp.release()
     return got
+
+
+async def floor_watch(api: Any, job_names: set[str], lags: list[float], watching: asyncio.Event) -> int:
+    """The floor Jobs' pods found as the watcher finds them (one pod watch, no polling), each
+    followed from the moment its container has started; returns the lines read."""
+    from app.execution.k8s_manifests import JOB_ID_LABEL, MAIN_CONTAINER
+    from app.execution.k8s_status import container_status
+
+    selector = f"!{JOB_ID_LABEL}"
+    _, rv = await api.list("pods", label_selector=selector)
+    followers: dict[str, asyncio.Task[int]] = {}
+    watching.set()
+    async with contextlib.aclosing(api.watch("pods", rv, label_selector=selector)) as stream:
+        async for event in stream:
+            pod = event.get("object") or {}
+            job = (pod.get("metadata", {}).get("labels") or {}).get("job-name")
+            state = (container_status(pod, MAIN_CONTAINER) or {}).get("state") or {}
+            if job in job_names and job not in followers and ("running" in state or "terminated" in state):
+                followers[job] = asyncio.create_task(floor_follow(api, pod["metadata"]["name"], lags))
+                if len(followers) == len(job_names):
+                    break
+    return sum(await asyncio.gather(*followers.values()))
 
 
 async def create_jobs(api: Any, manifests: list[dict[str, Any]]) -> None:
@@ -171,7 +220,7 @@ async def main() -> None:
         api = KubeApi(client, config.namespace)
 
         from app.funding.wallets import create_user_with_wallet
-        from app.jobs.models import Job
+        from app.jobs.models import Job, JobLogLine
         from app.projects.models import Project
         from app.runs.models import Run
 
@@ -205,6 +254,7 @@ async def main() -> None:
         manifests = [m for i in state_ids for m in manifests_for([i], commands[i])]
         for job_id, manifest in zip(state_ids, manifests, strict=True):
             names[manifest["metadata"]["name"]] = str(job_id)
+        cpu_start = cpu_by_part()
         started = time.monotonic()
         await create_jobs(api, manifests)
         created_in = time.monotonic() - started
@@ -223,17 +273,18 @@ async def main() -> None:
         await redis.aclose()
         calls_state = (await asyncio.to_thread(cluster.api, "/_sim/stats"))["requests"]
         idle_rss = rss_kib(watcher.proc.pid)
+        cpu_state = cpu_by_part()
 
         # ---- 2. logs through the platform
         expected_lines = int(args.rate * args.seconds)
         log_ids = await db_jobs(args.log_jobs)
         gids = [str(encode_id("Job", i)) for i in log_ids]
-        lags: list[float] = []
-        counts: Counter[str] = Counter()
+        received: Received = {}
         peak_rss = idle_rss
         async with uvicorn_process("app.main:create_app", env, "/ready", factory=True) as api_url:
-            subscribers = [asyncio.create_task(subscribe_logs(api_url, gids[i:i + PER_SOCKET], lags, counts))
+            subscribers = [asyncio.create_task(subscribe_logs(api_url, gids[i:i + PER_SOCKET], received))
                            for i in range(0, len(gids), PER_SOCKET)]  # fmt: skip
+            cpu_logs_start = cpu_by_part()
             await create_jobs(api, manifests_for(log_ids, "bench-log"))
             done = asyncio.gather(*subscribers)
             while not done.done():
@@ -241,15 +292,25 @@ async def main() -> None:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(done), 0.5)
             await done
+            cpu_logs = cpu_by_part()
         calls_all = (await asyncio.to_thread(cluster.api, "/_sim/stats"))["requests"]
 
         # ---- floor: the same load read straight from the API server
         floor_lags: list[float] = []
         floor_ids = [uuid.uuid4() for _ in range(args.log_jobs)]
         floor_manifests = manifests_for(floor_ids, "bench-log", labelled=False)
-        readers = [asyncio.create_task(floor_follow(api, m["metadata"]["name"], floor_lags)) for m in floor_manifests]
+        watching = asyncio.Event()
+        floor = asyncio.create_task(floor_watch(api, {m["metadata"]["name"] for m in floor_manifests}, floor_lags,
+                                                watching))  # fmt: skip
+        await watching.wait()
         await create_jobs(api, floor_manifests)
-        floor_got = sum(await asyncio.gather(*readers))
+        floor_got = await floor
+        # Where a line's lag goes: the watcher's write stamps `created_at` as it takes the batch.
+        stored = {(str(encode_id("Job", job_id)), seq): at.timestamp() for job_id, seq, at in
+                  await JobLogLine.filter(job_id__in=log_ids, stream="stdout").values_list("job_id", "seq", "created_at")}  # fmt: skip
+        lags = [got - wrote for wrote, got in received.values()]
+        to_write = [stored[key] - wrote for key, (wrote, _) in received.items() if key in stored]
+        to_subscriber = [got - stored[key] for key, (_, got) in received.items() if key in stored]
 
         # ---- report
         jobs_total = args.jobs + args.log_jobs
@@ -258,13 +319,18 @@ async def main() -> None:
               f"never reported: {args.jobs - len(state_lags)}")  # fmt: skip
         print(f"  lag container end → terminal wake-up: p50={percentile(state_lags, 0.5) * 1000:.0f}ms "
               f"p99={percentile(state_lags, 0.99) * 1000:.0f}ms max={max(state_lags) * 1000:.0f}ms")  # fmt: skip
-        delivered = sum(counts.values())
+        print(f"  CPU seconds: {cpu_report(cpu_start, cpu_state)}")
+        delivered = len(received)
         total = expected_lines * args.log_jobs
         print(f"logs: {args.log_jobs} Jobs x {args.rate:g} lines/s x {args.seconds:g} s = {total} lines "
               f"({args.log_jobs * args.rate:.0f} lines/s); delivered/expected={delivered / total:.4f}")  # fmt: skip
         p50, p99 = percentile(lags, 0.5) * 1000, percentile(lags, 0.99) * 1000
         f50, f99 = percentile(floor_lags, 0.5) * 1000, percentile(floor_lags, 0.99) * 1000
         print(f"  platform lag pod log → subscriber: p50={p50:.0f}ms p99={p99:.0f}ms max={max(lags) * 1000:.0f}ms")
+        for what, part in (("pod log → the watcher's write", to_write), ("write → subscriber", to_subscriber)):
+            print(f"    of which {what}: p50={percentile(part, 0.5) * 1000:.0f}ms "
+                  f"p99={percentile(part, 0.99) * 1000:.0f}ms")  # fmt: skip
+        print(f"  CPU seconds: {cpu_report(cpu_logs_start, cpu_logs)}")
         print(f"  floor (direct log follow, no watcher/DB/Redis): delivered/expected={floor_got / total:.4f} "
               f"p50={f50:.0f}ms p99={f99:.0f}ms; ratio p50 x{p50 / f50:.1f} p99 x{p99 / f99:.1f}")  # fmt: skip
         print(f"watcher RSS: idle {idle_rss / 1024:.0f} MiB, peak while following {args.log_jobs} pods "
