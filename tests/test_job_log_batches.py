@@ -25,3 +25,39 @@ async def test_a_batch_takes_consecutive_seqs_among_single_lines_and_reaches_sub
     stored = await JobLogLine.filter(job_id=job_id).order_by("seq").values_list("seq", "line")
     assert [tuple(row) for row in stored] == expected
     assert await recorder.job_log_count(job_id, "stdout") == 5
+
+
+async def test_lines_of_many_jobs_written_at_once_share_one_statement_in_order(make_person, recorder) -> None:  # noqa: F811
+    """Chunks queued while the writer is busy go to PostgreSQL together: each job's lines keep
+    their order and consecutive seqs, and a bad job id fails its own write only."""
+    import asyncio
+    import uuid
+
+    from app.jobs.models import Job
+    from app.projects.models import Project
+    from app.runs.models import Run
+
+    owner = await make_person("batches")
+    project = await Project.create(owner_id=owner.user_id, title="batches", git_url="https://example.com/b.git")
+    jobs = []
+    for _ in range(5):
+        run = await Run.create(project=project, creator_id=owner.user_id, title="b", status="cancelled",
+                               uri="https://example.com/b.git", version="main", commit_sha="0" * 40, gpu_type="l4",
+                               gpu_count=1, machine_type="g2-standard-4", dryrun_override_param="epochs",
+                               dryrun_override_value="1")  # fmt: skip
+        jobs.append(str((await Job.create(id=uuid.uuid4(), run=run, kind="dryrun", executor="test",
+                                          deadline_seconds=60)).id))  # fmt: skip
+
+    writes = [recorder.job_logs(job_id, "stdout", [f"{job_id[:4]} {chunk}.{n}" for n in range(3)])
+              for chunk in range(4) for job_id in jobs]  # fmt: skip
+    results = await asyncio.gather(recorder.job_log("not-a-job-id", "stdout", "lost"), *writes,
+                                   return_exceptions=True)  # fmt: skip
+    assert isinstance(results[0], ValueError) and results[1:] == [None] * len(writes)
+
+    for job_id in jobs:
+        rows = await JobLogLine.filter(job_id=job_id).order_by("seq").values_list("seq", "line", "created_at")
+        assert [(seq, line) for seq, line, _ in rows] == [
+            (i + 1, f"{job_id[:4]} {chunk}.{n}") for i, (chunk, n) in enumerate((c, n) for c in range(4) for n in range(3))
+        ]
+    stamps = await JobLogLine.filter(job_id__in=jobs).distinct().values_list("created_at", flat=True)
+    assert len(set(stamps)) == 1  # every write was queued before the writer ran: one statement

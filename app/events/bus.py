@@ -49,3 +49,19 @@ async def publish(topic: str, message: dict[str, Any] | None = None) -> None:
         await redis.publish(topic, json.dumps(message or {}, default=str))
     except Exception:
         log.warning("publish to %s failed", topic, exc_info=True)
+
+
+async def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """`publish` for many topics at once, in one round trip (a batch of log lines of many jobs)."""
+    if _bound is None or not messages:
+        return
+    redis, hub = _bound
+    if not hub.is_connected:
+        return
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for topic, message in messages:
+                pipe.publish(topic, json.dumps(message, default=str))
+            await pipe.execute()
+    except Exception:
+        log.warning("publish to %d topics failed", len(messages), exc_info=True)

@@ -15,27 +15,13 @@ from tortoise import connections
 from tortoise.transactions import in_transaction
 
 from app.events import bus
+from app.jobs.log_writer import LogWriter
 from app.jobs.models import Job, JobLogLine, JobTransition
 from app.jobs.status import STATUS_RANK, JobEvent, JobStatus, JobUpdate
 
 log = logging.getLogger("mlpatron.jobs")
 
 TransitionCallback = Callable[[Job, JobStatus, JobStatus], Awaitable[None]]
-
-_LOG_INSERT = """
-WITH s AS (UPDATE jobs SET log_seq = log_seq + 1 WHERE id = $1 RETURNING log_seq)
-INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
-SELECT $1, log_seq, $2, $3, $4 FROM s
-RETURNING seq
-"""
-# Several lines in one statement: the job's counter moves by their number, each line takes its place.
-_LOGS_INSERT = """
-WITH s AS (UPDATE jobs SET log_seq = log_seq + cardinality($3::text[]) WHERE id = $1 RETURNING log_seq)
-INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
-SELECT $1, s.log_seq - cardinality($3::text[]) + t.n, $2, t.line, $4
-FROM s, unnest($3::text[]) WITH ORDINALITY AS t(line, n)
-RETURNING seq
-"""
 
 # Kubernetes Events into the log of an unfinished job, each (uid, occurrences) once: the marks
 # table says what is already there, so a restarted watcher's re-list writes nothing twice, and a
@@ -71,6 +57,7 @@ ON CONFLICT (job_id) DO UPDATE SET facts = e.facts || EXCLUDED.facts WHERE NOT e
 class JobRecorder:
     def __init__(self) -> None:
         self._callbacks: list[TransitionCallback] = []
+        self._logs = LogWriter()
 
     def on_transition(self, callback: TransitionCallback) -> None:
         self._callbacks.append(callback)
@@ -121,17 +108,12 @@ class JobRecorder:
         return await JobLogLine.filter(job_id=job_id, stream=stream).count()
 
     async def job_log(self, job_id: str, stream: str, line: str) -> None:
-        conn = connections.get("default")
-        rows = await conn.execute_query_dict(_LOG_INSERT, [job_id, stream, line, datetime.now(UTC)])
-        if rows:
-            await bus.publish(f"job:{job_id}", {"kind": "log", "seq": rows[0]["seq"]})
+        await self._logs.write(job_id, stream, [line])
 
     async def job_logs(self, job_id: str, stream: str, lines: list[str]) -> None:
-        """Lines that arrived together, stored in order in one statement, then one wake-up."""
-        conn = connections.get("default")
-        rows = await conn.execute_query_dict(_LOGS_INSERT, [job_id, stream, lines, datetime.now(UTC)])
-        if rows:
-            await bus.publish(f"job:{job_id}", {"kind": "log", "seq": max(r["seq"] for r in rows)})
+        """Lines that arrived together, stored in order (with other jobs' lines, in one statement
+        when they come at once: `LogWriter`), then one wake-up per job."""
+        await self._logs.write(job_id, stream, lines)
 
     async def job_events(self, job_id: str, events: list[JobEvent]) -> None:
         """Kubernetes Events as `event` log lines, in order; what the log already has is skipped."""
