@@ -71,8 +71,8 @@ def tree_cpu(pid: int) -> float:
 
 def cpu_by_part() -> dict[str, float]:
     """CPU seconds so far of each part of the pipeline (this process's children, by command)."""
-    names = {"k8s_fake.cluster": "cluster", "watcher": "watcher", "postgres": "postgres", "redis": "redis",
-             "create_app": "api"}  # fmt: skip
+    names = {"k8s_fake.cluster": "cluster", "main() watcher": "watcher", "create_app": "api", "bin/postgres": "postgres",
+             "valkey": "redis"}  # fmt: skip
     out = {"bench": tree_cpu(os.getpid()) - sum(tree_cpu(c) for c in _children(os.getpid()))}
     for child in _children(os.getpid()):
         with contextlib.suppress(OSError):
