@@ -100,9 +100,9 @@ class JobStreamsSubscription:
     async def job_logs(self, info: Info, job_id: strawberry.ID, after_seq: int | None = None,
                        tail: int = 100) -> AsyncGenerator[LogLine, None]:
         job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
+        # No `finished`: each read says whether the job had ended (`logs.reader`).
         async for line in streams.follow(info.context.hub, [f"job:{job.id}"], logs.reader(job.id), lambda x: x.seq,
-                                         start, finished=_terminal(job.id), share_key=f"job-logs:{job.id}",
-                                         position=info.context.position):
+                                         start, share_key=f"job-logs:{job.id}", position=info.context.position):
             yield LogLine.from_model(line)
 
     @strawberry.subscription(description="jobLogs for busy dashboards: each message carries every line available "
@@ -114,8 +114,8 @@ class JobStreamsSubscription:
             raise BadInput(f"maxLines must be between 1 and {streams.BATCH}")
         job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
         async for rows in streams.follow_batches(info.context.hub, [f"job:{job.id}"], logs.reader(job.id),
-                                                 lambda x: x.seq, start, finished=_terminal(job.id),
-                                                 share_key=f"job-logs:{job.id}", batch=max_lines,
+                                                 lambda x: x.seq, start, share_key=f"job-logs:{job.id}",
+                                                 batch=max_lines,
                                                  position=info.context.position):
             yield LogBatch(lines=[LogLine.from_model(r) for r in rows], last_seq=rows[-1].seq)
 

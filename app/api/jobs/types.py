@@ -78,7 +78,7 @@ class LogLine:
     at: datetime
 
     @classmethod
-    def from_model(cls, row: JobLogLine) -> LogLine:
+    def from_model(cls, row: JobLogLine | logs.StoredLine) -> LogLine:
         return cls(seq=row.seq, stream=row.stream, line=row.line, at=row.created_at)
 
 
