@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import aiohttp
+import orjson
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio.client.exceptions import ApiException
 
@@ -108,7 +109,7 @@ class KubeApi:
     async def _json(self, coro: Any) -> dict[str, Any]:
         resp = await self._checked(coro)
         try:
-            return await resp.json(content_type=None)
+            return await resp.json(content_type=None, loads=orjson.loads)
         finally:
             resp.release()
 
@@ -227,7 +228,7 @@ class KubeApi:
         try:
             async for line, _ in iter_lines(resp.content):
                 if line.strip():
-                    yield json.loads(line)
+                    yield orjson.loads(line)  # a fifth of the watcher's time with the json module
         finally:
             resp.release()
 

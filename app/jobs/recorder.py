@@ -12,11 +12,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from tortoise import connections
-from tortoise.transactions import in_transaction
 
 from app.events import bus
 from app.jobs.log_writer import LogWriter
-from app.jobs.models import Job, JobLogLine, JobTransition
+from app.jobs.models import Job, JobLogLine
 from app.jobs.status import STATUS_RANK, JobEvent, JobStatus, JobUpdate
 
 log = logging.getLogger("mlpatron.jobs")
@@ -47,6 +46,34 @@ INSERT INTO job_log_lines (job_id, seq, stream, line, created_at)
 SELECT $1, s.log_seq - (SELECT count(*) FROM fresh) + f.k, 'event', f.line, $5 FROM s, fresh f
 RETURNING seq
 """
+# A job's transition in one statement (it was five round trips, each queued behind those of a
+# thousand other jobs): monotonic — a late or repeated event never moves a job backwards or ends
+# it twice — and a PENDING is repeated only with new `pending_info`. One row: the old status, and
+# the job as updated (all NULL when nothing changed); no row: no such job.
+_TRANSITION = f"""
+WITH old AS (
+  SELECT id, status, pending_info FROM jobs WHERE id = $1 FOR UPDATE
+), new AS (
+  UPDATE jobs j SET
+    status = $2,
+    pending_info = CASE WHEN $2 = '{JobStatus.PENDING.value}' THEN $3 END,
+    started_at = CASE WHEN $2 = '{JobStatus.RUNNING.value}' AND j.started_at IS NULL THEN $4 ELSE j.started_at END,
+    finished_at = CASE WHEN $5 THEN $4 ELSE j.finished_at END,
+    error = CASE WHEN $5 THEN $6::jsonb ELSE j.error END,
+    event_seq = j.event_seq + 1
+  FROM old
+  WHERE j.id = old.id
+    AND old.status IN ('{JobStatus.PENDING.value}', '{JobStatus.RUNNING.value}')
+    AND $7 >= CASE old.status WHEN '{JobStatus.PENDING.value}' THEN {STATUS_RANK[JobStatus.PENDING]}
+                              ELSE {STATUS_RANK[JobStatus.RUNNING]} END
+    AND NOT (old.status = $2 AND old.pending_info IS NOT DISTINCT FROM $3)
+  RETURNING j.*
+), transition AS (
+  INSERT INTO job_transitions (job_id, seq, status, pending_info, error, at)
+  SELECT id, event_seq, status, pending_info, error, $4 FROM new
+)
+SELECT old.status AS old_status, new.* FROM old LEFT JOIN new ON true
+"""
 # Merged key by key; a report that says nothing new (a restarted watcher's) writes nothing.
 _ENVIRONMENT_MERGE = """
 INSERT INTO job_environments AS e (job_id, facts) SELECT id, $2::jsonb FROM jobs WHERE id = $1
@@ -67,8 +94,8 @@ class JobRecorder:
         if changed is None:
             return
         job, old = changed
-        await bus.publish(f"job:{job.id}", {"kind": "status", "status": job.status})
-        await bus.publish("jobs", {"job": str(job.id), "status": job.status})
+        await bus.publish_many([(f"job:{job.id}", {"kind": "status", "status": job.status}),
+                                ("jobs", {"job": str(job.id), "status": job.status})])  # fmt: skip
         for callback in self._callbacks:
             try:
                 await callback(job, old, JobStatus(job.status))
@@ -76,32 +103,20 @@ class JobRecorder:
                 log.exception("job %s: transition callback failed", job.id)
 
     async def _persist(self, update: JobUpdate) -> tuple[Job, JobStatus] | None:
-        async with in_transaction():
-            job = await Job.select_for_update().get_or_none(id=update.job_id)
-            if job is None:
-                log.warning("update for unknown job %s ignored", update.job_id)
-                return None
-            old = JobStatus(job.status)
-            new = update.status
-            # Monotonic: a late or repeated event never moves a job backwards (or ends it twice).
-            if old.terminal or STATUS_RANK[new] < STATUS_RANK[old]:
-                return None
-            if new == old and update.pending_info == job.pending_info:
-                return None
-            job.status = new.value
-            job.pending_info = update.pending_info if new == JobStatus.PENDING else None  # type: ignore[assignment]  # nullable
-            if new == JobStatus.RUNNING and job.started_at is None:
-                job.started_at = update.at
-            if new.terminal:
-                job.finished_at = update.at
-                job.error = update.error.to_dict() if update.error else None
-            job.event_seq += 1
-            await job.save()
-            await JobTransition.create(
-                job=job, seq=job.event_seq, status=job.status, pending_info=job.pending_info,
-                error=job.error, at=update.at,
-            )
-        return job, old
+        new = update.status
+        error = json.dumps(update.error.to_dict()) if new.terminal and update.error else None
+        conn = connections.get("default")
+        rows = await conn.execute_query_dict(_TRANSITION, [
+            update.job_id, new.value, update.pending_info, update.at, new.terminal, error, STATUS_RANK[new],
+        ])  # fmt: skip
+        if not rows:
+            log.warning("update for unknown job %s ignored", update.job_id)
+            return None
+        row = rows[0]
+        if row["id"] is None:
+            return None  # not forward, or nothing new
+        old = JobStatus(row.pop("old_status"))
+        return Job._init_from_db(**row), old
 
     async def job_log_count(self, job_id: str, stream: str) -> int:
         """Lines already stored: a restarted Kubernetes watcher skips exactly these."""
