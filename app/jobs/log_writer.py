@@ -3,9 +3,14 @@
 Each job's log used to take one statement per chunk read, and a chunk of a busy pod is often a
 single line: 200 pods at 50 lines/s asked PostgreSQL for 10,000 statements a second and fell
 minutes behind. Here a writer takes whatever every caller queued while its previous statement
-ran and stores it in one statement (each job's lines in order, with consecutive seqs), then
-wakes each job's subscribers once, in one Redis round trip. An idle log waits for nothing (the
-first line is written at once); a busy one waits at most for the statement before it.
+ran and stores it in one statement (each job's lines in order, with consecutive seqs). An idle
+log waits for nothing (the first line is written at once); a busy one waits at most for the
+statement before it.
+
+The subscribers' wake-ups go out in one Redis round trip, at most every `WAKE_INTERVAL` seconds:
+a wake-up is a database read for each follower in every API process, and a job logging 50 lines/s
+woke its followers 50 times a second; now they read a few lines at a time. The first wake-up after
+a quiet spell goes out at once.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ WITH batch AS (
 )
 SELECT job_id, max(seq) AS seq FROM ins GROUP BY job_id
 """
+WAKE_INTERVAL = 0.1
 MAX_LINES = 5000  # per statement; more waits for the next one
 MAX_BYTES = 4 * 1024 * 1024
 
@@ -62,6 +68,8 @@ class LogWriter:
     def __init__(self) -> None:
         self._queue: list[_Pending] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._unannounced: dict[uuid.UUID, int] = {}  # job → its last seq no wake-up has told yet
+        self._announcer: asyncio.Task[None] | None = None
 
     async def write(self, job_id: str, stream: str, lines: list[str]) -> None:
         if not lines:
@@ -84,7 +92,15 @@ class LogWriter:
                 continue
             for pending in batch:
                 pending.done.set_result(None)
-            await bus.publish_many([(f"job:{job_id}", {"kind": "log", "seq": seq}) for job_id, seq in latest])
+            self._unannounced.update(latest)
+            if self._announcer is None or self._announcer.done():
+                self._announcer = asyncio.create_task(self._announce(), name="job-log-wake-ups")
+
+    async def _announce(self) -> None:
+        while self._unannounced:
+            latest, self._unannounced = self._unannounced, {}
+            await bus.publish_many([(f"job:{job_id}", {"kind": "log", "seq": seq}) for job_id, seq in latest.items()])
+            await asyncio.sleep(WAKE_INTERVAL)  # what is written meanwhile is told in one go
 
     def _take(self) -> list[_Pending]:
         lines = size = taken = 0
