@@ -185,6 +185,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0, help="log lines per second per Job")
     parser.add_argument("--seconds", type=float, default=10.0, help="how long each logging Job logs")
     args = parser.parse_args()
+    load_at_start = os.getloadavg()  # the machine is shared: say how busy it was
 
     from redis.asyncio import Redis
 
@@ -313,6 +314,8 @@ async def main() -> None:
         to_subscriber = [got - stored[key] for key, (_, got) in received.items() if key in stored]
 
         # ---- report
+        print("load average (1/5/15 min) at the start: {:.1f} {:.1f} {:.1f}, at the end: {:.1f} {:.1f} {:.1f}".format(
+            *load_at_start, *os.getloadavg()))  # fmt: skip
         jobs_total = args.jobs + args.log_jobs
         watcher_calls = {k: v for k, v in calls_all.items() if not k.startswith("POST")}
         print(f"state: {args.jobs} Jobs created in {created_in:.1f} s, all terminal in {state_seconds:.1f} s; "
