@@ -64,6 +64,10 @@ async def create_api_client(config: KubernetesConfig) -> k8s_client.ApiClient:
             config_file=config.kubeconfig, context=config.context,
             client_configuration=configuration, persist_config=False,
         )  # fmt: skip
+    # One connection per open stream (aiohttp speaks HTTP/1.1, no multiplexing): the watcher holds
+    # three watches and a log follow per running pod. kubernetes-asyncio's default pool of 100
+    # made the 98th running pod's log wait, silently, until another pod's stream ended.
+    configuration.connection_pool_maxsize = 0  # aiohttp: no limit
     return k8s_client.ApiClient(configuration)
 
 

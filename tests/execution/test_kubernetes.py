@@ -186,6 +186,39 @@ async def test_pending_unschedulable_then_running_then_succeeded_with_logs(
     assert_forward_only(lsink.updates(spec.job_id))
 
 
+async def test_more_running_pods_than_a_default_connection_pool_are_all_followed(
+    fake: FakeKubernetes, lsink: LifecycleSink, tmp_path: Path
+) -> None:
+    """The client `mlpatron watcher` makes holds a connection per followed log: kubernetes-asyncio's
+    default pool of 100 left the logs of running pods past the 97th unread until others ended."""
+    import json
+
+    from app.execution.k8s_api import create_api_client
+    from tests.k8s_fake.cluster import kubeconfig
+
+    path = tmp_path / "kubeconfig"
+    path.write_text(json.dumps(kubeconfig(fake.url, NAMESPACE)))
+    client = await create_api_client(KubernetesConfig(namespace=NAMESPACE, kubeconfig=str(path), in_cluster=False))
+    executor = KubernetesExecutor(lsink, KubernetesConfig(namespace=NAMESPACE), api_client=client, watch=True,
+                                  watcher_options=FAST, api_options=FAST_API)  # fmt: skip
+    try:
+        specs = [make_spec() for _ in range(110)]
+        names = [(await executor.submit(spec))["name"] for spec in specs]
+        for name in names:
+            fake.run(name)
+        await fake.wait_until(lambda: fake.open_log_streams == len(names), timeout=30)
+        for name in names:
+            fake.log(name, f"hello from {name}")
+        await lsink.wait_for(lambda: all(lsink.lines(s.job_id, "stdout") for s in specs), within=30)
+        for name in names:
+            fake.finish(name)
+        for spec in specs:
+            assert (await lsink.terminal(spec.job_id, within=30)).status == JobStatus.SUCCEEDED
+    finally:
+        await executor.close()
+        await client.close()
+
+
 async def test_oom_killed_is_the_root_cause(
     executor: KubernetesExecutor, fake: FakeKubernetes, lsink: LifecycleSink
 ) -> None:
