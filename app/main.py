@@ -62,6 +62,7 @@ SPA_DIST = Path(__file__).resolve().parent.parent / "frontend" / "dist"
 GRAPHQL_REQUESTS = Counter("mlpatron_graphql_requests_total", "GraphQL HTTP requests", ["method"])
 HUB_TOPICS = Gauge("mlpatron_realtime_topics", "Redis topics this process's subscribers listen on")
 JOBS = Gauge("mlpatron_jobs", "Jobs by status (platform-wide)", ["status"])
+GC_YOUNG_THRESHOLD = 20_000
 
 
 # How the API serves websockets (`mlpatron serve`, the benchmarks): wsproto, and no per-message
@@ -253,6 +254,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # Everything built at start-up (schema, models, services) lives as long as the process: out
         # of the collector's sight, a full collection no longer pauses every live stream to scan it.
         gc.freeze()
+        # A page allocates ~10^4 objects that live until its response is sent and are freed with it
+        # (no cycles): at the default threshold (700 allocations) the collector scans them about ten
+        # times a request and finds nothing (a dashboard page: ~4 ms of ~35 ms of CPU).
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         try:
             yield
         finally:

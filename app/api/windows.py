@@ -91,11 +91,31 @@ class Window:
         return [await connection(keyset, by_parent.get(str(p), []), convert) for p in parents]
 
 
+SHOWN_CACHE_SIZE = 4096
+# A field node's selection never changes (documents are parsed once): the node is kept, so its id stays its own.
+_shown: dict[int, tuple[FieldNode, frozenset[str] | None]] = {}
+
+
 def node_fields(info: Info[Any, Any]) -> frozenset[str] | None:
     """The GraphQL fields selected on a connection's nodes (`edges { node { … } }` and `nodes { … }`),
-    or None when fragments there make it unclear (then every column is read)."""
+    or None when fragments there make it unclear (then every column is read). Worked out once per
+    field node: a page of 50 projects asks it for each project's runs."""
+    nodes = info._raw_info.field_nodes
+    if len(nodes) != 1:
+        return _node_fields(nodes)
+    cached = _shown.get(id(nodes[0]))
+    if cached is not None and cached[0] is nodes[0]:
+        return cached[1]
+    if len(_shown) >= SHOWN_CACHE_SIZE:
+        _shown.clear()
+    shown = _node_fields(nodes)
+    _shown[id(nodes[0])] = (nodes[0], shown)
+    return shown
+
+
+def _node_fields(nodes: Sequence[FieldNode]) -> frozenset[str] | None:
     names: set[str] = set()
-    for field in info._raw_info.field_nodes:
+    for field in nodes:
         for selection in _fields(field):
             if selection is None:
                 return None
