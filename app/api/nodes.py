@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, ClassVar, Self
 
 from strawberry import relay
@@ -57,3 +57,46 @@ class ModelNode(relay.Node):
             return cls.from_model(row) if row is not None and cls.visible(info, row) else None
 
         return list(await asyncio.gather(*(one(n) for n in node_ids)))
+
+
+class RowFields:
+    """For a ModelNode whose every field is a function of its row (`row_fields`).
+
+    `from_model` builds every field; `from_row` keeps the row and works each field out when it is
+    first read. A dashboard lists 500 runs and shows four of their 27 fields: building all of them
+    was a fifth of the page's CPU. Only for rows that no longer change while the node is read (the
+    rows a request's loaders read for a list), since a field is read from the row when first asked."""
+
+    row_fields: ClassVar[dict[str, Callable[[Any], Any]]]
+
+    @classmethod
+    def from_model(cls, row: Any) -> Self:
+        return cls(**{name: value(row) for name, value in cls.row_fields.items()})
+
+    @classmethod
+    def from_row(cls, row: Any) -> Self:
+        if "_rows_read" not in cls.__dict__:
+            # Installed once strawberry has made the class a dataclass (class attributes named like its
+            # fields would have been taken for their defaults); `from_model`'s nodes hold every field
+            # themselves, which a non-data descriptor leaves alone.
+            for name, value in cls.row_fields.items():
+                setattr(cls, name, _RowField(name, value))
+            cls._rows_read = True  # type: ignore[attr-defined]
+        node = cls.__new__(cls)
+        node.__dict__["_row"] = row
+        return node
+
+
+class _RowField:
+    """A field of a `RowFields.from_row` node: read from the row when first asked, then kept."""
+
+    __slots__ = ("name", "value")
+
+    def __init__(self, name: str, value: Callable[[Any], Any]) -> None:
+        self.name, self.value = name, value
+
+    def __get__(self, node: Any, owner: type | None = None) -> Any:
+        if node is None:
+            return self
+        field = node.__dict__[self.name] = self.value(node.__dict__["_row"])
+        return field

@@ -19,4 +19,4 @@ async def project_runs(info: Info, project_id: str, status: RunStatus | None, fi
     skip = () if shown is None else tuple(column for column, fields in _BIG.items() if not fields & shown)
     window = Window(Run, "project_id", where=(("status", status.value),) if status is not None else (), skip=skip)
     keyset = Keyset.of(first, after, sort=(order or RunOrder.NEWEST).value)
-    return await info.context.loaders.page(window, keyset, project_id, RunType.from_model)
+    return await info.context.loaders.page(window, keyset, project_id, RunType.from_row)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from operator import attrgetter
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -14,7 +16,7 @@ from app.accounts.models import User
 from app.api.context import Info
 from app.api.funding.loaders import ledger_page, run_fundings
 from app.api.jobs.environment_types import run_reproduce
-from app.api.nodes import ModelNode
+from app.api.nodes import ModelNode, RowFields
 from app.api.pagination import Connection
 from app.api.revisions.loaders import history
 from app.api.runs.result_types import RunResults, run_results
@@ -48,9 +50,37 @@ class Resources:
     spot: bool
 
 
+def _optional_id(column: str) -> Callable[[Run], str | None]:
+    def read(row: Run) -> str | None:
+        value = getattr(row, column)
+        return str(value) if value else None
+
+    return read
+
+
+# Each field of a run's type from its row (RowFields): built all at once, or each when first read.
+RUN_FIELDS: dict[str, Callable[[Run], Any]] = {
+    "id": lambda row: str(row.id),
+    "title": attrgetter("title"),
+    "status": lambda row: RunStatus(row.status),
+    **{name: attrgetter(name) for name in ("uri", "version", "commit_sha", "entry_point")},
+    "parameters": lambda row: JSON(row.parameters),
+    "resources": lambda row: Resources(gpu_type=row.gpu_type, gpu_count=row.gpu_count,
+                                       machine_type=row.machine_type, spot=row.spot),
+    **{name: attrgetter(name) for name in (
+        "image", "dryrun_override_param", "dryrun_override_value", "notes", "notes_version", "estimated_cost_cents",
+        "estimated_duration_seconds", "estimate_detail", "funded_cents", "funding_gap_cents", "created_at",
+        "updated_at")},
+    "project_id": lambda row: str(row.project_id),
+    "creator_id": lambda row: str(row.creator_id),
+    **{name: _optional_id(name) for name in ("dryrun_job_id", "funded_job_id", "copied_from_id")},
+}
+
+
 @strawberry.type(name="Run")
-class RunType(ModelNode):
+class RunType(RowFields, ModelNode):
     model = Run
+    row_fields = RUN_FIELDS
     id: relay.NodeID[str]
     title: str
     status: RunStatus
@@ -77,24 +107,6 @@ class RunType(ModelNode):
     dryrun_job_id: strawberry.Private[str | None]
     funded_job_id: strawberry.Private[str | None]
     copied_from_id: strawberry.Private[str | None] = None
-
-    @classmethod
-    def from_model(cls, row: Run) -> RunType:
-        return cls(
-            id=str(row.id), title=row.title, status=RunStatus(row.status), uri=row.uri, version=row.version,
-            commit_sha=row.commit_sha, entry_point=row.entry_point, parameters=JSON(row.parameters),
-            resources=Resources(gpu_type=row.gpu_type, gpu_count=row.gpu_count, machine_type=row.machine_type,
-                                spot=row.spot),
-            image=row.image, dryrun_override_param=row.dryrun_override_param,
-            dryrun_override_value=row.dryrun_override_value, notes=row.notes, notes_version=row.notes_version,
-            estimated_cost_cents=row.estimated_cost_cents, estimated_duration_seconds=row.estimated_duration_seconds,
-            estimate_detail=row.estimate_detail, funded_cents=row.funded_cents,
-            funding_gap_cents=row.funding_gap_cents, created_at=row.created_at, updated_at=row.updated_at,
-            project_id=str(row.project_id), creator_id=str(row.creator_id),
-            dryrun_job_id=str(row.dryrun_job_id) if row.dryrun_job_id else None,
-            funded_job_id=str(row.funded_job_id) if row.funded_job_id else None,
-            copied_from_id=str(row.copied_from_id) if row.copied_from_id else None,
-        )
 
     @strawberry.field
     def notes_html(self) -> str:
