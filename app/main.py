@@ -112,7 +112,7 @@ class GraphQLApp(LimitedJSON, GraphQL[Context, None]):
 
 async def start_runtime(settings: Settings) -> Services:
     """Database, Redis, tracking, executor and lifecycle, wired together: shared by the server, CLI and tests."""
-    await init_db(settings.database_url)
+    await init_db(settings.database_url, settings.database_pool_size)
     redis = connect_redis(settings.redis_url)
     hub = Hub(settings.redis_url)
     hub.start()

@@ -205,3 +205,16 @@ async def test_update_viewer(make_person) -> None:
     assert ok["updateViewer"]["viewer"] == {"displayName": "Ada L.", "bio": "hi"}
     bad = await person.agent.data('mutation { updateViewer(input: {displayName: "   "}) { __typename } }')
     assert bad["updateViewer"]["__typename"] == "ValidationFailed"
+
+
+def test_database_pool_size_sets_the_connections_of_a_process(monkeypatch) -> None:
+    from app.core.db import tortoise_config
+    from app.core.settings import Settings
+
+    monkeypatch.delenv("DATABASE_POOL_SIZE", raising=False)
+    assert Settings().database_pool_size is None
+    default = tortoise_config("postgres://mlpatron@db.example:5432/mlpatron", Settings().database_pool_size)
+    assert "maxsize" not in default["connections"]["default"]["credentials"]  # tortoise's own: 5
+    monkeypatch.setenv("DATABASE_POOL_SIZE", "20")
+    sized = tortoise_config("postgres://mlpatron@db.example:5432/mlpatron", Settings().database_pool_size)
+    assert sized["connections"]["default"]["credentials"]["maxsize"] == 20

@@ -30,9 +30,11 @@ async def _reset_connection(conn: asyncpg.Connection) -> None:
         await conn.execute("ROLLBACK")
 
 
-def tortoise_config(database_url: str) -> dict[str, Any]:
+def tortoise_config(database_url: str, pool_size: int | None = None) -> dict[str, Any]:
     connection = expand_db_url(database_url)
     connection["credentials"]["reset"] = _reset_connection
+    if pool_size:
+        connection["credentials"]["maxsize"] = pool_size
     return {
         "connections": {"default": connection},
         "apps": {
@@ -47,10 +49,11 @@ def tortoise_config(database_url: str) -> dict[str, Any]:
     }
 
 
-async def init_db(database_url: str) -> None:
+async def init_db(database_url: str, pool_size: int | None = None) -> None:
+    """`pool_size`: connections of this process (tortoise's default, 5, when None)."""
     # Global fallback: uvicorn runs the lifespan in one task and requests in others, and
     # tortoise 1.x keeps its context in a contextvar otherwise invisible across them.
-    await Tortoise.init(config=tortoise_config(database_url), _enable_global_fallback=True)
+    await Tortoise.init(config=tortoise_config(database_url, pool_size), _enable_global_fallback=True)
 
 
 MIGRATION_LOCK = 0x6D6C70  # "mlp": replicas starting together migrate one at a time

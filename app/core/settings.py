@@ -21,6 +21,11 @@ class Settings:
         default_factory=lambda: Path(os.environ.get("MLPATRON_DATA_DIR", ".mlpatron")).resolve()
     )
     database_url: str = field(default_factory=lambda: os.environ.get("DATABASE_URL", ""))
+    # Connections per process (empty: tortoise's 5). A watcher following a thousand Jobs queued
+    # their transitions and log writes behind five.
+    database_pool_size: int | None = field(
+        default_factory=lambda: int(os.environ["DATABASE_POOL_SIZE"]) if os.environ.get("DATABASE_POOL_SIZE") else None
+    )
     redis_url: str = field(default_factory=lambda: os.environ.get("REDIS_URL", ""))
     mlflow_tracking_uri: str = field(default_factory=lambda: os.environ.get("MLFLOW_TRACKING_URI", ""))
     # Public MLflow address shown to users; defaults to the tracking URI.
