@@ -32,6 +32,15 @@ def unbind() -> None:
     _bound = None
 
 
+def _connected() -> Redis | None:
+    """The bound client while the hub knows Redis is up, else None (nothing is sent)."""
+    if _bound is None:
+        log.debug("no Redis bound; wake-up not sent")
+        return None
+    redis, hub = _bound
+    return redis if hub.is_connected else None
+
+
 async def publish(topic: str, message: dict[str, Any] | None = None) -> None:
     """Publish a small wake-up (e.g. `job:<id>`, `run:<id>`, `project:<id>`, `user:<id>`, `jobs`).
 
@@ -39,11 +48,7 @@ async def publish(topic: str, message: dict[str, Any] | None = None) -> None:
     While the hub knows Redis is down nothing is sent: subscribers re-read on a timer meanwhile,
     and a producer (a job's log follower, say) must not wait on a dead connection per line.
     """
-    if _bound is None:
-        log.debug("no Redis bound; wake-up on %s not sent", topic)
-        return
-    redis, hub = _bound
-    if not hub.is_connected:
+    if (redis := _connected()) is None:
         return
     try:
         await redis.publish(topic, json.dumps(message or {}, default=str))
@@ -53,10 +58,7 @@ async def publish(topic: str, message: dict[str, Any] | None = None) -> None:
 
 async def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
     """`publish` for many topics at once, in one round trip (a batch of log lines of many jobs)."""
-    if _bound is None or not messages:
-        return
-    redis, hub = _bound
-    if not hub.is_connected:
+    if not messages or (redis := _connected()) is None:
         return
     try:
         async with redis.pipeline(transaction=False) as pipe:
