@@ -302,3 +302,83 @@ async def test_planned_execution_answers_as_graphql_core(viewer: Person, db: asy
                         await planned_data(query, variables)
     finally:
         await _remove(db, token)
+
+
+# Compiled reads (app/api/compiled.py) against graphql-core's own: the same bytes.
+COMPILED = {
+    "dashboard": PLANNED["dashboard"],
+    "ids, typenames, aliases, nodes, orders, nulls": """query($t: String!) { projects(search: $t, first: 4,
+        orderBy: OLDEST) { __typename nodes { __typename id t: title gitUrl notes notesVersion balanceCents createdAt
+          updatedAt o: owner { __typename id handle displayName bio isAdmin createdAt }
+          runs(first: 3, orderBy: OLDEST) { __typename edges { __typename node { id title status uri version
+            commitSha entryPoint image dryrunOverrideParam notesVersion estimatedCostCents estimatedDurationSeconds
+            fundedCents createdAt updatedAt } } } } } }""",
+    "filters, empty and backward pages, the owner twice": """query($t: String!, $o: ID!) {
+        mine: projects(ownerId: $o, first: 5) { edges { node { title } } }
+        back: projects(search: $t, last: 3) { edges { node { title owner { handle } again: owner { id } } } }
+        projects(search: $t, first: 15) { edges { node { done: runs(status: COMPLETED, first: 2) { nodes { title
+          status } } none: runs(first: 0) { edges { node { title } } } } } } }""",
+}
+# Planned instead: a field no type declares for compiled reads (resolvers, private data, cursors, fragments).
+NOT_COMPILED = {
+    "a resolver field": """query($t: String!) { projects(search: $t, first: 2) { edges { node { notesHtml } } } }""",
+    "a computed run field": """query($t: String!) { projects(search: $t, first: 2) { edges { node {
+        runs(first: 2) { edges { node { fundingGapCents } } } } } } }""",
+    "private data": FALLBACK["another user's email"],
+    "cursors": """query($t: String!) { projects(search: $t, first: 2) { edges { cursor node { title } } } }""",
+    "page info": """query($t: String!) { projects(search: $t, first: 2) { pageInfo { hasNextPage } } }""",
+    "a fragment": FALLBACK["a fragment"],
+}
+# Compiled, but refused when read (then planned, which reports them as graphql-core does).
+REFUSED = {
+    "a page too large, nested": FALLBACK["a page too large, nested"],
+    "a malformed cursor": FALLBACK["a malformed cursor"],
+    "a malformed owner id": """{ projects(ownerId: "nope") { edges { node { title } } } }""",
+    "text the input policy refuses": """{ projects(search: "a\\u0000b") { edges { node { title } } } }""",
+}
+
+
+async def test_compiled_reads_answer_as_graphql_core(viewer: Person, db: asyncpg.Connection, services) -> None:
+    import orjson
+    from graphql import parse
+    from strawberry import relay
+
+    from app.accounts.models import User
+    from app.api.compiled import compiled_for, read
+    from app.api.context import Context
+    from app.api.plans import PlannedExecutionContext
+    from app.schema import schema
+
+    token = f"rc{uuid.uuid4().hex[:8]}"
+    await _seed(db, token, viewer.user_id, RUNS_PER_PROJECT, COMMENTS)
+    owner = await db.fetchval("SELECT owner_id FROM projects WHERE title LIKE $1 || ' %' LIMIT 1", token)
+    reference = _reference_schema()
+    user = await User.get(id=viewer.user_id)
+
+    def context() -> Context:
+        return Context(request=None, response=None, user=user, services=services)
+
+    def compiled(query: str, variables: dict[str, Any]) -> tuple[Any, Any]:
+        document = parse(query)
+        executor = PlannedExecutionContext.build(schema._schema, document, None, context(), variables)
+        return compiled_for(document.definitions[0], schema._schema.query_type), executor
+
+    try:
+        for cases in (COMPILED, NOT_COMPILED, REFUSED):
+            for name, query in cases.items():
+                variables = {k: v for k, v in {"t": token, "n": 7, "o": relay.to_base64("User", owner)}.items()
+                             if f"${k}" in query}
+                ours = _outcome(await schema.execute(query, variables, context_value=context()))
+                theirs = _outcome(await reference.execute(query, variables, context_value=context()))
+                assert ours == theirs, f"{name}:\n{ours}\n{theirs}"
+                plan, executor = compiled(query, variables)
+                assert (plan is None) == (cases is NOT_COMPILED), name
+                if cases is COMPILED:
+                    assert not theirs[1] and theirs[0].count(b'"title"') >= 10, name
+                    assert orjson.dumps(await read(plan, executor)) == theirs[0], name
+                elif cases is REFUSED:
+                    assert theirs[1], name
+                    with pytest.raises(Exception):  # noqa: B017 - whatever the page refused with
+                        await read(plan, executor)
+    finally:
+        await _remove(db, token)

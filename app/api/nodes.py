@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 from strawberry import relay
@@ -57,6 +58,20 @@ class ModelNode(relay.Node):
             return cls.from_model(row) if row is not None and cls.visible(info, row) else None
 
         return list(await asyncio.gather(*(one(n) for n in node_ids)))
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A field that is one column of its row (the model attribute `name`), converted by `convert` when not
+    null. Compiled reads (`app.api.compiled`) read it straight from the driver's record; any other reader
+    of `row_fields` keeps a field out of them."""
+
+    name: str
+    convert: Callable[[Any], Any] | None = None
+
+    def __call__(self, row: Any) -> Any:
+        value = getattr(row, self.name)
+        return value if value is None or self.convert is None else self.convert(value)
 
 
 class RowFields:

@@ -165,12 +165,16 @@ async def paginate(
     pk: str = "id",
 ) -> Connection[T]:
     keyset = Keyset.of(first, after, last, before, sort, pk)
-    field = keyset.field
+    return await connection(keyset, list(await keyset_page(qs, keyset)), convert)
+
+
+def keyset_page(qs: QuerySet[Any], keyset: Keyset) -> QuerySet[Any]:
+    """`qs` narrowed to the keyset's page, in scan order, with one row more (tells if there is more)."""
+    field, pk = keyset.field, keyset.pk
     for cursor, forward in ((keyset.after, True), (keyset.before, False)):
         if cursor is not None:
             value, key = cursor
             op = keyset.beyond_op(forward)
             qs = qs.filter(Q(**{f"{field}__{op}": value}) | (Q(**{field: value}) & Q(**{f"{pk}__{op}": key})))
     order = [f"-{field}", f"-{pk}"] if keyset.scan_desc else [field, pk]
-    rows = list(await qs.order_by(*order).limit(keyset.size + 1))
-    return await connection(keyset, rows, convert)
+    return qs.order_by(*order).limit(keyset.size + 1)

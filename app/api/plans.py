@@ -51,6 +51,7 @@ from graphql.pyutils import Path, is_iterable
 from strawberry.types.arguments import convert_arguments
 from strawberry.types.field import StrawberryField
 
+from app.api.compiled import Compiled, compiled_for, read
 from app.api.execution import Fallback, PlainFieldsExecutionContext, plain_build, plain_getter
 from app.api.input_policy import violations
 
@@ -380,7 +381,8 @@ def _cancel(coroutine: Any) -> None:
 
 
 class PlannedExecutionContext(PlainFieldsExecutionContext):
-    """Executes a query by its plan when it has one, otherwise (and on Fallback) as graphql-core does."""
+    """Executes a query as a compiled read (`app.api.compiled`) or by its plan when it has one, otherwise
+    (and on Fallback) as graphql-core does."""
 
     def execute_collected_root_fields(self, root_type: GraphQLObjectType, root_value: Any, grouped_field_set: Any,
                                       serially: bool, new_defer_usages: Any) -> Any:
@@ -388,10 +390,15 @@ class PlannedExecutionContext(PlainFieldsExecutionContext):
         if plan is None:
             return super().execute_collected_root_fields(root_type, root_value, grouped_field_set, serially,
                                                          new_defer_usages)
-        return self._planned(plan, root_type, root_value, grouped_field_set)
+        return self._planned(plan, compiled_for(self.operation, root_type), root_type, root_value, grouped_field_set)
 
-    async def _planned(self, plan: Plan, root_type: GraphQLObjectType, root_value: Any, grouped_field_set: Any
-                       ) -> Any:
+    async def _planned(self, plan: Plan, compiled: Compiled | None, root_type: GraphQLObjectType, root_value: Any,
+                       grouped_field_set: Any) -> Any:
+        if compiled is not None:
+            try:
+                return await read(compiled, self)
+            except Exception:  # Fallback, or an argument a page refused: the plan (or graphql-core) reports it
+                pass
         try:
             return await run(plan, self, root_value)
         except Exception:  # Fallback, or a value the plan's completion refused: graphql-core reports it

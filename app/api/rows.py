@@ -30,13 +30,23 @@ class _Plan:
     @classmethod
     def of(cls, model: type[Model]) -> _Plan:
         meta = model._meta
-        as_is = [*meta.db_native_fields, *(f for f in meta.db_complex_fields if isinstance(f[2], _DRIVER_NATIVE))]
+        as_is = _as_is(model)
         converted = [(key, attr, field.to_python_value) for key, attr, field in meta.db_complex_fields
                      if not isinstance(field, _DRIVER_NATIVE)]
         converted += [(key, attr, field.field_type) for key, attr, field in meta.db_default_fields]
         return cls(renamed=tuple((key, attr) for key, attr, _ in as_is if key != attr), converted=tuple(converted),
                    flags={"_partial": False, "_saved_in_db": True,
                           "_custom_generated_pk": meta.db_pk_column not in meta.generated_db_fields})
+
+
+def _as_is(model: type[Model]) -> list[tuple[str, str, Any]]:
+    meta = model._meta
+    return [*meta.db_native_fields, *(f for f in meta.db_complex_fields if isinstance(f[2], _DRIVER_NATIVE))]
+
+
+def native_columns(model: type[Model]) -> frozenset[str]:
+    """Attributes read from a column of the same name whose record value is what the model holds."""
+    return frozenset(attr for key, attr, _ in _as_is(model) if key == attr)
 
 
 _plans: dict[type[Model], _Plan] = {}

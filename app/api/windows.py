@@ -40,7 +40,8 @@ class Window:
     # Columns not read (None on the instances): big ones the page does not show.
     skip: tuple[str, ...] = ()
 
-    def sql(self, keyset: Keyset) -> tuple[str, list[Any]]:
+    def sql(self, keyset: Keyset, columns: Sequence[str] | None = None) -> tuple[str, list[Any]]:
+        """The statement and its parameters (the parents' array first); `columns` instead of `skip`'s."""
         params: list[Any] = []
 
         def param(value: Any) -> str:
@@ -62,17 +63,19 @@ class Window:
         query = (
             f"SELECT page.parent AS window_parent, w.* "
             f"FROM unnest({parents}::{self.parent_type}[]) WITH ORDINALITY AS page(parent, n) "
-            f"CROSS JOIN LATERAL (SELECT {self._columns()} FROM {table} t WHERE {' AND '.join(conditions)} "
+            f"CROSS JOIN LATERAL (SELECT {self._columns(columns)} FROM {table} t WHERE {' AND '.join(conditions)} "
             f"ORDER BY {order.format('t')} LIMIT {param(keyset.size + 1)}) w "
             f"ORDER BY page.n, {order.format('w')}"
         )
         return query, params
 
-    def _columns(self) -> str:
+    def _columns(self, columns: Sequence[str] | None) -> str:
+        if columns is not None:
+            return ", ".join(f"t.{c}" for c in columns)
         if not self.skip:
             return "t.*"
-        columns = dict.fromkeys(self.model._meta.fields_db_projection.values())
-        return ", ".join(f"t.{c}" for c in columns if c not in self.skip)
+        every = dict.fromkeys(self.model._meta.fields_db_projection.values())
+        return ", ".join(f"t.{c}" for c in every if c not in self.skip)
 
     async def rows(self, parents: Sequence[Any], keyset: Keyset) -> dict[str, list[Any]]:
         """Each parent's rows (model instances) in scan order, `keyset.size + 1` at most."""

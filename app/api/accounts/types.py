@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
@@ -11,7 +12,7 @@ from app.api.accounts.loaders import api_keys
 from app.api.context import Info
 from app.api.errors import Forbidden
 from app.api.funding.loaders import balance, ledger_page, user_fundings
-from app.api.nodes import ModelNode
+from app.api.nodes import Column, ModelNode, RowFields
 from app.api.pagination import Connection
 from app.funding import ledger
 
@@ -49,9 +50,17 @@ class ApiKeyType(ModelNode):
         return viewer is not None and (str(viewer.id) == str(row.user_id) or viewer.is_admin)
 
 
+USER_FIELDS: dict[str, Callable[[User], Any]] = {
+    "id": Column("id", str),
+    **{name: Column(name) for name in ("handle", "display_name", "bio", "is_admin", "created_at")},
+    "_email": Column("email"),
+}
+
+
 @strawberry.type(name="User")
-class UserType(ModelNode):
+class UserType(RowFields, ModelNode):
     model = User
+    row_fields = USER_FIELDS
     id: relay.NodeID[str]
     handle: str
     display_name: str
@@ -59,13 +68,6 @@ class UserType(ModelNode):
     is_admin: bool
     created_at: datetime
     _email: strawberry.Private[str]
-
-    @classmethod
-    def from_model(cls, row: User) -> UserType:
-        return cls(
-            id=str(row.id), handle=row.handle, display_name=row.display_name, bio=row.bio,
-            is_admin=row.is_admin, created_at=row.created_at, _email=row.email,
-        )
 
     @strawberry.field(description="Private: only the user themself (or an admin).")
     def email(self, info: Info) -> str:

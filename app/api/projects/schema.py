@@ -6,12 +6,14 @@ import enum
 from typing import Annotated
 
 import strawberry
+from tortoise.queryset import QuerySet
 
 from app.accounts.models import User
+from app.api.compiled import Root, reads
 from app.api.context import Info
 from app.api.errors import Forbidden, ValidationFailed, typed_errors
 from app.api.ids import decode_id
-from app.api.pagination import Connection, paginate
+from app.api.pagination import Connection, Keyset, connection, keyset_page
 from app.api.projects.types import ProjectType
 from app.api.revisions.types import (
     EditNotApplicableError,
@@ -33,18 +35,26 @@ class ProjectOrder(enum.Enum):
     RECENTLY_UPDATED = "-updated_at"
 
 
+def projects_page(first: int | None = None, after: str | None = None, last: int | None = None,
+                  before: str | None = None, owner_id: strawberry.ID | None = None, search: str | None = None,
+                  order_by: ProjectOrder = ProjectOrder.NEWEST) -> tuple[QuerySet[Project], Keyset]:
+    """The projects `projects(...)` pages, and how (what its resolver and compiled reads both read)."""
+    owner = decode_id(owner_id, "User") if owner_id else None
+    qs = services.search(owner_id=owner, text=search.strip() if search else None)
+    return qs, Keyset.of(first, after, last, before, sort=order_by.value)
+
+
 @strawberry.type
 class ProjectsQuery:
     @strawberry.field(description="Projects, newest first by default; filter by owner or text.")
+    @reads(Root(projects_page))
     async def projects(
         self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
         before: str | None = None, owner_id: strawberry.ID | None = None, search: str | None = None,
         order_by: ProjectOrder = ProjectOrder.NEWEST,
     ) -> Connection[ProjectType]:
-        owner = decode_id(owner_id, "User") if owner_id else None
-        qs = services.search(owner_id=owner, text=search.strip() if search else None)
-        return await paginate(qs, ProjectType.from_model, first=first, after=after, last=last, before=before,
-                              sort=order_by.value)
+        qs, keyset = projects_page(first, after, last, before, owner_id, search, order_by)
+        return await connection(keyset, list(await keyset_page(qs, keyset)), ProjectType.from_model)
 
     @strawberry.field
     async def project(self, info: Info, id: strawberry.ID) -> ProjectType:

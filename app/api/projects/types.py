@@ -1,21 +1,23 @@
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 from strawberry import relay
 
 from app.accounts.models import User
+from app.api.compiled import Nested, ToOne, reads
 from app.api.context import Info
 from app.api.discussions.loaders import project_discussions
 from app.api.funding.loaders import ledger_page
-from app.api.nodes import ModelNode
+from app.api.nodes import Column, ModelNode, RowFields
 from app.api.notifications.loaders import viewer_follows
 from app.api.pagination import Connection
 from app.api.projects.stats import ProjectStats, stats
 from app.api.revisions.loaders import history
-from app.api.runs.loaders import project_runs
+from app.api.runs.loaders import project_runs, project_runs_page
 from app.funding import ledger
 from app.projects.models import Project
 from app.revisions.markdown import render_markdown
@@ -32,9 +34,18 @@ UserRef = Annotated["UserType", strawberry.lazy("app.api.accounts.types")]
 RevisionRef = Annotated["RevisionType", strawberry.lazy("app.api.revisions.types")]
 
 
+PROJECT_FIELDS: dict[str, Callable[[Project], Any]] = {
+    "id": Column("id", str),
+    **{name: Column(name) for name in (
+        "title", "git_url", "notes", "notes_version", "balance_cents", "created_at", "updated_at")},
+    "owner_id": Column("owner_id", str),
+}
+
+
 @strawberry.type(name="Project")
-class ProjectType(ModelNode):
+class ProjectType(RowFields, ModelNode):
     model = Project
+    row_fields = PROJECT_FIELDS
     id: relay.NodeID[str]
     title: str
     git_url: str
@@ -45,19 +56,12 @@ class ProjectType(ModelNode):
     updated_at: datetime
     owner_id: strawberry.Private[str]
 
-    @classmethod
-    def from_model(cls, row: Project) -> ProjectType:
-        return cls(
-            id=str(row.id), title=row.title, git_url=row.git_url, notes=row.notes, notes_version=row.notes_version,
-            balance_cents=row.balance_cents, created_at=row.created_at, updated_at=row.updated_at,
-            owner_id=str(row.owner_id),
-        )
-
     @strawberry.field(description="The notes rendered to sanitised HTML.")
     def notes_html(self) -> str:
         return render_markdown(self.notes)
 
     @strawberry.field
+    @reads(ToOne("owner_id"))
     async def owner(self, info: Info) -> UserRef:
         return ModelNode.of(await info.context.loaders.require(User, self.owner_id))
 
@@ -70,6 +74,7 @@ class ProjectType(ModelNode):
         return await stats(info, self.id)
 
     @strawberry.field(description="The project's runs, newest first by default.")
+    @reads(Nested(project_runs_page))
     async def runs(
         self,
         info: Info,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from app.api.context import Info
 from app.api.pagination import Connection, Keyset
 from app.api.runs.types import RunOrder, RunType
@@ -12,11 +14,18 @@ from app.runs.models import Run, RunStatus
 _BIG = {"notes": {"notes", "notesHtml"}, "parameters": {"parameters"}, "estimate_detail": {"estimateDetail"}}
 
 
+def project_runs_page(status: RunStatus | None = None, first: int | None = None, after: str | None = None,
+                      order_by: RunOrder | None = None) -> tuple[Window, Keyset]:
+    """The runs `Project.runs(...)` pages, and how (what its resolver and compiled reads both read)."""
+    window = Window(Run, "project_id", where=(("status", status.value),) if status is not None else ())
+    return window, Keyset.of(first, after, sort=(order_by or RunOrder.NEWEST).value)
+
+
 async def project_runs(info: Info, project_id: str, status: RunStatus | None, first: int | None, after: str | None,
                        order: RunOrder | None) -> Connection[RunType]:
     """`Project.runs`: this project's page, read with the pages of every project being resolved."""
     shown = node_fields(info)
-    skip = () if shown is None else tuple(column for column, fields in _BIG.items() if not fields & shown)
-    window = Window(Run, "project_id", where=(("status", status.value),) if status is not None else (), skip=skip)
-    keyset = Keyset.of(first, after, sort=(order or RunOrder.NEWEST).value)
+    window, keyset = project_runs_page(status, first, after, order)
+    if shown is not None:
+        window = replace(window, skip=tuple(column for column, fields in _BIG.items() if not fields & shown))
     return await info.context.loaders.page(window, keyset, project_id, RunType.from_row)

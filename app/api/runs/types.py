@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from datetime import datetime
-from operator import attrgetter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
@@ -16,7 +15,7 @@ from app.accounts.models import User
 from app.api.context import Info
 from app.api.funding.loaders import ledger_page, run_fundings
 from app.api.jobs.environment_types import run_reproduce
-from app.api.nodes import ModelNode, RowFields
+from app.api.nodes import Column, ModelNode, RowFields
 from app.api.pagination import Connection
 from app.api.revisions.loaders import history
 from app.api.runs.result_types import RunResults, run_results
@@ -50,30 +49,21 @@ class Resources:
     spot: bool
 
 
-def _optional_id(column: str) -> Callable[[Run], str | None]:
-    def read(row: Run) -> str | None:
-        value = getattr(row, column)
-        return str(value) if value else None
-
-    return read
-
-
 # Each field of a run's type from its row (RowFields): built all at once, or each when first read.
 RUN_FIELDS: dict[str, Callable[[Run], Any]] = {
-    "id": lambda row: str(row.id),
-    "title": attrgetter("title"),
-    "status": lambda row: RunStatus(row.status),
-    **{name: attrgetter(name) for name in ("uri", "version", "commit_sha", "entry_point")},
+    "id": Column("id", str),
+    "title": Column("title"),
+    "status": Column("status", RunStatus),
+    **{name: Column(name) for name in ("uri", "version", "commit_sha", "entry_point")},
     "parameters": lambda row: JSON(row.parameters),
     "resources": lambda row: Resources(gpu_type=row.gpu_type, gpu_count=row.gpu_count,
                                        machine_type=row.machine_type, spot=row.spot),
-    **{name: attrgetter(name) for name in (
+    **{name: Column(name) for name in (
         "image", "dryrun_override_param", "dryrun_override_value", "notes", "notes_version", "estimated_cost_cents",
         "estimated_duration_seconds", "estimate_detail", "funded_cents", "funding_gap_cents", "created_at",
         "updated_at")},
-    "project_id": lambda row: str(row.project_id),
-    "creator_id": lambda row: str(row.creator_id),
-    **{name: _optional_id(name) for name in ("dryrun_job_id", "funded_job_id", "copied_from_id")},
+    **{name: Column(name, str) for name in (
+        "project_id", "creator_id", "dryrun_job_id", "funded_job_id", "copied_from_id")},
 }
 
 

@@ -1,0 +1,412 @@
+"""Compiled reads: a query made of columns, to-one rows and pages, answered from the driver's records.
+
+A dashboard page (`projects { edges { node { title owner { handle } runs(first: 10) { edges { node {
+title status … } } } } } }`) is data straight out of three tables. Planned execution (`app.api.plans`)
+still makes a model instance of every row, a GraphQL object of every instance and completes every
+field through its getter. A compiled read does none of that: the query is compiled once per document
+into one statement per page or link that reads only the selected columns, and the response is built
+from the records by one precompiled function per selection.
+
+Only what the types declare is compiled, so every rule that lives in a resolver keeps running:
+- a field of a `RowFields` type whose reader is a `Column` the driver returns as the model holds it;
+- the relay `id` of such a type, and `__typename`;
+- a resolver marked with `reads(...)`: `Root` (a root page), `Nested` (a page per parent) or `ToOne`
+  (the row a column names). `Root` and `Nested` name the function the resolver itself pages with,
+  so both read the same rows;
+- connections selected through `edges { node }` and `nodes`.
+
+Anything else makes the query planned instead. At run time anything unexpected (an argument the
+input policy or the page refuses, a missing row, null in a non-null field) abandons the compiled
+read, and the query is planned from the start, which reports it: query resolvers only read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from graphql import (
+    GRAPHQL_MAX_INT,
+    GRAPHQL_MIN_INT,
+    FieldNode,
+    GraphQLBoolean,
+    GraphQLEnumType,
+    GraphQLField,
+    GraphQLID,
+    GraphQLInt,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLOutputType,
+    GraphQLString,
+    OperationDefinitionNode,
+    get_named_type,
+)
+from graphql.execution.values import get_argument_values
+from strawberry import relay
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.field import StrawberryField
+from tortoise import connections
+from tortoise.queryset import QuerySet
+
+from app.api.execution import Fallback, plain_build
+from app.api.input_policy import violations
+from app.api.nodes import Column, RowFields
+from app.api.pagination import Keyset, keyset_page
+from app.api.rows import native_columns
+from app.api.windows import Window
+
+F = TypeVar("F", bound=Callable[..., Any])
+Row = Mapping[str, Any]
+CACHE_SIZE = 512
+
+
+@dataclass(frozen=True)
+class Root:
+    """A root connection: `page(**arguments)` is the queryset and keyset the resolver pages."""
+
+    page: Callable[..., tuple[QuerySet[Any], Keyset]]
+
+
+@dataclass(frozen=True)
+class Nested:
+    """A connection per parent: `page(**arguments)` is the window and keyset the resolver reads."""
+
+    page: Callable[..., tuple[Window, Keyset]]
+
+
+@dataclass(frozen=True)
+class ToOne:
+    """The row of the field's type whose primary key is the parent's `column` (never null)."""
+
+    column: str
+
+
+Declaration = Root | Nested | ToOne
+
+
+def reads(declaration: Declaration) -> Callable[[F], F]:
+    """Marks a resolver as compiled by `declaration` (under `@strawberry.field`)."""
+
+    def mark(fn: F) -> F:
+        fn._reads = declaration  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class _NotCompiled(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class _Selection:
+    """What a selection on one object type reads and builds: columns in, a dict out. Model attributes
+    and columns share their names (`native_columns`).
+
+    The dict is built by one function made for the selection (`builder`), as `dataclasses` makes
+    `__init__`: each field an expression of `row` in one dict display, no call per field where the
+    value is already what GraphQL sends."""
+
+    model: Any
+    columns: list[str]
+    # (response key, Python expression of `row` and of `env`'s names), in the selection's order
+    entries: list[tuple[str, str]] = field(default_factory=list)
+    env: dict[str, Any] = field(default_factory=dict)
+    links: list[tuple[str, _Link]] = field(default_factory=list)
+    _build: Callable[[Row, list[list[Any]]], dict[str, Any]] | None = None
+
+    def read(self, column: str) -> None:
+        if column not in self.columns:
+            self.columns.append(column)
+
+    def value(self, key: str, template: str, *objects: Any) -> None:
+        """A field computed by `template` (an expression of `row`; `{0}`, `{1}`… name `objects`)."""
+        names = []
+        for obj in objects:
+            names.append(f"_{len(self.env)}")
+            self.env[names[-1]] = obj
+        self.entries.append((key, template.format(*names)))
+
+    def link(self, key: str, link: _Link) -> None:
+        self.entries.append((key, "None"))  # keeps the selection's order; filled by the next level
+        self.links.append((key, link))
+
+    def builder(self) -> Callable[[Row, list[list[Any]]], dict[str, Any]]:
+        """`build(row, slots)`: the row's dict; each link's (dict, key, parent key) appended to its slots."""
+        if self._build is None:
+            lines = ["def build(row, slots):",
+                     f"    out = {{{', '.join(f'{key!r}: {expression}' for key, expression in self.entries)}}}"]
+            lines += [f"    slots[{i}].append((out, {key!r}, row[{link.parent_column!r}]))"
+                      for i, (key, link) in enumerate(self.links)]
+            lines.append("    return out")
+            namespace = dict(self.env)
+            exec("\n".join(lines), namespace)  # response keys, column names and `env` only
+            self._build = namespace["build"]
+        return self._build
+
+
+@dataclass(eq=False)
+class _Link:
+    """A resolver field compiled by its declaration; `shape` wraps its rows' dicts as the selection asks."""
+
+    declaration: Declaration
+    definition: GraphQLField
+    node: FieldNode
+    strawberry_field: StrawberryField
+    child: _Selection
+    shape: Callable[[list[Any]], Any]
+    parent_column: str | None  # the parent's column naming the rows (None at the root)
+
+
+def _fields(node: FieldNode | OperationDefinitionNode) -> list[tuple[str, FieldNode]]:
+    """(response key, field) of a selection set; only fields, each key once, no directives."""
+    out: list[tuple[str, FieldNode]] = []
+    for selection in node.selection_set.selections if node.selection_set else ():
+        if not isinstance(selection, FieldNode) or selection.directives:
+            raise _NotCompiled
+        key = selection.alias.value if selection.alias else selection.name.value
+        if any(k == key for k, _ in out):
+            raise _NotCompiled
+        out.append((key, selection))
+    return out
+
+
+def _object_type(type_: GraphQLOutputType) -> GraphQLObjectType:
+    named = get_named_type(type_)
+    if not isinstance(named, GraphQLObjectType):
+        raise _NotCompiled
+    return named
+
+
+def _declared(definition: GraphQLField | None) -> tuple[Declaration, StrawberryField]:
+    strawberry_field = definition.extensions.get("strawberry-definition") if definition is not None else None
+    resolver = getattr(strawberry_field, "base_resolver", None)
+    declaration = getattr(getattr(resolver, "wrapped_func", None), "_reads", None)
+    if declaration is None or strawberry_field.extensions:  # type: ignore[union-attr]  # permission classes
+        raise _NotCompiled
+    return declaration, strawberry_field  # type: ignore[return-value]
+
+
+def _selection(type_: GraphQLObjectType, node: FieldNode) -> _Selection:
+    origin = getattr(type_.extensions.get("strawberry-definition"), "origin", None)
+    if not (isinstance(origin, type) and issubclass(origin, RowFields)):
+        raise _NotCompiled
+    model = origin.model  # type: ignore[attr-defined]
+    native = native_columns(model)
+    selection = _Selection(model, [])
+    for key, child in _fields(node):
+        name = child.name.value
+        if name == "__typename":
+            selection.value(key, repr(type_.name))
+            continue
+        definition = type_.fields.get(name)
+        if definition is None:
+            raise _NotCompiled
+        if name == "id" and _relay_id(origin):
+            selection.read("id")
+            selection.value(key, f"{{0}}({type_.name!r}, str(row['id']))", relay.to_base64)
+            continue
+        strawberry_field = definition.extensions.get("strawberry-definition")
+        reader = origin.row_fields.get(strawberry_field.python_name) if strawberry_field is not None else None
+        if isinstance(reader, Column) and strawberry_field.base_resolver is None:
+            build = plain_build(definition.type, (child,))
+            if reader.name not in native or build is None or child.arguments:
+                raise _NotCompiled
+            selection.read(reader.name)
+            selection.value(key, *_column_value(f"row[{reader.name!r}]", reader.convert, build, definition.type))
+            continue
+        selection.link(key, _link(selection, definition, child, native))
+    if not selection.entries:
+        raise _NotCompiled
+    return selection
+
+
+def _relay_id(origin: type) -> bool:
+    """The relay id is `to_base64(type name, str(row id))` unless the type resolves it its own way."""
+    reader = origin.row_fields.get("id")  # type: ignore[attr-defined]
+    return (issubclass(origin, relay.Node) and isinstance(reader, Column) and reader.name == "id"
+            and origin.resolve_id.__func__ is relay.Node.resolve_id.__func__  # type: ignore[attr-defined]
+            and origin.resolve_typename.__func__ is relay.Node.resolve_typename.__func__)  # type: ignore[attr-defined]
+
+
+def _column_value(read: str, convert: Callable[[Any], Any] | None, build: Callable[[Any], Any],
+                  type_: GraphQLOutputType) -> tuple[Any, ...]:
+    """The expression (and its objects) completing the column `read` reads: `build` (the full
+    completion) where the value is not already what GraphQL sends."""
+    named = get_named_type(type_)
+    if convert is None and named in (GraphQLString, GraphQLID):
+        return f"(v if type(v := {read}) is str else {{0}}(v))", build
+    if convert is None and named is GraphQLInt:
+        return f"(v if type(v := {read}) is int and {GRAPHQL_MIN_INT} <= v <= {GRAPHQL_MAX_INT} else {{0}}(v))", build
+    if convert is None and named is GraphQLBoolean:
+        return f"(v if type(v := {read}) is bool else {{0}}(v))", build
+    if convert is not None and isinstance(named, GraphQLEnumType):
+        known: dict[Any, Any] = {}  # an enum's handful of stored values, each completed once
+
+        def complete(value: Any) -> Any:
+            known[value] = done = build(None if value is None else convert(value))
+            return done
+
+        return f"({{0}}[v] if (v := {read}) in {{0}} else {{1}}(v))", known, complete
+    if convert is None:
+        return f"{{0}}({read})", build
+    return f"{{0}}(None if (v := {read}) is None else {{1}}(v))", build, convert
+
+
+def _link(parent: _Selection | None, definition: GraphQLField | None, node: FieldNode, native: frozenset[str]) -> _Link:
+    declaration, strawberry_field = _declared(definition)
+    assert definition is not None
+    if isinstance(declaration, ToOne):
+        type_ = definition.type
+        if not (isinstance(type_, GraphQLNonNull) and isinstance(type_.of_type, GraphQLObjectType)):
+            raise _NotCompiled
+        child = _selection(type_.of_type, node)
+        child.read("id")
+        if parent is None or declaration.column not in native:
+            raise _NotCompiled
+        parent.read(declaration.column)
+        return _Link(declaration, definition, node, strawberry_field, child, lambda rows: rows[0], declaration.column)
+    if (parent is None) != isinstance(declaration, Root):
+        raise _NotCompiled
+    connection = _object_type(definition.type)
+    child, shape = _connection(connection, node)
+    if parent is not None:
+        parent.read("id")
+    return _Link(declaration, definition, node, strawberry_field, child, shape, None if parent is None else "id")
+
+
+def _connection(type_: GraphQLObjectType, node: FieldNode) -> tuple[_Selection, Callable[[list[Any]], Any]]:
+    """The nodes' selection and the shape of `edges { node }` / `nodes` around their dicts."""
+    nodes: list[tuple[GraphQLObjectType, FieldNode]] = []
+    parts: list[tuple[str, Callable[[list[Any]], Any]]] = []  # (key, its value from the nodes' dicts)
+    for key, child in _fields(node):
+        name = child.name.value
+        if name == "__typename":
+            parts.append((key, _constant(type_.name)))
+        elif name == "nodes":
+            nodes.append((_object_type(type_.fields[name].type), child))
+            parts.append((key, lambda rows: rows))
+        elif name == "edges":
+            parts.append((key, _edges(_object_type(type_.fields[name].type), child, nodes)))
+        else:
+            raise _NotCompiled  # pageInfo
+    if len(nodes) != 1:
+        raise _NotCompiled  # one selection of the nodes, read once (not `nodes` and `edges` together)
+    return _selection(*nodes[0]), lambda rows: {key: value(rows) for key, value in parts}
+
+
+def _constant(value: str) -> Callable[[list[Any]], str]:
+    return lambda _rows: value
+
+
+def _edges(type_: GraphQLObjectType, node: FieldNode, nodes: list[tuple[GraphQLObjectType, FieldNode]]
+           ) -> Callable[[list[Any]], list[dict[str, Any]]]:
+    """The edges around the nodes' dicts, for an edge's selection."""
+    parts: list[tuple[str, str | None]] = []  # (key, the type's name for `__typename`, None for the node)
+    for key, child in _fields(node):
+        if child.name.value == "__typename":
+            parts.append((key, type_.name))
+        elif child.name.value == "node":
+            nodes.append((_object_type(type_.fields["node"].type), child))
+            parts.append((key, None))
+        else:
+            raise _NotCompiled  # cursors
+    if len(parts) == 1 and parts[0][1] is None:  # `edges { node { … } }`
+        key = parts[0][0]
+        return lambda rows: [{key: row} for row in rows]
+    return lambda rows: [{k: row if name is None else name for k, name in parts} for row in rows]
+
+
+@dataclass(frozen=True)
+class Compiled:
+    roots: list[tuple[str, _Link]]
+
+
+_compiled: dict[int, tuple[OperationDefinitionNode, Compiled | None]] = {}
+
+
+def compiled_for(operation: OperationDefinitionNode, root_type: GraphQLObjectType) -> Compiled | None:
+    """The operation's compiled read (None if it has none), made once per parsed document."""
+    cached = _compiled.get(id(operation))
+    if cached is not None and cached[0] is operation:
+        return cached[1]
+    result: Compiled | None
+    try:
+        result = Compiled([(key, _link(None, root_type.fields.get(node.name.value), node, frozenset()))
+                           for key, node in _fields(operation)])
+    except _NotCompiled:
+        result = None
+    if len(_compiled) >= CACHE_SIZE:
+        _compiled.clear()
+    _compiled[id(operation)] = (operation, result)  # the node is kept, so its id stays its own
+    return result
+
+
+async def read(compiled: Compiled, executor: Any) -> dict[str, Any]:
+    """The operation's data; raises (Fallback or whatever a page refused) when it must be planned instead.
+
+    `executor` is the request's graphql-core execution context (its variables and schema)."""
+    data: dict[str, Any] = {}
+    # Per link of this level: (the output dict, its key, the parent's key value) to fill.
+    level: dict[_Link, list[tuple[dict[str, Any], str, Any]]] = {link: [(data, key, None)]
+                                                                  for key, link in compiled.roots}
+    while level:
+        following: dict[_Link, list[tuple[dict[str, Any], str, Any]]] = defaultdict(list)
+        fetched = await asyncio.gather(*(_fetch(link, [p for _, _, p in slots], executor)
+                                         for link, slots in level.items()))
+        for (link, slots), by_parent in zip(level.items(), fetched, strict=True):
+            build = link.child.builder()
+            children = [following[child] for _, child in link.child.links]
+            for out, key, parent in slots:
+                out[key] = link.shape([build(row, children) for row in by_parent(parent)])
+        level = {link: slots for link, slots in following.items() if slots}
+    return data
+
+
+async def _fetch(link: _Link, parents: Sequence[Any], executor: Any) -> Callable[[Any], list[Row]]:
+    """The link's rows for all `parents`: a function from a parent's key to its rows, in order."""
+    declaration, columns = link.declaration, link.child.columns
+    if isinstance(declaration, ToOne):
+        meta = link.child.model._meta
+        _, records = await connections.get("default").execute_query(
+            f"SELECT {', '.join(columns)} FROM {meta.db_table} WHERE {meta.db_pk_column} = ANY($1::uuid[])",
+            [list(dict.fromkeys(parents))])
+        by_id = {record[meta.db_pk_column]: record for record in records}
+        return lambda parent: [by_id[parent]]  # a missing row: KeyError, and the query is planned
+    kwargs = _arguments(link, executor)
+    if isinstance(declaration, Root):
+        qs, keyset = declaration.page(**kwargs)
+        rows: list[Row] = list(await keyset_page(qs, keyset).values(*columns))
+        page = _page(rows, keyset)
+        return lambda _parent: page
+    window, keyset = declaration.page(**kwargs)
+    query, params = window.sql(keyset, [*columns, *(c for c in (keyset.field, keyset.pk) if c not in columns)])
+    params[0] = list(parents)
+    _, records = await connections.get("default").execute_query(query, params)
+    by_parent: dict[Any, list[Row]] = defaultdict(list)
+    for record in records:
+        by_parent[record["window_parent"]].append(record)
+    pages = {parent: _page(rows, keyset) for parent, rows in by_parent.items()}
+    return lambda parent: pages.get(parent, [])
+
+
+def _page(rows: list[Row], keyset: Keyset) -> list[Row]:
+    """The page of rows read in scan order with one more (as `app.api.pagination.connection` pages them)."""
+    page = rows[: keyset.size]
+    if keyset.backwards:
+        page.reverse()
+    return page
+
+
+def _arguments(link: _Link, executor: Any) -> dict[str, Any]:
+    """The resolver's keyword arguments, coerced, checked by the input policy and converted as strawberry does."""
+    args = get_argument_values(link.definition, link.node, executor.variable_values, None, executor.hide_suggestions)
+    policy = getattr(link.definition.resolve, "policy_args", None)
+    if policy is not None and violations(policy, args):
+        raise Fallback
+    schema = executor.schema._strawberry_schema
+    return convert_arguments(args, link.strawberry_field.arguments, config=schema.config,
+                             scalar_registry=schema.schema_converter.scalar_registry)
