@@ -53,6 +53,7 @@ from tortoise.queryset import QuerySet
 
 from app.api.execution import Fallback, plain_build
 from app.api.input_policy import violations
+from app.api.node_cache import NodeCache
 from app.api.nodes import Column, RowFields
 from app.api.pagination import Keyset, keyset_page
 from app.api.rows import native_columns
@@ -60,7 +61,6 @@ from app.api.windows import Window
 
 F = TypeVar("F", bound=Callable[..., Any])
 Row = Mapping[str, Any]
-CACHE_SIZE = 512
 
 
 @dataclass(frozen=True)
@@ -325,24 +325,20 @@ class Compiled:
     roots: list[tuple[str, _Link]]
 
 
-_compiled: dict[int, tuple[OperationDefinitionNode, Compiled | None]] = {}
+_compiled: NodeCache[OperationDefinitionNode, Compiled | None] = NodeCache(512)
 
 
 def compiled_for(operation: OperationDefinitionNode, root_type: GraphQLObjectType) -> Compiled | None:
     """The operation's compiled read (None if it has none), made once per parsed document."""
-    cached = _compiled.get(id(operation))
-    if cached is not None and cached[0] is operation:
-        return cached[1]
-    result: Compiled | None
+    return _compiled.get(operation, lambda op: _compile(op, root_type))
+
+
+def _compile(operation: OperationDefinitionNode, root_type: GraphQLObjectType) -> Compiled | None:
     try:
-        result = Compiled([(key, _link(None, root_type.fields.get(node.name.value), node, frozenset()))
-                           for key, node in _fields(operation)])
+        return Compiled([(key, _link(None, root_type.fields.get(node.name.value), node, frozenset()))
+                         for key, node in _fields(operation)])
     except _NotCompiled:
-        result = None
-    if len(_compiled) >= CACHE_SIZE:
-        _compiled.clear()
-    _compiled[id(operation)] = (operation, result)  # the node is kept, so its id stays its own
-    return result
+        return None
 
 
 async def read(compiled: Compiled, executor: Any) -> dict[str, Any]:

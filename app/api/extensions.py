@@ -17,6 +17,7 @@ from strawberry.types import ExecutionContext
 
 from app.api.input_policy import long_number_literals
 from app.api.next_steps import recommended_action
+from app.api.node_cache import NodeCache
 from app.core.errors import AccessError
 from app.core.telemetry import tracing_enabled
 
@@ -114,12 +115,16 @@ class ParsedDocuments(SchemaExtension):
                 _parsed.popitem(last=False)
 
 
+_long_numbers: NodeCache[DocumentNode, list[GraphQLError]] = NodeCache(PARSED_MAX)
+
+
 class CheckedValidationCache(ValidationCache):
-    """Validation, cached per document, after refusing number literals too long to convert."""
+    """Validation, cached per document, after refusing number literals too long to convert (also
+    checked once per document: a parsed document is kept)."""
 
     def on_validate(self) -> Iterator[None]:
         document = self.execution_context.graphql_document
-        errors = long_number_literals(document) if document is not None else []
+        errors = _long_numbers.get(document, long_number_literals) if document is not None else []
         if errors:
             self.execution_context.pre_execution_errors = errors
             yield

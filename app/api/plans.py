@@ -54,6 +54,7 @@ from strawberry.types.field import StrawberryField
 from app.api.compiled import Compiled, compiled_for, read
 from app.api.execution import Fallback, PlainFieldsExecutionContext, plain_build, plain_getter
 from app.api.input_policy import violations
+from app.api.node_cache import NodeCache
 
 PLAN_CACHE_SIZE = 512
 
@@ -198,24 +199,21 @@ def _object(type_: GraphQLObjectType, fields: list[tuple[str, Any, Any, Complete
     return complete
 
 
-_plans: dict[int, tuple[OperationDefinitionNode, Plan | None]] = {}
+_plans: NodeCache[OperationDefinitionNode, Plan | None] = NodeCache(PLAN_CACHE_SIZE)
 
 
 def plan_for(operation: OperationDefinitionNode, root_type: GraphQLObjectType) -> Plan | None:
     """The operation's plan (None if it has none), made once per parsed document."""
-    cached = _plans.get(id(operation))
-    if cached is not None and cached[0] is operation:
-        return cached[1]
-    plan: Plan | None = None
-    if operation.operation == OperationType.QUERY:
-        try:
-            plan = _object_plan(root_type, operation, root=True)
-        except _Unplannable:
-            plan = None
-    if len(_plans) >= PLAN_CACHE_SIZE:
-        _plans.clear()
-    _plans[id(operation)] = (operation, plan)  # the node is kept, so its id stays its own
-    return plan
+    return _plans.get(operation, lambda op: _plan(op, root_type))
+
+
+def _plan(operation: OperationDefinitionNode, root_type: GraphQLObjectType) -> Plan | None:
+    if operation.operation != OperationType.QUERY:
+        return None
+    try:
+        return _object_plan(root_type, operation, root=True)
+    except _Unplannable:
+        return None
 
 
 async def run(plan: Plan, executor: Any, root_value: Any) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from strawberry.types import Info
 from tortoise import connections
 from tortoise.models import Model
 
+from app.api.node_cache import NodeCache
 from app.api.pagination import Connection, Keyset, connection
 from app.api.rows import hydrate_all
 
@@ -94,9 +95,7 @@ class Window:
         return [await connection(keyset, by_parent.get(str(p), []), convert) for p in parents]
 
 
-SHOWN_CACHE_SIZE = 4096
-# A field node's selection never changes (documents are parsed once): the node is kept, so its id stays its own.
-_shown: dict[int, tuple[FieldNode, frozenset[str] | None]] = {}
+_shown: NodeCache[FieldNode, frozenset[str] | None] = NodeCache(4096)
 
 
 def node_fields(info: Info[Any, Any]) -> frozenset[str] | None:
@@ -106,14 +105,7 @@ def node_fields(info: Info[Any, Any]) -> frozenset[str] | None:
     nodes = info._raw_info.field_nodes
     if len(nodes) != 1:
         return _node_fields(nodes)
-    cached = _shown.get(id(nodes[0]))
-    if cached is not None and cached[0] is nodes[0]:
-        return cached[1]
-    if len(_shown) >= SHOWN_CACHE_SIZE:
-        _shown.clear()
-    shown = _node_fields(nodes)
-    _shown[id(nodes[0])] = (nodes[0], shown)
-    return shown
+    return _shown.get(nodes[0], lambda node: _node_fields([node]))
 
 
 def _node_fields(nodes: Sequence[FieldNode]) -> frozenset[str] | None:
