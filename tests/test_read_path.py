@@ -318,6 +318,12 @@ COMPILED = {
         back: projects(search: $t, last: 3) { edges { node { title owner { handle } again: owner { id } } } }
         projects(search: $t, first: 15) { edges { node { done: runs(status: COMPLETED, first: 2) { nodes { title
           status } } none: runs(first: 0) { edges { node { title } } } } } } }""",
+    "page info and cursors, after and before a cursor": """query($t: String!, $c: String!) {
+        next: projects(search: $t, first: 3, after: $c) { pageInfo { __typename hasNextPage hasPreviousPage
+          startCursor endCursor } edges { __typename cursor node { title runs(first: 2) { pageInfo { hasNextPage
+            endCursor } edges { cursor node { title } } } } } }
+        back: projects(search: $t, last: 2, before: $c) { pageInfo { hasNextPage hasPreviousPage startCursor }
+          edges { cursor } nodes { title } } }""",
 }
 # Planned instead: a field no type declares for compiled reads (resolvers, private data, cursors, fragments).
 NOT_COMPILED = {
@@ -325,8 +331,6 @@ NOT_COMPILED = {
     "a computed run field": """query($t: String!) { projects(search: $t, first: 2) { edges { node {
         runs(first: 2) { edges { node { fundingGapCents } } } } } } }""",
     "private data": FALLBACK["another user's email"],
-    "cursors": """query($t: String!) { projects(search: $t, first: 2) { edges { cursor node { title } } } }""",
-    "page info": """query($t: String!) { projects(search: $t, first: 2) { pageInfo { hasNextPage } } }""",
     "a fragment": FALLBACK["a fragment"],
 }
 # Compiled, but refused when read (then planned, which reports them as graphql-core does).
@@ -352,6 +356,9 @@ async def test_compiled_reads_answer_as_graphql_core(viewer: Person, db: asyncpg
     token = f"rc{uuid.uuid4().hex[:8]}"
     await _seed(db, token, viewer.user_id, RUNS_PER_PROJECT, COMMENTS)
     owner = await db.fetchval("SELECT owner_id FROM projects WHERE title LIKE $1 || ' %' LIMIT 1", token)
+    page = await schema.execute("query($t: String!) { projects(search: $t, first: 4) { pageInfo { endCursor } } }",
+                                {"t": token})
+    cursor = page.data["projects"]["pageInfo"]["endCursor"]
     reference = _reference_schema()
     user = await User.get(id=viewer.user_id)
 
@@ -366,7 +373,8 @@ async def test_compiled_reads_answer_as_graphql_core(viewer: Person, db: asyncpg
     try:
         for cases in (COMPILED, NOT_COMPILED, REFUSED):
             for name, query in cases.items():
-                variables = {k: v for k, v in {"t": token, "n": 7, "o": relay.to_base64("User", owner)}.items()
+                variables = {k: v for k, v in {"t": token, "n": 7, "o": relay.to_base64("User", owner),
+                                                    "c": cursor}.items()
                              if f"${k}" in query}
                 ours = _outcome(await schema.execute(query, variables, context_value=context()))
                 theirs = _outcome(await reference.execute(query, variables, context_value=context()))

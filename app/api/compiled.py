@@ -55,7 +55,7 @@ from app.api.execution import Fallback, plain_build
 from app.api.input_policy import violations
 from app.api.node_cache import NodeCache
 from app.api.nodes import Column, RowFields
-from app.api.pagination import Keyset, keyset_page
+from app.api.pagination import Keyset, encode_cursor, keyset_page, page_info
 from app.api.rows import native_columns
 from app.api.windows import Window
 
@@ -157,7 +157,7 @@ class _Link:
     node: FieldNode
     strawberry_field: StrawberryField
     child: _Selection
-    shape: Callable[[list[Any]], Any]
+    shape: Callable[[list[Any], _Page], Any]
     parent_column: str | None  # the parent's column naming the rows (None at the root)
 
 
@@ -268,7 +268,8 @@ def _link(parent: _Selection | None, definition: GraphQLField | None, node: Fiel
         if parent is None or declaration.column not in native:
             raise _NotCompiled
         parent.read(declaration.column)
-        return _Link(declaration, definition, node, strawberry_field, child, lambda rows: rows[0], declaration.column)
+        return _Link(declaration, definition, node, strawberry_field, child, lambda built, _: built[0],
+                     declaration.column)
     if (parent is None) != isinstance(declaration, Root):
         raise _NotCompiled
     connection = _object_type(definition.type)
@@ -278,46 +279,83 @@ def _link(parent: _Selection | None, definition: GraphQLField | None, node: Fiel
     return _Link(declaration, definition, node, strawberry_field, child, shape, None if parent is None else "id")
 
 
-def _connection(type_: GraphQLObjectType, node: FieldNode) -> tuple[_Selection, Callable[[list[Any]], Any]]:
-    """The nodes' selection and the shape of `edges { node }` / `nodes` around their dicts."""
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """A parent's rows in display order; `keyset` and `has_more` (a row beyond them was read) for a page."""
+
+    rows: list[Row]
+    keyset: Keyset | None = None
+    has_more: bool = False
+
+    def key(self, row: Row) -> tuple[Any, Any]:
+        assert self.keyset is not None
+        return row[self.keyset.field], row[self.keyset.pk]
+
+
+Shape = Callable[[list[Any], _Page], Any]  # the nodes' dicts and their page -> the field's value
+
+
+def _connection(type_: GraphQLObjectType, node: FieldNode) -> tuple[_Selection, Shape]:
+    """The nodes' selection and the shape of `edges`, `nodes` and `pageInfo` around their dicts."""
     nodes: list[tuple[GraphQLObjectType, FieldNode]] = []
-    parts: list[tuple[str, Callable[[list[Any]], Any]]] = []  # (key, its value from the nodes' dicts)
+    parts: list[tuple[str, Shape]] = []
     for key, child in _fields(node):
         name = child.name.value
         if name == "__typename":
             parts.append((key, _constant(type_.name)))
         elif name == "nodes":
             nodes.append((_object_type(type_.fields[name].type), child))
-            parts.append((key, lambda rows: rows))
+            parts.append((key, lambda built, _: built))
         elif name == "edges":
             parts.append((key, _edges(_object_type(type_.fields[name].type), child, nodes)))
+        elif name == "pageInfo" and (build := plain_build(type_.fields[name].type, (child,))) is not None:
+            parts.append((key, _page_info(build)))
         else:
-            raise _NotCompiled  # pageInfo
+            raise _NotCompiled
     if len(nodes) != 1:
         raise _NotCompiled  # one selection of the nodes, read once (not `nodes` and `edges` together)
-    return _selection(*nodes[0]), lambda rows: {key: value(rows) for key, value in parts}
+    return _selection(*nodes[0]), lambda built, page: {key: value(built, page) for key, value in parts}
 
 
-def _constant(value: str) -> Callable[[list[Any]], str]:
-    return lambda _rows: value
+def _constant(value: str) -> Shape:
+    return lambda _built, _page: value
 
 
-def _edges(type_: GraphQLObjectType, node: FieldNode, nodes: list[tuple[GraphQLObjectType, FieldNode]]
-           ) -> Callable[[list[Any]], list[dict[str, Any]]]:
+def _page_info(build: Callable[[Any], Any]) -> Shape:
+    """`pageInfo` as `app.api.pagination.connection` makes it, completed as planned execution would."""
+
+    def value(_built: list[Any], page: _Page) -> Any:
+        assert page.keyset is not None
+        rows = page.rows
+        return build(page_info(page.keyset, page.has_more, page.key(rows[0]) if rows else None,
+                               page.key(rows[-1]) if rows else None))
+
+    return value
+
+
+def _edges(type_: GraphQLObjectType, node: FieldNode, nodes: list[tuple[GraphQLObjectType, FieldNode]]) -> Shape:
     """The edges around the nodes' dicts, for an edge's selection."""
-    parts: list[tuple[str, str | None]] = []  # (key, the type's name for `__typename`, None for the node)
+    parts: list[tuple[str, str | None]] = []  # (key, what: `__typename`'s value, None for the node, "" the cursor)
     for key, child in _fields(node):
-        if child.name.value == "__typename":
+        name = child.name.value
+        if name == "__typename":
             parts.append((key, type_.name))
-        elif child.name.value == "node":
+        elif name == "node":
             nodes.append((_object_type(type_.fields["node"].type), child))
             parts.append((key, None))
+        elif name == "cursor":
+            parts.append((key, ""))
         else:
-            raise _NotCompiled  # cursors
+            raise _NotCompiled
     if len(parts) == 1 and parts[0][1] is None:  # `edges { node { … } }`
-        key = parts[0][0]
-        return lambda rows: [{key: row} for row in rows]
-    return lambda rows: [{k: row if name is None else name for k, name in parts} for row in rows]
+        only = parts[0][0]
+        return lambda built, _page: [{only: node} for node in built]
+
+    def edges(built: list[Any], page: _Page) -> list[dict[str, Any]]:
+        return [{key: node if what is None else encode_cursor(*page.key(row)) if what == "" else what
+                 for key, what in parts} for node, row in zip(built, page.rows, strict=True)]
+
+    return edges
 
 
 @dataclass(frozen=True)
@@ -357,44 +395,51 @@ async def read(compiled: Compiled, executor: Any) -> dict[str, Any]:
             build = link.child.builder()
             children = [following[child] for _, child in link.child.links]
             for out, key, parent in slots:
-                out[key] = link.shape([build(row, children) for row in by_parent(parent)])
+                page = by_parent(parent)
+                out[key] = link.shape([build(row, children) for row in page.rows], page)
         level = {link: slots for link, slots in following.items() if slots}
     return data
 
 
-async def _fetch(link: _Link, parents: Sequence[Any], executor: Any) -> Callable[[Any], list[Row]]:
-    """The link's rows for all `parents`: a function from a parent's key to its rows, in order."""
+async def _fetch(link: _Link, parents: Sequence[Any], executor: Any) -> Callable[[Any], _Page]:
+    """The link's rows for all `parents`: a function from a parent's key to its page."""
     declaration, columns = link.declaration, link.child.columns
     if isinstance(declaration, ToOne):
         meta = link.child.model._meta
         _, records = await connections.get("default").execute_query(
             f"SELECT {', '.join(columns)} FROM {meta.db_table} WHERE {meta.db_pk_column} = ANY($1::uuid[])",
             [list(dict.fromkeys(parents))])
-        by_id = {record[meta.db_pk_column]: record for record in records}
-        return lambda parent: [by_id[parent]]  # a missing row: KeyError, and the query is planned
+        by_id = {record[meta.db_pk_column]: _Page([record]) for record in records}
+        return by_id.__getitem__  # a missing row: KeyError, and the query is planned
     kwargs = _arguments(link, executor)
     if isinstance(declaration, Root):
         qs, keyset = declaration.page(**kwargs)
-        rows: list[Row] = list(await keyset_page(qs, keyset).values(*columns))
+        rows: list[Row] = list(await keyset_page(qs, keyset).values(*_with_keys(columns, keyset)))
         page = _page(rows, keyset)
         return lambda _parent: page
     window, keyset = declaration.page(**kwargs)
-    query, params = window.sql(keyset, [*columns, *(c for c in (keyset.field, keyset.pk) if c not in columns)])
+    query, params = window.sql(keyset, _with_keys(columns, keyset))
     params[0] = list(parents)
     _, records = await connections.get("default").execute_query(query, params)
     by_parent: dict[Any, list[Row]] = defaultdict(list)
     for record in records:
         by_parent[record["window_parent"]].append(record)
     pages = {parent: _page(rows, keyset) for parent, rows in by_parent.items()}
-    return lambda parent: pages.get(parent, [])
+    empty = _Page([], keyset)
+    return lambda parent: pages.get(parent, empty)
 
 
-def _page(rows: list[Row], keyset: Keyset) -> list[Row]:
+def _with_keys(columns: list[str], keyset: Keyset) -> list[str]:
+    """The columns, and the keyset's (the window orders by them; cursors are made of them)."""
+    return [*columns, *(c for c in (keyset.field, keyset.pk) if c not in columns)]
+
+
+def _page(rows: list[Row], keyset: Keyset) -> _Page:
     """The page of rows read in scan order with one more (as `app.api.pagination.connection` pages them)."""
     page = rows[: keyset.size]
     if keyset.backwards:
         page.reverse()
-    return page
+    return _Page(page, keyset, len(rows) > keyset.size)
 
 
 def _arguments(link: _Link, executor: Any) -> dict[str, Any]:

@@ -32,12 +32,12 @@ DEFAULT_PAGE = 20
 
 @of_root
 def _start_cursor(root: PageInfo) -> str | None:
-    return _encode(*root.start_key) if root.start_key else None
+    return encode_cursor(*root.start_key) if root.start_key else None
 
 
 @of_root
 def _end_cursor(root: PageInfo) -> str | None:
-    return _encode(*root.end_key) if root.end_key else None
+    return encode_cursor(*root.end_key) if root.end_key else None
 
 
 @strawberry.type
@@ -52,7 +52,7 @@ class PageInfo:
 
 @of_root
 def _edge_cursor(root: Edge[Any]) -> str:
-    return _encode(*root.key)
+    return encode_cursor(*root.key)
 
 
 @strawberry.type
@@ -75,7 +75,7 @@ class Connection(Generic[T]):
 EMPTY_PAGE = PageInfo(has_next_page=False, has_previous_page=False)
 
 
-def _encode(value: Any, pk: Any) -> str:
+def encode_cursor(value: Any, pk: Any) -> str:
     raw = value.isoformat() if isinstance(value, datetime) else value
     return base64.urlsafe_b64encode(json.dumps([raw, str(pk)]).encode()).decode()
 
@@ -142,14 +142,18 @@ async def connection(keyset: Keyset, rows: Sequence[Any],
         if hasattr(node, "__await__"):  # what makes it Awaitable, without the ABC's isinstance per row
             node = await node
         edges.append(Edge(node=node, key=keyset.key(row)))
-    return Connection(
-        edges=edges,
-        page_info=PageInfo(
-            has_next_page=has_more if not keyset.backwards else keyset.before is not None,
-            has_previous_page=has_more if keyset.backwards else keyset.after is not None,
-            start_key=edges[0].key if edges else None,
-            end_key=edges[-1].key if edges else None,
-        ),
+    return Connection(edges=edges, page_info=page_info(keyset, has_more, edges[0].key if edges else None,
+                                                        edges[-1].key if edges else None))
+
+
+def page_info(keyset: Keyset, has_more: bool, start_key: tuple[Any, Any] | None,
+              end_key: tuple[Any, Any] | None) -> PageInfo:
+    """A page's info; `has_more`: a row beyond the page was read."""
+    return PageInfo(
+        has_next_page=has_more if not keyset.backwards else keyset.before is not None,
+        has_previous_page=has_more if keyset.backwards else keyset.after is not None,
+        start_key=start_key,
+        end_key=end_key,
     )
 
 
