@@ -13,7 +13,7 @@ Only what the types declare is compiled, so every rule that lives in a resolver 
 - a resolver marked with `reads(...)`: `Root` (a root page), `Nested` (a page per parent) or `ToOne`
   (the row a column names). `Root` and `Nested` name the function the resolver itself pages with,
   so both read the same rows;
-- connections selected through `edges { node }` and `nodes`.
+- connections: `edges { cursor node }`, `nodes` and `pageInfo`, made as planned pages make them.
 
 Anything else makes the query planned instead. At run time anything unexpected (an argument the
 input policy or the page refuses, a missing row, null in a non-null field) abandons the compiled
