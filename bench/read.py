@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import asyncpg
@@ -26,7 +29,7 @@ import asyncpg
 from app.embedded.child import sigterm_unwinds
 from bench import seed
 from bench.fund_run import backing_services
-from bench.servers import UNLIMITED_BUDGET, uvicorn_process
+from bench.servers import SERVER_PIDS, UNLIMITED_BUDGET, children, tree_cpu, uvicorn_process
 
 PROJECTS, RUNS_PER_PROJECT = 100, 10
 DASHBOARD = """query($projects: Int!, $runs: Int!) { projects(first: $projects) { edges { node {
@@ -52,6 +55,11 @@ NESTED = {
 class Load:
     seconds: float
     latencies: list[float]
+    cpu: dict[str, float]  # CPU seconds spent during the load: the server, PostgreSQL, Redis, this client
+
+    def cpu_ms(self, part: str) -> float:
+        """CPU per request, in ms: load-independent where the rate is not."""
+        return self.cpu[part] / len(self.latencies) * 1000
 
     @property
     def rate(self) -> float:
@@ -62,10 +70,23 @@ class Load:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def cpu_times(url: str) -> dict[str, float]:
+    """CPU seconds so far of the server at `url`, the PostgreSQL and Redis servers under this process, and this process."""
+    out = {"server": tree_cpu(SERVER_PIDS[url]), "postgres": 0.0, "redis": 0.0, "client": time.process_time()}
+    for child in children(os.getpid()):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            part = "postgres" if b"postgres" in command else "redis" if b"valkey" in command else None
+            if part:
+                out[part] += tree_cpu(child)
+    return out
+
+
 async def load(http: aiohttp.ClientSession, url: str, body: dict, seconds: float, concurrency: int) -> Load:
     """`concurrency` clients posting back to back for `seconds`."""
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
+    cpu_before = cpu_times(url)
 
     async def client() -> None:
         while time.perf_counter() < deadline:
@@ -77,7 +98,14 @@ async def load(http: aiohttp.ClientSession, url: str, body: dict, seconds: float
 
     t0 = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
-    return Load(time.perf_counter() - t0, latencies)
+    elapsed = time.perf_counter() - t0
+    cpu = {part: spent - cpu_before[part] for part, spent in cpu_times(url).items()}
+    return Load(elapsed, latencies, cpu)
+
+
+def _merged(loads: list[Load]) -> Load:
+    return Load(sum(x.seconds for x in loads), [t for x in loads for t in x.latencies],
+                {part: sum(x.cpu[part] for x in loads) for part in loads[0].cpu})
 
 
 async def seed_database(database_url: str) -> None:
@@ -118,11 +146,13 @@ async def throughput(api: str, floor: str, args: argparse.Namespace) -> None:
     print(header)
     print("-" * len(header))
     rows = [*zip(results["platform"], results["floor"], strict=True)]
-    merged = (Load(sum(x.seconds for x in results["platform"]), [t for x in results["platform"] for t in x.latencies]),
-              Load(sum(x.seconds for x in results["floor"]), [t for x in results["floor"] for t in x.latencies]))
+    merged = (_merged(results["platform"]), _merged(results["floor"]))
     for name, (app, floor_) in [*((str(i + 1), r) for i, r in enumerate(rows)), ("all", merged)]:
         print(f"{name:<8}{app.rate:>15.1f}{app.ms(0.5):>9.1f}{app.ms(0.99):>9.1f}   {floor_.rate:>12.1f}"
               f"{floor_.ms(0.5):>9.1f}{floor_.ms(0.99):>9.1f}   {app.rate / floor_.rate:>5.2f}x")
+    print("\nCPU per request, ms (all rounds): " + "; ".join(
+        f"{name} " + ", ".join(f"{part} {x.cpu_ms(part):.2f}" for part in x.cpu)
+        for name, x in (("platform", merged[0]), ("floor", merged[1]))))
     ratios = [a.rate / f.rate for a, f in rows]
     print(f"\nplatform / floor: {merged[0].rate / merged[1].rate:.2f}x (median of rounds "
           f"{statistics.median(ratios):.2f}x; target >= 0.5x)")

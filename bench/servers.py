@@ -14,11 +14,31 @@ import aiohttp
 from app.embedded.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+# The process serving each running `uvicorn_process` (by its base URL): benchmarks read its CPU time.
+SERVER_PIDS: dict[str, int] = {}
 
 
 # A benchmark is one client sending far more than any person: the request budget still runs (its
 # Redis round trip is part of what a request costs) but never refuses.
 UNLIMITED_BUDGET = {"REQUESTS_PER_MINUTE": "1000000000", "ANONYMOUS_REQUESTS_PER_MINUTE": "1000000000"}
+
+
+def children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in (task / "children").read_text().split()]
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants (live and reaped)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(tree_cpu(c) for c in children(pid))
 
 
 def websocket_flags() -> list[str]:
@@ -47,8 +67,10 @@ async def uvicorn_process(app: str, env: dict[str, str], ready_path: str = "/hea
                         if r.status == 200:
                             break
                 await asyncio.sleep(0.1)
+        SERVER_PIDS[url] = proc.pid
         yield url
     finally:
+        SERVER_PIDS.pop(url, None)
         if proc.returncode is None:
             proc.terminate()
             try:
