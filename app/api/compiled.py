@@ -419,7 +419,7 @@ async def _fetch(link: _Link, parents: Sequence[Any], executor: Any) -> Callable
         return lambda _parent: page
     window, keyset = declaration.page(**kwargs)
     query, params = window.sql(keyset, _with_keys(columns, keyset))
-    params[0] = list(parents)
+    params[0] = list(dict.fromkeys(parents))  # a parent reached twice (through to-one rows) is read once
     _, records = await connections.get("default").execute_query(query, params)
     by_parent: dict[Any, list[Row]] = defaultdict(list)
     for record in records:
