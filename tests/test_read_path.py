@@ -222,8 +222,13 @@ PLANNED = {
             copiedFrom { title } fundedJob { status } estimateDetail resources { gpuType spot } } } } } } }""",
     "viewer's private fields": """query($n: Int!) { viewer { handle email apiKeys { name prefix }
         fundings(first: $n) { pageInfo { hasNextPage } edges { node { amountCents run { title } } } } } }""",
+    "fragments: spread, inline, on an interface, a field twice": """query($t: String!) {
+        projects(search: $t, first: 3) { edges { node { ...P title ... on Node { id } ... { owner { handle } }
+          runs(first: 2) { nodes { ...R status ...R } } } } } }
+        fragment P on Project { title notesHtml }
+        fragment R on Run { id title status fundingGapCents }""",
 }
-# graphql-core reports these (an error, null propagation) or executes them (a fragment).
+# graphql-core reports these (an error, null propagation) or executes them (a directive).
 FALLBACK = {
     "another user's email": """query($t: String!) { projects(search: $t, first: 3) { edges { node { title
         owner { handle email } } } } }""",
@@ -232,8 +237,8 @@ FALLBACK = {
     "a malformed cursor": """query($t: String!) { projects(search: $t, first: 2, after: "nope") { edges { node { title
         } } } }""",
     "an unknown id": """query { project(id: "UHJvamVjdDowMDAwMDAwMC0wMDAwLTAwMDAtMDAwMC0wMDAwMDAwMDAwMDA=") { title } }""",
-    "a fragment": """query($t: String!) { projects(search: $t, first: 2) { edges { node { ...P } } } }
-        fragment P on Project { title owner { handle } }""",
+    "a directive": """query($t: String!) { projects(search: $t, first: 2) { edges { node { ...P @include(if: true)
+        } } } } fragment P on Project { title owner { handle } }""",
 }
 
 
@@ -266,6 +271,7 @@ async def test_planned_execution_answers_as_graphql_core(viewer: Person, db: asy
     from app.api.context import Context
     from app.api.execution import Fallback
     from app.api.plans import PlannedExecutionContext, plan_for, run
+    from app.api.selections import inlined
     from app.schema import schema
 
     token = f"rq{uuid.uuid4().hex[:8]}"
@@ -279,10 +285,11 @@ async def test_planned_execution_answers_as_graphql_core(viewer: Person, db: asy
     async def planned_data(query: str, variables: dict[str, Any]) -> Any:
         """The plan's own answer: Fallback means graphql-core answers instead."""
         document = parse(query)
-        plan = plan_for(document.definitions[0], schema._schema.query_type)
+        executor = PlannedExecutionContext.build(schema._schema, document, None, context(), variables)
+        operation = inlined(executor.operation, schema._schema.query_type, executor.fragments)
+        plan = plan_for(operation, schema._schema.query_type) if operation is not None else None
         if plan is None:
             raise Fallback
-        executor = PlannedExecutionContext.build(schema._schema, document, None, context(), variables)
         return await run(plan, executor, None)
 
     try:
@@ -292,7 +299,7 @@ async def test_planned_execution_answers_as_graphql_core(viewer: Person, db: asy
                 ours = _outcome(await schema.execute(query, variables, context_value=context()))
                 theirs = _outcome(await reference.execute(query, variables, context_value=context()))
                 assert ours == theirs, f"{name}:\n{ours}\n{theirs}"
-                assert bool(theirs[1]) != planned or name == "a fragment", f"{name}: {theirs[1]}"
+                assert bool(theirs[1]) != planned or name == "a directive", f"{name}: {theirs[1]}"
                 if planned:
                     import orjson
 
@@ -324,6 +331,10 @@ COMPILED = {
             endCursor } edges { cursor node { title } } } } } }
         back: projects(search: $t, last: 2, before: $c) { pageInfo { hasNextPage hasPreviousPage startCursor }
           edges { cursor } nodes { title } } }""",
+    "fragments": """query($t: String!) { projects(search: $t, first: 4) { edges { node { ...P ... on Node { id }
+        runs(first: 2) { nodes { ...R status } } } } } }
+        fragment P on Project { title owner { ... on User { handle } } }
+        fragment R on Run { id title status }""",
 }
 # Planned instead: a field no type declares for compiled reads (resolvers, private data, cursors, fragments).
 NOT_COMPILED = {
@@ -331,7 +342,7 @@ NOT_COMPILED = {
     "a computed run field": """query($t: String!) { projects(search: $t, first: 2) { edges { node {
         runs(first: 2) { edges { node { fundingGapCents } } } } } } }""",
     "private data": FALLBACK["another user's email"],
-    "a fragment": FALLBACK["a fragment"],
+    "a directive": FALLBACK["a directive"],
 }
 # Compiled, but refused when read (then planned, which reports them as graphql-core does).
 REFUSED = {
@@ -351,6 +362,7 @@ async def test_compiled_reads_answer_as_graphql_core(viewer: Person, db: asyncpg
     from app.api.compiled import compiled_for, read
     from app.api.context import Context
     from app.api.plans import PlannedExecutionContext
+    from app.api.selections import inlined
     from app.schema import schema
 
     token = f"rc{uuid.uuid4().hex[:8]}"
@@ -368,7 +380,8 @@ async def test_compiled_reads_answer_as_graphql_core(viewer: Person, db: asyncpg
     def compiled(query: str, variables: dict[str, Any]) -> tuple[Any, Any]:
         document = parse(query)
         executor = PlannedExecutionContext.build(schema._schema, document, None, context(), variables)
-        return compiled_for(document.definitions[0], schema._schema.query_type), executor
+        operation = inlined(executor.operation, schema._schema.query_type, executor.fragments)
+        return compiled_for(operation, schema._schema.query_type) if operation else None, executor
 
     try:
         for cases in (COMPILED, NOT_COMPILED, REFUSED):

@@ -16,8 +16,9 @@ level at a time:
   level's holes, until none is left.
 
 A plan is made only for queries (no mutation, subscription or incremental delivery) whose
-selections are fields of object types, without fragments, directives or repeated response keys,
-and only when no graphql-core middleware (a schema extension's `resolve` hook) is installed.
+selections are fields of object types, without directives or repeated response keys once their
+fragments are inlined (`app.api.selections`), and only when no graphql-core middleware (a schema
+extension's `resolve` hook) is installed.
 Anything else at run time — an error, null in a non-null field, a failed type check — abandons
 the plan and graphql-core executes the operation from the start, so errors, their paths and null
 propagation are graphql-core's own. Query resolvers only read, so running them again is harmless
@@ -55,6 +56,7 @@ from app.api.compiled import Compiled, compiled_for, read
 from app.api.execution import Fallback, PlainFieldsExecutionContext, plain_build, plain_getter
 from app.api.input_policy import violations
 from app.api.node_cache import NodeCache
+from app.api.selections import inlined
 
 PLAN_CACHE_SIZE = 512
 
@@ -384,11 +386,14 @@ class PlannedExecutionContext(PlainFieldsExecutionContext):
 
     def execute_collected_root_fields(self, root_type: GraphQLObjectType, root_value: Any, grouped_field_set: Any,
                                       serially: bool, new_defer_usages: Any) -> Any:
-        plan = None if serially or new_defer_usages or self._middleware() else plan_for(self.operation, root_type)
+        operation = None if serially or new_defer_usages or self._middleware() else inlined(
+            self.operation, root_type, self.fragments)
+        plan = plan_for(operation, root_type) if operation is not None else None
         if plan is None:
             return super().execute_collected_root_fields(root_type, root_value, grouped_field_set, serially,
                                                          new_defer_usages)
-        return self._planned(plan, compiled_for(self.operation, root_type), root_type, root_value, grouped_field_set)
+        assert operation is not None
+        return self._planned(plan, compiled_for(operation, root_type), root_type, root_value, grouped_field_set)
 
     async def _planned(self, plan: Plan, compiled: Compiled | None, root_type: GraphQLObjectType, root_value: Any,
                        grouped_field_set: Any) -> Any:
