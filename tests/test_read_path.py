@@ -227,6 +227,12 @@ PLANNED = {
           runs(first: 2) { nodes { ...R status ...R } } } } } }
         fragment P on Project { title notesHtml }
         fragment R on Run { id title status fundingGapCents }""",
+    "the SPA's Explore page": """query($t: String!) {
+        projects(first: 12, search: $t, orderBy: RECENTLY_UPDATED) { nodes { id title updatedAt
+          owner { id handle displayName } latest: runs(first: 1) { nodes { ...RunSummary } }
+          fundable: runs(status: CANCELLED, first: 10) { nodes { ...RunSummary } } }
+          pageInfo { hasNextPage endCursor } } }
+        fragment RunSummary on Run { id title status createdAt fundedCents fundingGapCents estimatedCostCents }""",
 }
 # graphql-core reports these (an error, null propagation) or executes them (a directive).
 FALLBACK = {
@@ -331,16 +337,22 @@ COMPILED = {
             endCursor } edges { cursor node { title } } } } } }
         back: projects(search: $t, last: 2, before: $c) { pageInfo { hasNextPage hasPreviousPage startCursor }
           edges { cursor } nodes { title } } }""",
-    "fragments": """query($t: String!) { projects(search: $t, first: 4) { edges { node { ...P ... on Node { id }
-        runs(first: 2) { nodes { ...R status } } } } } }
+    "fragments, a computed field": """query($t: String!) { projects(search: $t, first: 4) { edges { node { ...P
+        ... on Node { id } runs(first: 2) { nodes { ...R status } } } } } }
         fragment P on Project { title owner { ... on User { handle } } }
-        fragment R on Run { id title status }""",
+        fragment R on Run { id title status fundingGapCents }""",
+    "the SPA's Explore page": """query($t: String!) {
+        projects(first: 12, search: $t, orderBy: RECENTLY_UPDATED) { nodes { id title updatedAt
+          owner { id handle displayName } latest: runs(first: 1) { nodes { ...RunSummary } }
+          fundable: runs(status: CANCELLED, first: 10) { nodes { ...RunSummary } } }
+          pageInfo { hasNextPage endCursor } } }
+        fragment RunSummary on Run { id title status createdAt fundedCents fundingGapCents estimatedCostCents }""",
 }
 # Planned instead: a field no type declares for compiled reads (resolvers, private data, cursors, fragments).
 NOT_COMPILED = {
     "a resolver field": """query($t: String!) { projects(search: $t, first: 2) { edges { node { notesHtml } } } }""",
-    "a computed run field": """query($t: String!) { projects(search: $t, first: 2) { edges { node {
-        runs(first: 2) { edges { node { fundingGapCents } } } } } } }""",
+    "a JSON column": """query($t: String!) { projects(search: $t, first: 2) { edges { node {
+        runs(first: 2) { edges { node { title estimateDetail } } } } } } }""",
     "private data": FALLBACK["another user's email"],
     "a directive": FALLBACK["a directive"],
 }

@@ -8,7 +8,8 @@ into one statement per page or link that reads only the selected columns, and th
 from the records by one precompiled function per selection.
 
 Only what the types declare is compiled, so every rule that lives in a resolver keeps running:
-- a field of a `RowFields` type whose reader is a `Column` the driver returns as the model holds it;
+- a field of a `RowFields` type whose reader is a `Column` the driver returns as the model holds it,
+  or `Computed` from such columns;
 - the relay `id` of such a type, and `__typename`;
 - a resolver marked with `reads(...)`: `Root` (a root page), `Nested` (a page per parent) or `ToOne`
   (the row a column names). `Root` and `Nested` name the function the resolver itself pages with,
@@ -54,7 +55,7 @@ from tortoise.queryset import QuerySet
 from app.api.execution import Fallback, plain_build
 from app.api.input_policy import violations
 from app.api.node_cache import NodeCache
-from app.api.nodes import Column, RowFields
+from app.api.nodes import Column, Computed, RowFields
 from app.api.pagination import Keyset, encode_cursor, keyset_page, page_info
 from app.api.rows import native_columns
 from app.api.windows import Window
@@ -211,17 +212,29 @@ def _selection(type_: GraphQLObjectType, node: FieldNode) -> _Selection:
             continue
         strawberry_field = definition.extensions.get("strawberry-definition")
         reader = origin.row_fields.get(strawberry_field.python_name) if strawberry_field is not None else None
-        if isinstance(reader, Column) and strawberry_field.base_resolver is None:
-            build = plain_build(definition.type, (child,))
-            if reader.name not in native or build is None or child.arguments:
-                raise _NotCompiled
-            selection.read(reader.name)
-            selection.value(key, *_column_value(f"row[{reader.name!r}]", reader.convert, build, definition.type))
+        if isinstance(reader, Column | Computed) and strawberry_field.base_resolver is None:
+            _row_value(selection, key, reader, definition, child, native)
             continue
         selection.link(key, _link(selection, definition, child, native))
     if not selection.entries:
         raise _NotCompiled
     return selection
+
+
+def _row_value(selection: _Selection, key: str, reader: Column | Computed, definition: GraphQLField,
+               node: FieldNode, native: frozenset[str]) -> None:
+    """A field the row holds: a column, or computed from columns."""
+    build = plain_build(definition.type, (node,))
+    columns = (reader.name,) if isinstance(reader, Column) else reader.columns
+    if not native.issuperset(columns) or build is None or node.arguments:
+        raise _NotCompiled
+    for column in columns:
+        selection.read(column)
+    if isinstance(reader, Column):
+        selection.value(key, *_column_value(f"row[{reader.name!r}]", reader.convert, build, definition.type))
+    else:
+        read = ", ".join(f"row[{column!r}]" for column in columns)
+        selection.value(key, f"{{0}}({{1}}({read}))", build, reader.compute)
 
 
 def _relay_id(origin: type) -> bool:

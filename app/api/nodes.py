@@ -74,6 +74,18 @@ class Column:
         return value if value is None or self.convert is None else self.convert(value)
 
 
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A field computed from columns of its row (model attributes `columns`) by `compute`: compiled
+    reads compute it from the driver's record too."""
+
+    columns: tuple[str, ...]
+    compute: Callable[..., Any]
+
+    def __call__(self, row: Any) -> Any:
+        return self.compute(*(getattr(row, column) for column in self.columns))
+
+
 class RowFields:
     """For a ModelNode whose every field is a function of its row (`row_fields`).
 

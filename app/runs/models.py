@@ -75,6 +75,11 @@ class Run(Entity):
 
     @property
     def funding_gap_cents(self) -> int:
-        if self.estimated_cost_cents is None:
-            return 0
-        return max(self.estimated_cost_cents - self.funded_cents, 0)
+        return funding_gap(self.estimated_cost_cents, self.funded_cents)
+
+
+def funding_gap(estimated_cost_cents: int | None, funded_cents: int) -> int:
+    """What a run still needs: its estimate less what it has raised (nothing before an estimate)."""
+    if estimated_cost_cents is None:
+        return 0
+    return max(estimated_cost_cents - funded_cents, 0)

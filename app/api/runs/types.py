@@ -15,7 +15,7 @@ from app.accounts.models import User
 from app.api.context import Info
 from app.api.funding.loaders import ledger_page, run_fundings
 from app.api.jobs.environment_types import run_reproduce
-from app.api.nodes import Column, ModelNode, RowFields
+from app.api.nodes import Column, Computed, ModelNode, RowFields
 from app.api.pagination import Connection
 from app.api.revisions.loaders import history
 from app.api.runs.result_types import RunResults, run_results
@@ -24,7 +24,7 @@ from app.jobs.models import Job
 from app.jobs.status import JobStatus
 from app.projects.models import Project
 from app.revisions.markdown import render_markdown
-from app.runs.models import Run, RunStatus
+from app.runs.models import Run, RunStatus, funding_gap
 
 if TYPE_CHECKING:
     from app.api.accounts.types import UserType
@@ -60,8 +60,8 @@ RUN_FIELDS: dict[str, Callable[[Run], Any]] = {
                                        machine_type=row.machine_type, spot=row.spot),
     **{name: Column(name) for name in (
         "image", "dryrun_override_param", "dryrun_override_value", "notes", "notes_version", "estimated_cost_cents",
-        "estimated_duration_seconds", "estimate_detail", "funded_cents", "funding_gap_cents", "created_at",
-        "updated_at")},
+        "estimated_duration_seconds", "estimate_detail", "funded_cents", "created_at", "updated_at")},
+    "funding_gap_cents": Computed(("estimated_cost_cents", "funded_cents"), funding_gap),
     **{name: Column(name, str) for name in (
         "project_id", "creator_id", "dryrun_job_id", "funded_job_id", "copied_from_id")},
 }
