@@ -233,6 +233,10 @@ PLANNED = {
           fundable: runs(status: CANCELLED, first: 10) { nodes { ...RunSummary } } }
           pageInfo { hasNextPage endCursor } } }
         fragment RunSummary on Run { id title status createdAt fundedCents fundingGapCents estimatedCostCents }""",
+    "the SPA's Discover page, a run's project, owner and creator": """query($t: String!) {
+        runs(first: 12, search: $t, status: null, orderBy: NEWEST) { nodes { ...RunSummary creator { handle }
+          project { id title balanceCents owner { id handle displayName } } } pageInfo { hasNextPage endCursor } } }
+        fragment RunSummary on Run { id title status createdAt fundedCents fundingGapCents estimatedCostCents }""",
 }
 # graphql-core reports these (an error, null propagation) or executes them (a directive).
 FALLBACK = {
@@ -347,6 +351,10 @@ COMPILED = {
           fundable: runs(status: CANCELLED, first: 10) { nodes { ...RunSummary } } }
           pageInfo { hasNextPage endCursor } } }
         fragment RunSummary on Run { id title status createdAt fundedCents fundingGapCents estimatedCostCents }""",
+    "the SPA's Discover page, a run's project, owner and creator": """query($t: String!) {
+        runs(first: 12, search: $t, status: null, orderBy: NEWEST) { nodes { ...RunSummary creator { handle }
+          project { id title balanceCents owner { id handle displayName } } } pageInfo { hasNextPage endCursor } } }
+        fragment RunSummary on Run { id title status createdAt fundedCents fundingGapCents estimatedCostCents }""",
 }
 # Planned instead: a field no type declares for compiled reads (resolvers, private data, cursors, fragments).
 NOT_COMPILED = {
@@ -361,6 +369,7 @@ REFUSED = {
     "a page too large, nested": FALLBACK["a page too large, nested"],
     "a malformed cursor": FALLBACK["a malformed cursor"],
     "a malformed owner id": """{ projects(ownerId: "nope") { edges { node { title } } } }""",
+    "a search too long": '{ runs(search: "%s") { nodes { title } } }' % ("x" * 201),
     "text the input policy refuses": """{ projects(search: "a\\u0000b") { edges { node { title } } } }""",
 }
 

@@ -6,8 +6,10 @@ from typing import Annotated
 
 import strawberry
 from strawberry.scalars import JSON
+from tortoise.queryset import QuerySet
 
 from app.api import ratelimit
+from app.api.compiled import Root, reads
 from app.api.context import Info
 from app.api.errors import (
     BadInput,
@@ -25,7 +27,7 @@ from app.api.ids import decode_id
 from app.api.jobs.result_types import TRACKING_RETRY_SECONDS
 from app.api.jobs.schema import JobIdInput, JobSuccess
 from app.api.jobs.types import JobType
-from app.api.pagination import Connection, paginate
+from app.api.pagination import Connection, Keyset, connection, keyset_page
 from app.api.revisions.types import (
     EditNotApplicableError,
     PatchTextInput,
@@ -331,10 +333,24 @@ RunDiscoveryOrder = strawberry.enum(DiscoveryOrder, name="RunDiscoveryOrder", de
     "LARGEST_FUNDED_SHARE: largest share of the estimate already funded first."))
 
 
+def discovery_page(first: int | None = None, after: str | None = None, last: int | None = None,
+                   before: str | None = None, status: RunStatus | None = RunStatus.AWAITING_FUNDING,
+                   project_id: strawberry.ID | None = None, search: str | None = None,
+                   order_by: DiscoveryOrder = DiscoveryOrder.NEWEST) -> tuple[QuerySet[Run], Keyset]:
+    """The runs `runs(...)` pages, and how (what its resolver and compiled reads both read)."""
+    text = search.strip() if search else None
+    if text and len(text) > SEARCH_MAX:
+        raise BadInput(f"`search` is at most {SEARCH_MAX} characters.")
+    qs = discover(status=status, project_id=decode_id(project_id, "Project") if project_id else None,
+                  text=text, order=order_by)
+    return qs, Keyset.of(first, after, last, before, sort=order_by.value)
+
+
 @strawberry.type
 class RunDiscoveryQuery:
     @strawberry.field(description="Runs of every project (public). Without arguments: the runs awaiting funding, "
                                   "newest first. Pass `status: null` for every status.")
+    @reads(Root(discovery_page))
     async def runs(
         self, info: Info, first: int | None = None, after: str | None = None, last: int | None = None,
         before: str | None = None, status: RunStatus | None = RunStatus.AWAITING_FUNDING,
@@ -343,13 +359,8 @@ class RunDiscoveryQuery:
                                                           "project's title, or the researcher's handle.")] = None,
         order_by: DiscoveryOrder = DiscoveryOrder.NEWEST,
     ) -> Connection[RunType]:
-        text = search.strip() if search else None
-        if text and len(text) > SEARCH_MAX:
-            raise BadInput(f"`search` is at most {SEARCH_MAX} characters.")
-        qs = discover(status=status, project_id=decode_id(project_id, "Project") if project_id else None,
-                      text=text, order=order_by)
-        return await paginate(qs, RunType.from_model, first=first, after=after, last=last, before=before,
-                              sort=order_by.value)
+        qs, keyset = discovery_page(first, after, last, before, status, project_id, search, order_by)
+        return await connection(keyset, list(await keyset_page(qs, keyset)), RunType.from_model)
 
 
 # ---- copyRun: re-run an existing run with optional overrides -------------------------------------

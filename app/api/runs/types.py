@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from app.accounts.models import User
+from app.api.compiled import ToOne, reads
 from app.api.context import Info
 from app.api.funding.loaders import ledger_page, run_fundings
 from app.api.jobs.environment_types import run_reproduce
@@ -154,10 +155,12 @@ class RunType(RowFields, ModelNode):
         return RunType.from_model(row) if row else None
 
     @strawberry.field
+    @reads(ToOne("project_id"))
     async def project(self, info: Info) -> Annotated[ProjectType, strawberry.lazy("app.api.projects.types")]:
         return ModelNode.of(await info.context.loaders.require(Project, self.project_id))
 
     @strawberry.field
+    @reads(ToOne("creator_id"))
     async def creator(self, info: Info) -> Annotated[UserType, strawberry.lazy("app.api.accounts.types")]:
         return ModelNode.of(await info.context.loaders.require(User, self.creator_id))
 
