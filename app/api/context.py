@@ -22,7 +22,10 @@ from app.events.streams import Position
 from app.tracking.mlflow import MlflowTracker
 
 if TYPE_CHECKING:  # the plumbing names domain classes in annotations only: it imports no domain
+    from collections.abc import Awaitable, Callable
+
     from app.accounts.models import ApiKey, User
+    from app.api.fanout import Item
     from app.notifications.funded import FundingNotifier
     from app.notifications.outbox import OutboxSender
     from app.runs.lifecycle import Lifecycle
@@ -58,6 +61,9 @@ class Context:
     services: Services | None = None
     # A subscription execution's place in its stream (see app.api.fanout).
     position: Position = field(default_factory=Position)
+    # Set by the fan-out for its executions: where a resolver may send events it serialised itself
+    # (`app.api.fanout.direct_events`); None elsewhere (every event through strawberry).
+    direct: Callable[[Item], Awaitable[None]] | None = None
 
     @property
     def is_human(self) -> bool:

@@ -10,6 +10,7 @@ import strawberry
 
 from app.api.context import Info
 from app.api.errors import BadInput, NotFound
+from app.api.fanout import direct_events
 from app.api.ids import decode_id
 from app.api.jobs.types import JobErrorType, JobType, LogLine, check_tail
 from app.api.loaders import Loaders
@@ -100,10 +101,13 @@ class JobStreamsSubscription:
     async def job_logs(self, info: Info, job_id: strawberry.ID, after_seq: int | None = None,
                        tail: int = 100) -> AsyncGenerator[LogLine, None]:
         job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
+        direct = direct_events(info)  # a plain selection served by the fan-out: no strawberry per line
         # No `finished`: each read says whether the job had ended (`logs.reader`).
         async for line in streams.follow(info.context.hub, [f"job:{job.id}"], logs.reader(job.id), lambda x: x.seq,
                                          start, share_key=f"job-logs:{job.id}", position=info.context.position):
-            yield LogLine.from_model(line)
+            event = LogLine.from_model(line)
+            if direct is None or not await direct.send(event, line.seq):
+                yield event
 
     @strawberry.subscription(description="jobLogs for busy dashboards: each message carries every line available "
                                          "(up to maxLines), so a subscriber that falls behind catches up in "
@@ -113,11 +117,14 @@ class JobStreamsSubscription:
         if not (1 <= max_lines <= streams.BATCH):
             raise BadInput(f"maxLines must be between 1 and {streams.BATCH}")
         job, start = await _log_start(job_id, info.context.position.start(after_seq), tail)
+        direct = direct_events(info)
         async for rows in streams.follow_batches(info.context.hub, [f"job:{job.id}"], logs.reader(job.id),
                                                  lambda x: x.seq, start, share_key=f"job-logs:{job.id}",
                                                  batch=max_lines,
                                                  position=info.context.position):
-            yield LogBatch(lines=[LogLine.from_model(r) for r in rows], last_seq=rows[-1].seq)
+            batch = LogBatch(lines=[LogLine.from_model(r) for r in rows], last_seq=rows[-1].seq)
+            if direct is None or not await direct.send(batch, batch.last_seq):
+                yield batch
 
 
 @strawberry.type
