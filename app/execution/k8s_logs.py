@@ -33,8 +33,34 @@ LOG_STREAM = "stdout"  # the API server interleaves a container's stdout and std
 MAX_LINE_BYTES = 64 * 1024
 
 
+# "YYYY-MM-DDTHH:MM:SS" → unix seconds: a busy log's lines share their second by the dozen, and
+# converting it was most of the watcher's work per line.
+_SECONDS: dict[bytes, int] = {}
+_SECONDS_MAX = 4096
+
+
 def parse_log_timestamp(value: bytes) -> tuple[int, int] | None:
     """`2025-01-02T03:04:05.123Z` (RFC3339Nano, trailing zeros trimmed) → (unix seconds, nanos)."""
+    end = value[19:20]
+    if value[-1:] == b"Z" and (end == b"." or (end == b"Z" and len(value) == 20)):
+        frac = value[20:-1]
+        if frac and not frac.isdigit():
+            return None
+        base = value[:19]
+        secs = _SECONDS.get(base)
+        if secs is None:
+            try:
+                secs = int(datetime.fromisoformat(base.decode("ascii") + "+00:00").timestamp())
+            except (UnicodeDecodeError, ValueError):
+                return None
+            if len(_SECONDS) >= _SECONDS_MAX:
+                _SECONDS.clear()
+            _SECONDS[base] = secs
+        return secs, int(frac[:9].ljust(9, b"0")) if frac else 0
+    return _parse_other_timestamp(value)
+
+
+def _parse_other_timestamp(value: bytes) -> tuple[int, int] | None:
     try:
         text = value.decode("ascii")
         if not text.endswith("Z"):
@@ -287,46 +313,54 @@ class JobLogs:
             batches = iter_line_batches(resp.content, MAX_LINE_BYTES)
             async with contextlib.aclosing(batches):
                 async for batch in batches:
-                    lines: list[str] = []
-                    for raw, complete in batch:
-                        if not complete and follow:
-                            break  # a fragment of a cut stream: the reconnect reads the whole line
-                        self._take(cursor, read, raw, lines)
-                    await self._store(lines)
+                    await self._store(self._take(cursor, read, batch, follow))
         except Exception as exc:
             if not is_transient(exc):
                 raise
         finally:
             resp.release()
 
-    def _take(self, cursor: _Cursor, read: _Read, raw: bytes, lines: list[str]) -> None:
-        """Add one line to `lines` unless an earlier read of this instance delivered it already.
+    def _take(self, cursor: _Cursor, read: _Read, batch: list[tuple[bytes, bool]], follow: bool) -> list[str]:
+        """The lines of `batch` that no earlier read of this instance delivered (a trailing fragment
+        of a followed stream is left to the reconnect, which reads the whole line).
 
         Lines are identified by their kubelet timestamp: everything before the cursor's
         timestamp was delivered, and so were the first `at_last_ts` lines at that timestamp.
         A piece of a long line split by `iter_line_batches` carries no timestamp and counts as
         another line at the timestamp of the line it belongs to.
         """
-        stamp, sep, text = raw.partition(b" ")
-        parsed = parse_log_timestamp(stamp) if sep else None
-        if parsed is None:
-            text = raw
-        else:
-            read.ts = parsed
-        ts = read.ts
-        if ts is not None:
-            if read.ts_seen != ts:
-                read.ts_seen, read.same = ts, 0
-            read.same += 1
-            last = cursor.last_ts
-            if last is not None and (ts < last or (ts == last and read.same <= cursor.at_last_ts)):
-                return  # an earlier read delivered it
-            cursor.last_ts, cursor.at_last_ts = ts, read.same
-        cursor.delivered += 1
+        lines: list[str] = []
+        last, at_last = cursor.last_ts, cursor.at_last_ts
+        ts, ts_seen, same = read.ts, read.ts_seen, read.same
+        delivered = 0
+        skip = self.skip or 0
+        for raw, complete in batch:
+            if not complete and follow:
+                break
+            stamp, sep, text = raw.partition(b" ")
+            parsed = parse_log_timestamp(stamp) if sep else None
+            if parsed is None:
+                text = raw
+            else:
+                ts = parsed
+            if ts is not None:
+                if ts_seen != ts:
+                    ts_seen, same = ts, 0
+                same += 1
+                if last is not None and (ts < last or (ts == last and same <= at_last)):
+                    continue  # an earlier read delivered it
+                last, at_last = ts, same
+            delivered += 1
+            if skip:
+                skip -= 1  # the sink has this line from an earlier watcher
+                continue
+            lines.append(text.removesuffix(b"\r").decode("utf-8", "replace"))
+        cursor.last_ts, cursor.at_last_ts = last, at_last
+        cursor.delivered += delivered
+        read.ts, read.ts_seen, read.same = ts, ts_seen, same
         if self.skip:
-            self.skip -= 1  # the sink has this line from an earlier watcher
-            return
-        lines.append(text.removesuffix(b"\r").decode("utf-8", "replace"))
+            self.skip = skip
+        return lines
 
     async def _store(self, lines: list[str]) -> None:
         if not lines:

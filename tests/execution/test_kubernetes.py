@@ -641,6 +641,19 @@ def test_log_timestamps_parse_like_go_rfc3339nano() -> None:
     assert parse_log_timestamp(b"not-a-time") is None
 
 
+def test_log_timestamps_short_path_answers_like_the_general_parser() -> None:
+    """The per-second cache of the common shape answers what the general parser does, twice (a
+    cached second too), for good stamps and for each way a stamp of that shape can be bad."""
+    from app.execution.k8s_logs import _parse_other_timestamp
+
+    stamps = [b"2025-01-02T03:04:05Z", b"2025-01-02T03:04:05.Z", b"2025-01-02T03:04:05.000000001Z",
+              b"2025-01-02T03:04:05.1234567891Z", b"2025-01-02T03:04:05ZZ", b"2025-01-02T03:04:05.1a2Z",
+              b"2025-01-02T03:04:05.+1Z", b"2025-01-02T03:04:05.1_0Z", b"2025-01-02T03:04:05.\xd9\xa1Z",
+              b"2025-13-02T03:04:05.1Z", b"2025-01-02T03:04:0\xc3Z", b"2025-01-02T03:04:05.123+01:00", b"Z", b""]
+    for stamp in stamps * 2:
+        assert parse_log_timestamp(stamp) == _parse_other_timestamp(stamp), stamp
+
+
 def test_pending_info_prefers_actionable_reasons() -> None:
     assert derive_pending_info([], []) == "waiting for the Job controller to create the pod"
     pod = {"metadata": {"name": "p"}, "spec": {}, "status": {"phase": "Pending"}}
