@@ -61,3 +61,55 @@ async def test_lines_of_many_jobs_written_at_once_share_one_statement_in_order(m
         ]
     stamps = await JobLogLine.filter(job_id__in=jobs).distinct().values_list("created_at", flat=True)
     assert len(set(stamps)) == 1  # every write was queued before the writer ran: one statement
+
+
+async def test_reads_of_many_streams_at_once_share_one_statement(make_person, recorder, monkeypatch) -> None:  # noqa: F811
+    """Followers woken together read together: one statement answers each read exactly what it
+    asked (its lines after its seq, at most its limit, and whether its job had ended)."""
+    import asyncio
+    import uuid
+    from datetime import UTC, datetime
+
+    from tortoise import connections
+
+    from app.jobs import logs
+    from app.jobs.models import Job
+    from app.jobs.status import JobStatus, JobUpdate
+    from app.projects.models import Project
+    from app.runs.models import Run
+
+    owner = await make_person("reads")
+    project = await Project.create(owner_id=owner.user_id, title="reads", git_url="https://example.com/r.git")
+    jobs = []
+    for _ in range(4):
+        run = await Run.create(project=project, creator_id=owner.user_id, title="r", status="cancelled",
+                               uri="https://example.com/r.git", version="main", commit_sha="0" * 40, gpu_type="l4",
+                               gpu_count=1, machine_type="g2-standard-4", dryrun_override_param="epochs",
+                               dryrun_override_value="1")  # fmt: skip
+        jobs.append(str((await Job.create(id=uuid.uuid4(), run=run, kind="dryrun", executor="test",
+                                          deadline_seconds=60)).id))  # fmt: skip
+    for k, job_id in enumerate(jobs):
+        await recorder.job_logs(job_id, "stdout", [f"{k}.{n}" for n in range(5)])
+    await recorder.job_update(JobUpdate(job_id=jobs[3], status=JobStatus.SUCCEEDED, at=datetime.now(UTC)))
+
+    statements: list[str] = []
+    conn = type(connections.get("default"))
+    execute = conn.execute_query_dict
+
+    async def counted(self, query, values=None):
+        statements.append(query)
+        return await execute(self, query, values)
+
+    monkeypatch.setattr(conn, "execute_query_dict", counted)
+    asks = [(jobs[0], 0, 500), (jobs[1], 2, 500), (jobs[2], 0, 2), (jobs[3], 5, 500), (jobs[0], 3, 1),
+            (str(uuid.uuid4()), 0, 500)]  # fmt: skip
+    got = await asyncio.gather(*(logs.reader(job_id)(after, limit) for job_id, after, limit in asks))
+    assert len(statements) == 1
+    assert [([(x.seq, x.line) for x in snapshot], snapshot.ended) for snapshot in got] == [
+        ([(n + 1, f"0.{n}") for n in range(5)], False),
+        ([(3, "1.2"), (4, "1.3"), (5, "1.4")], False),
+        ([(1, "2.0"), (2, "2.1")], False),
+        ([], True),  # ended, every line read
+        ([(4, "0.3")], False),
+        ([], False),  # no such job: nothing (as a read of one job answered)
+    ]
