@@ -275,10 +275,15 @@ class Kubelet:
             for name, log in list(self._synthetic_logs.items()):
                 if log.done.done():
                     continue
+                due = log.written
+                while due < log.lines and log.start + due / log.rate <= now:
+                    due += 1
+                if due == log.written:
+                    continue
                 try:
-                    while log.written < log.lines and log.start + log.written / log.rate <= now:
-                        self.fake.log(name, f"tick {time.time():.6f} {log.written}")
-                        log.written += 1
+                    wall = time.time()
+                    self.fake.log(name, *(f"tick {wall:.6f} {n}" for n in range(log.written, due)))
+                    log.written = due
                 except Exception as exc:  # the pod is gone: its container's task reports it
                     log.done.set_exception(exc)
                     continue

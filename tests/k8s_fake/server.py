@@ -49,7 +49,7 @@ from aiohttp import web
 # A followed log is written at most this often: the lines written meanwhile go in one chunk. Written
 # as they came (a chunk per line), 200 pods logging 50 lines/s cost this server and every follower
 # 10,000 writes and reads a second; the watcher benchmark's floor follows through the same server.
-LOG_FLUSH_SECONDS = 0.05
+LOG_FLUSH_SECONDS = 0.1
 
 RESOURCES = {
     "jobs": ("batch/v1", "Job"),
@@ -84,12 +84,16 @@ class _Notifier:
 
     def __init__(self) -> None:
         self._event = asyncio.Event()
+        self._taken = False  # whether anyone holds `_event`: else a notification has no one to wake
 
     def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
+        if self._taken:  # once a log line or more: most notifications find no waiter
+            self._event.set()
+            self._event = asyncio.Event()
+            self._taken = False
 
     def waiter(self) -> asyncio.Event:
+        self._taken = True
         return self._event
 
 
