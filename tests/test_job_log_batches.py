@@ -3,6 +3,8 @@ statement: consecutive seqs in order, mixed freely with single lines, and subscr
 
 from __future__ import annotations
 
+import pytest
+
 from app.jobs.models import JobLogLine
 from tests.test_fanout import JOB_LOGS, job, recorder, take  # noqa: F401 - fixtures
 from tests.ws import WsClient
@@ -113,3 +115,10 @@ async def test_reads_of_many_streams_at_once_share_one_statement(make_person, re
         ([(4, "0.3")], False),
         ([], False),  # no such job: nothing (as a read of one job answered)
     ]
+
+    statements.clear()  # and a watcher starting to follow many pods counts their stored lines at once
+    counts = await asyncio.gather(*(recorder.job_log_count(job_id, stream) for job_id in jobs
+                                    for stream in ("stdout", "stderr")), return_exceptions=True)  # fmt: skip
+    assert len(statements) == 1 and counts == [5, 0] * 4
+    with pytest.raises(ValueError):
+        await recorder.job_log_count("not-a-job-id", "stdout")

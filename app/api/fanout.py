@@ -66,6 +66,7 @@ REPLAY_BYTES = 256 * 1024
 EXECUTIONS = Counter("mlpatron_subscription_results_total",
                      "Subscription results executed and serialised (one per event per shared execution)",
                      ["shared"])
+_SHARED, _ALONE = EXECUTIONS.labels("true"), EXECUTIONS.labels("false")  # looked up once, not per event
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -119,7 +120,7 @@ def is_subscription(query: str, operation_name: str | None) -> bool:
 async def execute(schema: BaseSchema, op: Operation[Context, None], context: Context,
                   shared: bool) -> AsyncIterator[Item]:
     """Yield the serialised items of one execution of `op`, ending with an `error` or `complete`."""
-    label = "true" if shared else "false"
+    counter = _SHARED if shared else _ALONE
     try:
         source = await schema.stream(op.query, variable_values=op.variables, context_value=context,
                                      operation_name=op.operation_name)
@@ -129,7 +130,7 @@ async def execute(schema: BaseSchema, op: Operation[Context, None], context: Con
                     error = GraphQLError("Incremental delivery is not supported over graphql-transport-ws")
                     yield Item("error", _dumps([error.formatted]), None)
                     return
-                EXECUTIONS.labels(label).inc()
+                counter.inc()
                 item = serialise(result, context.position.seq)
                 yield item
                 if item.final:
@@ -230,7 +231,7 @@ class Broadcast:
             subscriber.push(item)
 
     async def _direct(self, item: Item) -> None:
-        EXECUTIONS.labels("true").inc()
+        _SHARED.inc()
         self._emit(item)
 
     async def _run(self, schema: BaseSchema, op: Operation[Context, None]) -> None:
@@ -312,7 +313,7 @@ class Subscriber:
             await self.send(item)
 
     async def _direct(self, item: Item) -> None:
-        EXECUTIONS.labels("false").inc()
+        _ALONE.inc()
         await self.send(item)
 
     def close(self) -> None:

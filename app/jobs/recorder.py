@@ -8,19 +8,38 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from tortoise import connections
 
 from app.events import bus
+from app.jobs.grouped import Grouped
 from app.jobs.log_writer import LogWriter
-from app.jobs.models import Job, JobLogLine
+from app.jobs.models import Job
 from app.jobs.status import STATUS_RANK, JobEvent, JobStatus, JobUpdate
 
 log = logging.getLogger("mlpatron.jobs")
 
 TransitionCallback = Callable[[Job, JobStatus, JobStatus], Awaitable[None]]
+
+# Lines stored per (job, stream), for every follower asking at the same moment (a watcher that
+# starts following 200 pods asks 200 times at once).
+_LINE_COUNTS = """
+SELECT (SELECT count(*) FROM job_log_lines l WHERE l.job_id = c.job_id AND l.stream = c.stream) AS n
+FROM unnest($1::uuid[], $2::text[]) WITH ORDINALITY AS c(job_id, stream, i)
+ORDER BY c.i
+"""
+
+
+async def _count_lines(asks: list[tuple[uuid.UUID, str]]) -> list[int]:
+    rows = await connections.get("default").execute_query_dict(_LINE_COUNTS, [[a[0] for a in asks],
+                                                                             [a[1] for a in asks]])  # fmt: skip
+    return [int(row["n"]) for row in rows]
+
+
+_line_counts: Grouped[tuple[uuid.UUID, str], int] = Grouped("job-log-counts", _count_lines)
 
 # Kubernetes Events into the log of an unfinished job, each (uid, occurrences) once: the marks
 # table says what is already there, so a restarted watcher's re-list writes nothing twice, and a
@@ -120,7 +139,7 @@ class JobRecorder:
 
     async def job_log_count(self, job_id: str, stream: str) -> int:
         """Lines already stored: a restarted Kubernetes watcher skips exactly these."""
-        return await JobLogLine.filter(job_id=job_id, stream=stream).count()
+        return await _line_counts.call((uuid.UUID(str(job_id)), stream))  # a bad id fails its caller only
 
     async def job_log(self, job_id: str, stream: str, line: str) -> None:
         await self._logs.write(job_id, stream, [line])
