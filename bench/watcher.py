@@ -224,7 +224,8 @@ async def main() -> None:
         await init_db(db_url)
         env = {"DATABASE_URL": db_url, "REDIS_URL": redis_url, "RUN_WATCHER": "false", "MLPATRON_DATA_DIR": str(work),
                "EXECUTOR": "kubernetes", "KUBECONFIG": str(cluster.kubeconfig), "MLFLOW_TRACKING_URI": ""}  # fmt: skip
-        watcher = WatcherProcess(env, work / "watcher.log")
+        # The watcher as deployed (k8s/40-watcher.yaml): 20 database connections, not tortoise's 5.
+        watcher = WatcherProcess({**env, "DATABASE_POOL_SIZE": "20"}, work / "watcher.log")
         config = KubernetesConfig(kubeconfig=str(cluster.kubeconfig), in_cluster=False)
         client = await create_api_client(config)
         api = KubeApi(client, config.namespace)
