@@ -14,6 +14,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.core.grouped import Grouped
 from app.events.hub import Hub
 
 log = logging.getLogger("mlpatron.events")
@@ -47,23 +48,37 @@ async def publish(topic: str, message: dict[str, Any] | None = None) -> None:
     A lost message only delays a subscriber until its next re-read, so errors are logged, not raised.
     While the hub knows Redis is down nothing is sent: subscribers re-read on a timer meanwhile,
     and a producer (a job's log follower, say) must not wait on a dead connection per line.
+    Returns once the message was sent (with the others published meanwhile: `_sent`).
     """
     if (redis := _connected()) is None:
         return
-    try:
-        await redis.publish(topic, json.dumps(message or {}, default=str))
-    except Exception:
-        log.warning("publish to %s failed", topic, exc_info=True)
+    await _sent.call((redis, [(topic, json.dumps(message or {}, default=str))]))
 
 
 async def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
     """`publish` for many topics at once, in one round trip (a batch of log lines of many jobs)."""
     if not messages or (redis := _connected()) is None:
         return
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for topic, message in messages:
-                pipe.publish(topic, json.dumps(message, default=str))
-            await pipe.execute()
-    except Exception:
-        log.warning("publish to %d topics failed", len(messages), exc_info=True)
+    await _sent.call((redis, [(topic, json.dumps(message, default=str)) for topic, message in messages]))
+
+
+async def _send(batches: list[tuple[Redis, list[tuple[str, str]]]]) -> list[None]:
+    """Every message published while the previous round trip was in flight, in one pipeline: a
+    watcher reporting a thousand Jobs' transitions published ~20,000 times, a round trip each."""
+    by_client: dict[int, tuple[Redis, list[tuple[str, str]]]] = {}
+    for redis, messages in batches:
+        by_client.setdefault(id(redis), (redis, []))[1].extend(messages)
+    for redis, messages in by_client.values():
+        try:
+            async with redis.pipeline(transaction=False) as pipe:
+                for topic, payload in messages:
+                    pipe.publish(topic, payload)
+                await pipe.execute()
+        except Exception:
+            topics = sorted({topic for topic, _ in messages})
+            log.warning("publish to %s failed", topics[0] if len(topics) == 1 else f"{len(topics)} topics",
+                        exc_info=True)  # fmt: skip
+    return [None] * len(batches)
+
+
+_sent: Grouped[tuple[Redis, list[tuple[str, str]]], None] = Grouped("redis-publish", _send)

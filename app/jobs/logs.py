@@ -9,8 +9,8 @@ from datetime import datetime
 from tortoise import connections
 
 from app.core import limits
+from app.core.grouped import Grouped
 from app.events.streams import Snapshot
-from app.jobs.grouped import Grouped
 from app.jobs.status import JobStatus
 
 MAX_LOG_TAIL = limits.MAX_LOG_TAIL

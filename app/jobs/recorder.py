@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 
 from tortoise import connections
 
+from app.core.grouped import Grouped
 from app.events import bus
-from app.jobs.grouped import Grouped
 from app.jobs.log_writer import LogWriter
 from app.jobs.models import Job
 from app.jobs.status import STATUS_RANK, JobEvent, JobStatus, JobUpdate

@@ -36,6 +36,8 @@ class Grouped(Generic[K, R]):
     async def call(self, key: K) -> R:
         loop = asyncio.get_running_loop()
         request: _Call[K, R] = _Call(key, loop.create_future())
+        if self._task is not None and self._task.get_loop() is not loop:
+            self._task, self._queue = None, []  # an earlier event loop's (a test's): nothing to answer there
         self._queue.append(request)
         if self._task is None or self._task.done():
             # Lives while calls are queued: nothing to start or stop with the process.
