@@ -134,3 +134,25 @@ async def test_a_value_the_short_path_does_not_judge_goes_through_strawberry(api
     assert frames[0]["payload"]["data"]["jobLogs"]["line"] == "fine"
     assert frames[1]["payload"]["data"] is None and frames[1]["payload"]["errors"]  # strawberry's answer
     assert frames[-1]["type"] == "complete"
+
+
+def test_an_extension_acting_on_each_event_keeps_strawberrys_path() -> None:
+    """Tracing (a `resolve` hook), result extensions or a stream hook need strawberry per event;
+    masking errors does not (a direct event has none)."""
+    from strawberry.extensions import SchemaExtension
+    from strawberry.extensions.tracing import OpenTelemetryExtension
+
+    from app.api.extensions import TracedErrors
+    from app.api.fanout import _per_event_hooks
+
+    class Results(SchemaExtension):
+        def get_results(self):
+            return {"cost": 1}
+
+    class OnEachResult(SchemaExtension):
+        def on_stream_result(self, result):
+            yield
+
+    assert _per_event_hooks(OpenTelemetryExtension(execution_context=None))
+    assert _per_event_hooks(Results()) and _per_event_hooks(OnEachResult())
+    assert not _per_event_hooks(TracedErrors()) and not _per_event_hooks(SchemaExtension())
