@@ -36,7 +36,7 @@ import websockets
 
 from app.embedded.child import sigterm_unwinds
 from bench.realtime import percentile
-from bench.servers import uvicorn_process
+from bench.servers import children, tree_cpu, uvicorn_process
 
 LOGS = {  # one message per line, or per batch of lines (the subscription for busy dashboards)
     "jobLogs": "subscription($id: ID!) { jobLogs(jobId: $id, afterSeq: 0, tail: 5000) { seq stream line } }",
@@ -57,30 +57,12 @@ def tick_lag(line: str, now: float) -> float:
     return now - float(line.split()[1])
 
 
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        with contextlib.suppress(OSError):
-            out += [int(c) for c in (task / "children").read_text().split()]
-    return out
-
-
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its descendants (live and reaped)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
-    return ticks / os.sysconf("SC_CLK_TCK") + sum(tree_cpu(c) for c in _children(pid))
-
-
 def cpu_by_part() -> dict[str, float]:
     """CPU seconds so far of each part of the pipeline (this process's children, by command)."""
     names = {"k8s_fake.cluster": "cluster", "main() watcher": "watcher", "create_app": "api", "bin/postgres": "postgres",
              "valkey": "redis"}  # fmt: skip
-    out = {"bench": tree_cpu(os.getpid()) - sum(tree_cpu(c) for c in _children(os.getpid()))}
-    for child in _children(os.getpid()):
+    out = {"bench": tree_cpu(os.getpid()) - sum(tree_cpu(c) for c in children(os.getpid()))}
+    for child in children(os.getpid()):
         with contextlib.suppress(OSError):
             cmd = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
             part = next((v for k, v in names.items() if k in cmd), "other")
