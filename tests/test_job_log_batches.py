@@ -5,9 +5,28 @@ from __future__ import annotations
 
 import pytest
 
-from app.jobs.models import JobLogLine
+from app.jobs.models import Job, JobLogLine
+from app.projects.models import Project
+from app.runs.models import Run
 from tests.test_fanout import JOB_LOGS, job, recorder, take  # noqa: F401 - fixtures
 from tests.ws import WsClient
+
+
+async def _jobs(make_person, name: str, n: int) -> list[str]:
+    """`n` dryrun jobs of finished runs nothing in the background acts on, in a project of their own."""
+    import uuid
+
+    owner = await make_person(name)
+    project = await Project.create(owner_id=owner.user_id, title=name, git_url="https://example.com/r.git")
+    jobs = []
+    for _ in range(n):
+        run = await Run.create(project=project, creator_id=owner.user_id, title=name, status="cancelled",
+                               uri="https://example.com/r.git", version="main", commit_sha="0" * 40, gpu_type="l4",
+                               gpu_count=1, machine_type="g2-standard-4", dryrun_override_param="epochs",
+                               dryrun_override_value="1")  # fmt: skip
+        jobs.append(str((await Job.create(id=uuid.uuid4(), run=run, kind="dryrun", executor="test",
+                                          deadline_seconds=60)).id))  # fmt: skip
+    return jobs
 
 
 async def test_a_batch_takes_consecutive_seqs_among_single_lines_and_reaches_subscribers(api: str, job, recorder) -> None:  # noqa: F811
@@ -33,22 +52,8 @@ async def test_lines_of_many_jobs_written_at_once_share_one_statement_in_order(m
     """Chunks queued while the writer is busy go to PostgreSQL together: each job's lines keep
     their order and consecutive seqs, and a bad job id fails its own write only."""
     import asyncio
-    import uuid
 
-    from app.jobs.models import Job
-    from app.projects.models import Project
-    from app.runs.models import Run
-
-    owner = await make_person("batches")
-    project = await Project.create(owner_id=owner.user_id, title="batches", git_url="https://example.com/b.git")
-    jobs = []
-    for _ in range(5):
-        run = await Run.create(project=project, creator_id=owner.user_id, title="b", status="cancelled",
-                               uri="https://example.com/b.git", version="main", commit_sha="0" * 40, gpu_type="l4",
-                               gpu_count=1, machine_type="g2-standard-4", dryrun_override_param="epochs",
-                               dryrun_override_value="1")  # fmt: skip
-        jobs.append(str((await Job.create(id=uuid.uuid4(), run=run, kind="dryrun", executor="test",
-                                          deadline_seconds=60)).id))  # fmt: skip
+    jobs = await _jobs(make_person, "batches", 5)
 
     writes = [recorder.job_logs(job_id, "stdout", [f"{job_id[:4]} {chunk}.{n}" for n in range(3)])
               for chunk in range(4) for job_id in jobs]  # fmt: skip
@@ -75,21 +80,9 @@ async def test_reads_of_many_streams_at_once_share_one_statement(make_person, re
     from tortoise import connections
 
     from app.jobs import logs
-    from app.jobs.models import Job
     from app.jobs.status import JobStatus, JobUpdate
-    from app.projects.models import Project
-    from app.runs.models import Run
 
-    owner = await make_person("reads")
-    project = await Project.create(owner_id=owner.user_id, title="reads", git_url="https://example.com/r.git")
-    jobs = []
-    for _ in range(4):
-        run = await Run.create(project=project, creator_id=owner.user_id, title="r", status="cancelled",
-                               uri="https://example.com/r.git", version="main", commit_sha="0" * 40, gpu_type="l4",
-                               gpu_count=1, machine_type="g2-standard-4", dryrun_override_param="epochs",
-                               dryrun_override_value="1")  # fmt: skip
-        jobs.append(str((await Job.create(id=uuid.uuid4(), run=run, kind="dryrun", executor="test",
-                                          deadline_seconds=60)).id))  # fmt: skip
+    jobs = await _jobs(make_person, "reads", 4)
     for k, job_id in enumerate(jobs):
         await recorder.job_logs(job_id, "stdout", [f"{k}.{n}" for n in range(5)])
     await recorder.job_update(JobUpdate(job_id=jobs[3], status=JobStatus.SUCCEEDED, at=datetime.now(UTC)))
