@@ -291,6 +291,7 @@ async def main() -> None:
 
         # ---- floor: the same load read straight from the API server
         floor_lags: list[float] = []
+        cpu_floor_start = cpu_by_part()
         floor_ids = [uuid.uuid4() for _ in range(args.log_jobs)]
         floor_manifests = manifests_for(floor_ids, "bench-log", labelled=False)
         watching = asyncio.Event()
@@ -299,6 +300,7 @@ async def main() -> None:
         await watching.wait()
         await create_jobs(api, floor_manifests)
         floor_got = await floor
+        cpu_floor = cpu_by_part()
         # Where a line's lag goes: the watcher's write stamps `created_at` as it takes the batch.
         stored = {(str(encode_id("Job", job_id)), seq): at.timestamp() for job_id, seq, at in
                   await JobLogLine.filter(job_id__in=log_ids, stream="stdout").values_list("job_id", "seq", "created_at")}  # fmt: skip
@@ -336,6 +338,7 @@ async def main() -> None:
         print(f"  CPU seconds: {cpu_report(cpu_logs_start, cpu_logs)}")
         print(f"  floor (direct log follow, no watcher/DB/Redis): delivered/expected={floor_got / total:.4f} "
               f"p50={f50:.0f}ms p99={f99:.0f}ms; ratio p50 x{p50 / f50:.1f} p99 x{p99 / f99:.1f}")  # fmt: skip
+        print(f"    floor CPU seconds: {cpu_report(cpu_floor_start, cpu_floor)}")
         print(f"watcher RSS: idle {idle_rss / 1024:.0f} MiB, peak while following {args.log_jobs} pods "
               f"{peak_rss / 1024:.0f} MiB: {(peak_rss - idle_rss) / args.log_jobs:.0f} KiB per followed pod")  # fmt: skip
         per_job = {k: round(v / jobs_total, 2) for k, v in sorted(watcher_calls.items())}

@@ -25,7 +25,11 @@ class _Call(Generic[K, R]):
 
 class Grouped(Generic[K, R]):
     """`await grouped.call(key)`: `run(keys)` answers a batch of keys, one result per key in order.
-    A failed batch fails each of its callers; `weight` bounds how much one batch asks."""
+    A failed batch fails each of its callers; `weight` bounds how much one batch asks.
+
+    `run` executes in a task started by one of the callers, in a copy of its context: for a
+    database statement, never call from inside a transaction (the others' keys would be read
+    through it)."""
 
     def __init__(self, name: str, run: Callable[[list[K]], Awaitable[Sequence[R]]],
                  weight: Callable[[K], int] = lambda _: 1, max_weight: int = 1000) -> None:
