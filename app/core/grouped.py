@@ -53,13 +53,13 @@ class Grouped(Generic[K, R]):
         while self._queue:
             batch = self._take()
             try:
-                results = await self._run([r.key for r in batch])
-            except Exception as exc:
+                answered = list(zip(batch, await self._run([r.key for r in batch]), strict=True))
+            except Exception as exc:  # a result missing fails the batch too: no caller waits forever
                 for request in batch:
                     if not request.done.done():
                         request.done.set_exception(exc)
                 continue
-            for request, result in zip(batch, results, strict=True):
+            for request, result in answered:
                 if not request.done.done():  # else its caller went away
                     request.done.set_result(result)
 
