@@ -33,16 +33,18 @@ async def test_calls_waiting_together_share_one_batch_and_failures_reach_their_c
 
 
 async def test_a_caller_that_went_away_does_not_stop_the_others() -> None:
-    release = asyncio.Event()
+    running, release = asyncio.Event(), asyncio.Event()
 
     async def run(keys: list[str]) -> list[str]:
+        assert keys == ["a", "b"]
+        running.set()
         await release.wait()
         return [k.upper() for k in keys]
 
     grouped: Grouped[str, str] = Grouped("test", run)
     gone = asyncio.ensure_future(grouped.call("a"))
     kept = asyncio.ensure_future(grouped.call("b"))
-    await asyncio.sleep(0)
+    await running.wait()  # both in the batch now in flight
     gone.cancel()
     release.set()
     assert await kept == "B"

@@ -58,6 +58,7 @@ from app.api.node_cache import NodeCache
 from app.api.nodes import Column, Computed, RowFields
 from app.api.pagination import Keyset, encode_cursor, keyset_page, page_info
 from app.api.rows import native_columns
+from app.api.selections import Unsupported, fields_of
 from app.api.windows import Window
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,10 +97,6 @@ def reads(declaration: Declaration) -> Callable[[F], F]:
         return fn
 
     return mark
-
-
-class _NotCompiled(Exception):
-    pass
 
 
 @dataclass(eq=False)
@@ -162,23 +159,10 @@ class _Link:
     parent_column: str | None  # the parent's column naming the rows (None at the root)
 
 
-def _fields(node: FieldNode | OperationDefinitionNode) -> list[tuple[str, FieldNode]]:
-    """(response key, field) of a selection set; only fields, each key once, no directives."""
-    out: list[tuple[str, FieldNode]] = []
-    for selection in node.selection_set.selections if node.selection_set else ():
-        if not isinstance(selection, FieldNode) or selection.directives:
-            raise _NotCompiled
-        key = selection.alias.value if selection.alias else selection.name.value
-        if any(k == key for k, _ in out):
-            raise _NotCompiled
-        out.append((key, selection))
-    return out
-
-
 def _object_type(type_: GraphQLOutputType) -> GraphQLObjectType:
     named = get_named_type(type_)
     if not isinstance(named, GraphQLObjectType):
-        raise _NotCompiled
+        raise Unsupported
     return named
 
 
@@ -187,25 +171,25 @@ def _declared(definition: GraphQLField | None) -> tuple[Declaration, StrawberryF
     resolver = getattr(strawberry_field, "base_resolver", None)
     declaration = getattr(getattr(resolver, "wrapped_func", None), "_reads", None)
     if declaration is None or strawberry_field.extensions:  # type: ignore[union-attr]  # permission classes
-        raise _NotCompiled
+        raise Unsupported
     return declaration, strawberry_field  # type: ignore[return-value]
 
 
 def _selection(type_: GraphQLObjectType, node: FieldNode) -> _Selection:
     origin = getattr(type_.extensions.get("strawberry-definition"), "origin", None)
     if not (isinstance(origin, type) and issubclass(origin, RowFields)):
-        raise _NotCompiled
+        raise Unsupported
     model = origin.model  # type: ignore[attr-defined]
     native = native_columns(model)
     selection = _Selection(model, [])
-    for key, child in _fields(node):
+    for key, child in fields_of(node):
         name = child.name.value
         if name == "__typename":
             selection.value(key, repr(type_.name))
             continue
         definition = type_.fields.get(name)
         if definition is None:
-            raise _NotCompiled
+            raise Unsupported
         if name == "id" and _relay_id(origin):
             selection.read("id")
             selection.value(key, f"{{0}}({type_.name!r}, str(row['id']))", relay.to_base64)
@@ -217,7 +201,7 @@ def _selection(type_: GraphQLObjectType, node: FieldNode) -> _Selection:
             continue
         selection.link(key, _link(selection, definition, child, native))
     if not selection.entries:
-        raise _NotCompiled
+        raise Unsupported
     return selection
 
 
@@ -227,7 +211,7 @@ def _row_value(selection: _Selection, key: str, reader: Column | Computed, defin
     build = plain_build(definition.type, (node,))
     columns = (reader.name,) if isinstance(reader, Column) else reader.columns
     if not native.issuperset(columns) or build is None or node.arguments:
-        raise _NotCompiled
+        raise Unsupported
     for column in columns:
         selection.read(column)
     if isinstance(reader, Column):
@@ -275,16 +259,16 @@ def _link(parent: _Selection | None, definition: GraphQLField | None, node: Fiel
     if isinstance(declaration, ToOne):
         type_ = definition.type
         if not (isinstance(type_, GraphQLNonNull) and isinstance(type_.of_type, GraphQLObjectType)):
-            raise _NotCompiled
+            raise Unsupported
         child = _selection(type_.of_type, node)
         child.read("id")
         if parent is None or declaration.column not in native:
-            raise _NotCompiled
+            raise Unsupported
         parent.read(declaration.column)
         return _Link(declaration, definition, node, strawberry_field, child, lambda built, _: built[0],
                      declaration.column)
     if (parent is None) != isinstance(declaration, Root):
-        raise _NotCompiled
+        raise Unsupported
     connection = _object_type(definition.type)
     child, shape = _connection(connection, node)
     if parent is not None:
@@ -312,7 +296,7 @@ def _connection(type_: GraphQLObjectType, node: FieldNode) -> tuple[_Selection, 
     """The nodes' selection and the shape of `edges`, `nodes` and `pageInfo` around their dicts."""
     nodes: list[tuple[GraphQLObjectType, FieldNode]] = []
     parts: list[tuple[str, Shape]] = []
-    for key, child in _fields(node):
+    for key, child in fields_of(node):
         name = child.name.value
         if name == "__typename":
             parts.append((key, _constant(type_.name)))
@@ -324,9 +308,9 @@ def _connection(type_: GraphQLObjectType, node: FieldNode) -> tuple[_Selection, 
         elif name == "pageInfo" and (build := plain_build(type_.fields[name].type, (child,))) is not None:
             parts.append((key, _page_info(build)))
         else:
-            raise _NotCompiled
+            raise Unsupported
     if len(nodes) != 1:
-        raise _NotCompiled  # one selection of the nodes, read once (not `nodes` and `edges` together)
+        raise Unsupported  # one selection of the nodes, read once (not `nodes` and `edges` together)
     return _selection(*nodes[0]), lambda built, page: {key: value(built, page) for key, value in parts}
 
 
@@ -349,7 +333,7 @@ def _page_info(build: Callable[[Any], Any]) -> Shape:
 def _edges(type_: GraphQLObjectType, node: FieldNode, nodes: list[tuple[GraphQLObjectType, FieldNode]]) -> Shape:
     """The edges around the nodes' dicts, for an edge's selection."""
     parts: list[tuple[str, str | None]] = []  # (key, what: `__typename`'s value, None for the node, "" the cursor)
-    for key, child in _fields(node):
+    for key, child in fields_of(node):
         name = child.name.value
         if name == "__typename":
             parts.append((key, type_.name))
@@ -359,7 +343,7 @@ def _edges(type_: GraphQLObjectType, node: FieldNode, nodes: list[tuple[GraphQLO
         elif name == "cursor":
             parts.append((key, ""))
         else:
-            raise _NotCompiled
+            raise Unsupported
     if len(parts) == 1 and parts[0][1] is None:  # `edges { node { … } }`
         only = parts[0][0]
         return lambda built, _page: [{only: node} for node in built]
@@ -387,8 +371,8 @@ def compiled_for(operation: OperationDefinitionNode, root_type: GraphQLObjectTyp
 def _compile(operation: OperationDefinitionNode, root_type: GraphQLObjectType) -> Compiled | None:
     try:
         return Compiled([(key, _link(None, root_type.fields.get(node.name.value), node, frozenset()))
-                         for key, node in _fields(operation)])
-    except _NotCompiled:
+                         for key, node in fields_of(operation)])
+    except Unsupported:
         return None
 
 
@@ -402,8 +386,9 @@ async def read(compiled: Compiled, executor: Any) -> dict[str, Any]:
                                                                   for key, link in compiled.roots}
     while level:
         following: dict[_Link, list[tuple[dict[str, Any], str, Any]]] = defaultdict(list)
-        fetched = await asyncio.gather(*(_fetch(link, [p for _, _, p in slots], executor)
-                                         for link, slots in level.items()))
+        fetches = [_fetch(link, [p for _, _, p in slots], executor) for link, slots in level.items()]
+        # One link (a root page) is awaited in this task; several run side by side.
+        fetched = [await fetches[0]] if len(fetches) == 1 else await asyncio.gather(*fetches)
         for (link, slots), by_parent in zip(level.items(), fetched, strict=True):
             build = link.child.builder()
             children = [following[child] for _, child in link.child.links]

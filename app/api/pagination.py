@@ -168,7 +168,12 @@ async def paginate(
     sort: str = "-created_at",
     pk: str = "id",
 ) -> Connection[T]:
-    keyset = Keyset.of(first, after, last, before, sort, pk)
+    return await page_of(qs, Keyset.of(first, after, last, before, sort, pk), convert)
+
+
+async def page_of(qs: QuerySet[Any], keyset: Keyset,
+                  convert: Callable[[Any], T] | Callable[[Any], Awaitable[T]]) -> Connection[T]:
+    """The keyset's page of `qs` as a connection."""
     return await connection(keyset, list(await keyset_page(qs, keyset)), convert)
 
 

@@ -56,7 +56,7 @@ from app.api.compiled import Compiled, compiled_for, read
 from app.api.execution import Fallback, PlainFieldsExecutionContext, plain_build, plain_getter
 from app.api.input_policy import violations
 from app.api.node_cache import NodeCache
-from app.api.selections import inlined
+from app.api.selections import Unsupported, fields_of, inlined
 
 PLAN_CACHE_SIZE = 512
 
@@ -102,34 +102,17 @@ def _resolved(parent_type: GraphQLObjectType, definition: GraphQLField, node: Fi
 Plan = Complete
 
 
-class _Unplannable(Exception):
-    pass
-
-
-def _selections(node: FieldNode | OperationDefinitionNode) -> list[FieldNode]:
-    fields: list[FieldNode] = []
-    for selection in node.selection_set.selections if node.selection_set else ():
-        if not isinstance(selection, FieldNode) or selection.directives:
-            raise _Unplannable
-        fields.append(selection)
-    keys = [s.alias.value if s.alias else s.name.value for s in fields]
-    if len(set(keys)) != len(keys):
-        raise _Unplannable  # the same key twice: graphql-core merges them
-    return fields
-
-
 def _object_plan(type_: GraphQLObjectType, node: FieldNode | OperationDefinitionNode, root: bool = False) -> Complete:
     # (key, plain getter or None, plain build or None, holey completion or None, resolved field or None)
     fields: list[tuple[str, Any, Any, Complete | None, Resolved | None]] = []
-    for selection in _selections(node):
-        key = selection.alias.value if selection.alias else selection.name.value
+    for key, selection in fields_of(node):
         name = selection.name.value
         if name == "__typename":
             fields.append((key, None, type_.name, None, None))
             continue
         definition = type_.fields.get(name)
         if definition is None:
-            raise _Unplannable
+            raise Unsupported
         build = plain_build(definition.type, (selection,))
         getter = plain_getter(definition) if not selection.arguments else None
         complete = None if build is not None else _value_plan(definition.type, selection)
@@ -148,7 +131,7 @@ def _value_plan(type_: GraphQLOutputType, node: FieldNode) -> Complete:
         return _list(_value_plan(type_.of_type, node))
     if isinstance(type_, GraphQLObjectType):
         return _object_plan(type_, node)
-    raise _Unplannable  # an interface or union
+    raise Unsupported  # an interface or union
 
 
 def _non_null(inner: Complete) -> Complete:
@@ -214,7 +197,7 @@ def _plan(operation: OperationDefinitionNode, root_type: GraphQLObjectType) -> P
         return None
     try:
         return _object_plan(root_type, operation, root=True)
-    except _Unplannable:
+    except Unsupported:
         return None
 
 

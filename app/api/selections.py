@@ -30,8 +30,21 @@ from app.api.node_cache import NodeCache
 Fragments = Mapping[str, FragmentDetails]  # the executor's: each definition with its variables' signatures
 
 
-class _Unsupported(Exception):
-    pass
+class Unsupported(Exception):
+    """A selection planned execution and compiled reads leave to graphql-core."""
+
+
+def fields_of(node: FieldNode | OperationDefinitionNode) -> list[tuple[str, FieldNode]]:
+    """(response key, field) of an inlined selection set: only fields without directives, each key once."""
+    out: list[tuple[str, FieldNode]] = []
+    for selection in node.selection_set.selections if node.selection_set else ():
+        if not isinstance(selection, FieldNode) or selection.directives:
+            raise Unsupported
+        key = selection.alias.value if selection.alias else selection.name.value
+        if any(k == key for k, _ in out):
+            raise Unsupported  # the same key twice: graphql-core merges them
+        out.append((key, selection))
+    return out
 
 
 _inlined: NodeCache[OperationDefinitionNode, OperationDefinitionNode | None] = NodeCache(512)
@@ -50,7 +63,7 @@ def _inline_operation(operation: OperationDefinitionNode, root_type: GraphQLObje
         return operation
     try:
         selection_set = _inline(root_type, operation.selection_set, fragments)
-    except _Unsupported:
+    except Unsupported:
         return None
     return OperationDefinitionNode(
         operation=operation.operation, name=operation.name, variable_definitions=operation.variable_definitions,
@@ -68,13 +81,13 @@ def _inline(type_: GraphQLObjectType, selection_set: SelectionSetNode, fragments
         key = field.alias.value if field.alias else field.name.value
         if key in fields:
             if not _same_leaf(fields[key], field):
-                raise _Unsupported  # graphql-core would merge their selections
+                raise Unsupported  # graphql-core would merge their selections
             continue
         if field.selection_set is not None:
             definition = type_.fields.get(field.name.value)
             named = get_named_type(definition.type) if definition is not None else None
             if not isinstance(named, GraphQLObjectType):
-                raise _Unsupported  # an interface or union: its fragments choose by the runtime type
+                raise Unsupported  # an interface or union: its fragments choose by the runtime type
             field = FieldNode(alias=field.alias, name=field.name, arguments=field.arguments,
                               directives=field.directives, selection_set=_inline(named, field.selection_set, fragments),
                               loc=field.loc)
@@ -88,7 +101,7 @@ def _collect(type_: GraphQLObjectType, selection_set: SelectionSetNode, fragment
     out: list[FieldNode] = []
     for selection in selection_set.selections:
         if selection.directives:
-            raise _Unsupported
+            raise Unsupported
         if isinstance(selection, FieldNode):
             out.append(selection)
         elif isinstance(selection, InlineFragmentNode):
@@ -98,7 +111,7 @@ def _collect(type_: GraphQLObjectType, selection_set: SelectionSetNode, fragment
             name = selection.name.value
             details = fragments.get(name)
             if details is None or details.variable_signatures or getattr(selection, "arguments", None):
-                raise _Unsupported  # a fragment with variables of its own (an experimental form)
+                raise Unsupported  # a fragment with variables of its own (an experimental form)
             fragment = details.definition
             if name not in spread and _applies(fragment.type_condition, type_):
                 spread.add(name)
@@ -111,7 +124,7 @@ def _applies(condition: NamedTypeNode | None, type_: GraphQLObjectType) -> bool:
         return True
     if any(condition.name.value == interface.name for interface in type_.interfaces):
         return True
-    raise _Unsupported  # a union, or another type: the schema would have to say
+    raise Unsupported  # a union, or another type: the schema would have to say
 
 
 def _same_leaf(first: FieldNode, second: FieldNode) -> bool:

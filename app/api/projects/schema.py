@@ -13,7 +13,7 @@ from app.api.compiled import Root, reads
 from app.api.context import Info
 from app.api.errors import Forbidden, ValidationFailed, typed_errors
 from app.api.ids import decode_id
-from app.api.pagination import Connection, Keyset, connection, keyset_page
+from app.api.pagination import Connection, Keyset, page_of
 from app.api.projects.types import ProjectType
 from app.api.revisions.types import (
     EditNotApplicableError,
@@ -54,7 +54,7 @@ class ProjectsQuery:
         order_by: ProjectOrder = ProjectOrder.NEWEST,
     ) -> Connection[ProjectType]:
         qs, keyset = projects_page(first, after, last, before, owner_id, search, order_by)
-        return await connection(keyset, list(await keyset_page(qs, keyset)), ProjectType.from_model)
+        return await page_of(qs, keyset, ProjectType.from_model)
 
     @strawberry.field
     async def project(self, info: Info, id: strawberry.ID) -> ProjectType:

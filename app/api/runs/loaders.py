@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from app.api.context import Info
 from app.api.pagination import Connection, Keyset
 from app.api.runs.types import RunOrder, RunType
@@ -15,9 +13,10 @@ _BIG = {"notes": {"notes", "notesHtml"}, "parameters": {"parameters"}, "estimate
 
 
 def project_runs_page(status: RunStatus | None = None, first: int | None = None, after: str | None = None,
-                      order_by: RunOrder | None = None) -> tuple[Window, Keyset]:
-    """The runs `Project.runs(...)` pages, and how (what its resolver and compiled reads both read)."""
-    window = Window(Run, "project_id", where=(("status", status.value),) if status is not None else ())
+                      order_by: RunOrder | None = None, *, skip: tuple[str, ...] = ()) -> tuple[Window, Keyset]:
+    """The runs `Project.runs(...)` pages, and how (what its resolver and compiled reads both read);
+    `skip`: columns not read."""
+    window = Window(Run, "project_id", where=(("status", status.value),) if status is not None else (), skip=skip)
     return window, Keyset.of(first, after, sort=(order_by or RunOrder.NEWEST).value)
 
 
@@ -25,7 +24,6 @@ async def project_runs(info: Info, project_id: str, status: RunStatus | None, fi
                        order: RunOrder | None) -> Connection[RunType]:
     """`Project.runs`: this project's page, read with the pages of every project being resolved."""
     shown = node_fields(info)
-    window, keyset = project_runs_page(status, first, after, order)
-    if shown is not None:
-        window = replace(window, skip=tuple(column for column, fields in _BIG.items() if not fields & shown))
+    skip = () if shown is None else tuple(column for column, fields in _BIG.items() if not fields & shown)
+    window, keyset = project_runs_page(status, first, after, order, skip=skip)
     return await info.context.loaders.page(window, keyset, project_id, RunType.from_row)

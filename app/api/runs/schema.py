@@ -27,7 +27,7 @@ from app.api.ids import decode_id
 from app.api.jobs.result_types import TRACKING_RETRY_SECONDS
 from app.api.jobs.schema import JobIdInput, JobSuccess
 from app.api.jobs.types import JobType
-from app.api.pagination import Connection, Keyset, connection, keyset_page
+from app.api.pagination import Connection, Keyset, page_of
 from app.api.revisions.types import (
     EditNotApplicableError,
     PatchTextInput,
@@ -360,7 +360,7 @@ class RunDiscoveryQuery:
         order_by: DiscoveryOrder = DiscoveryOrder.NEWEST,
     ) -> Connection[RunType]:
         qs, keyset = discovery_page(first, after, last, before, status, project_id, search, order_by)
-        return await connection(keyset, list(await keyset_page(qs, keyset)), RunType.from_model)
+        return await page_of(qs, keyset, RunType.from_model)
 
 
 # ---- copyRun: re-run an existing run with optional overrides -------------------------------------
